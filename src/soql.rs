@@ -1,1 +1,159 @@
-//! (being built)
+//! Builds the SOQL the engine sends, from validated identifiers only.
+//!
+//! Owns: identifier validation and the text of every query (chunk ranges, counts). Nothing a
+//! user typed reaches a query unless it passed [`Identifier::parse`] and was then matched
+//! against the object's describe by the caller. Does not own sending queries (`fetch`).
+//!
+//! Invariants: date-time literals are always UTC with `Z` (an unencoded `+` would arrive as a
+//! space, salesforce-api.md §4.5); windows are half-open `[start, end)`; rows are ordered by
+//! `(cursor, Id)` so that ties on the cursor have a total, repeatable order.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::fmt;
+
+/// A Salesforce API name: an object or a field, standard or custom.
+///
+/// Letters, digits and underscores, starting with a letter, no double underscore except the
+/// custom suffixes (`__c`, `__s`, ...) and a namespace prefix (`ns__Field__c`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identifier(String);
+
+/// A name that cannot be a Salesforce API name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` is not a valid Salesforce API name: use letters, digits and `_`, starting with a letter")]
+pub struct InvalidIdentifier {
+    pub name: String,
+}
+
+/// Salesforce API names are at most 40 characters plus a namespace and suffix; anything much
+/// longer is a typo or an injection attempt.
+const MAX_IDENTIFIER_LEN: usize = 120;
+
+impl Identifier {
+    pub fn parse(name: &str) -> Result<Self, InvalidIdentifier> {
+        let invalid = || InvalidIdentifier {
+            name: name.to_string(),
+        };
+        let mut chars = name.chars();
+        let first_is_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+        let rest_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let ends_ok = !name.ends_with('_');
+        if !first_is_letter || !rest_ok || !ends_ok || name.len() > MAX_IDENTIFIER_LEN {
+            return Err(invalid());
+        }
+        if name.contains("___") {
+            return Err(invalid());
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A SOQL date-time literal: UTC, millisecond precision, `Z` suffix.
+pub fn datetime_literal(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The rows of one object whose cursor lies in `[start, end)`, ordered by `(cursor, Id)`.
+pub fn select_range(
+    object: &Identifier,
+    fields: &[Identifier],
+    cursor: &Identifier,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
+    let list = fields
+        .iter()
+        .map(Identifier::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {list} FROM {object} WHERE {cursor} >= {} AND {cursor} < {} ORDER BY {cursor} ASC, Id ASC",
+        datetime_literal(start),
+        datetime_literal(end)
+    )
+}
+
+/// How many rows of `object` have their cursor in `[start, end)`.
+pub fn count_range(
+    object: &Identifier,
+    cursor: &Identifier,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
+    format!(
+        "SELECT COUNT() FROM {object} WHERE {cursor} >= {} AND {cursor} < {}",
+        datetime_literal(start),
+        datetime_literal(end)
+    )
+}
+
+/// The whole object's row count, for `check`.
+pub fn count_all(object: &Identifier) -> String {
+    format!("SELECT COUNT() FROM {object}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn identifiers_accept_standard_custom_and_namespaced_names() {
+        for ok in [
+            "Account",
+            "Invoice__c",
+            "Geo__Latitude__s",
+            "ns__Thing__c",
+            "LoginTime",
+            "A1",
+        ] {
+            assert!(Identifier::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn identifiers_refuse_anything_that_could_change_a_query() {
+        for bad in [
+            "",
+            "1Account",
+            "Account WHERE",
+            "Id,Name",
+            "Name'",
+            "Owner.Name",
+            "_x",
+            "x_",
+            "a___b",
+            "Acc-ount",
+            "Ac\u{e9}",
+            "Id)--",
+        ] {
+            let err = Identifier::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("not a valid Salesforce API name"));
+        }
+    }
+
+    #[test]
+    fn range_query_is_half_open_utc_and_totally_ordered() {
+        let obj = Identifier::parse("Account").unwrap();
+        let cursor = Identifier::parse("LastModifiedDate").unwrap();
+        let fields = [Identifier::parse("Id").unwrap(), cursor.clone()];
+        let start = Utc.with_ymd_and_hms(2025, 3, 9, 5, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2025, 3, 10, 4, 0, 0).unwrap();
+        assert_eq!(
+            select_range(&obj, &fields, &cursor, start, end),
+            "SELECT Id, LastModifiedDate FROM Account WHERE LastModifiedDate >= 2025-03-09T05:00:00.000Z \
+             AND LastModifiedDate < 2025-03-10T04:00:00.000Z ORDER BY LastModifiedDate ASC, Id ASC"
+        );
+        assert!(!count_range(&obj, &cursor, start, end).contains('+'));
+    }
+}
