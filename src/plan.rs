@@ -69,7 +69,9 @@ impl fmt::Display for Chunk {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// A value that is neither `YYYY-MM-DD` nor an RFC 3339 date-time.
-    #[error("`{flag} {value}` is not a date: use `YYYY-MM-DD` or an RFC 3339 date-time like `2025-03-10T00:00:00Z`")]
+    #[error(
+        "`{flag} {value}` is not a date: use `YYYY-MM-DD` or an RFC 3339 date-time like `2025-03-10T00:00:00Z`"
+    )]
     BadInstant { flag: &'static str, value: String },
     /// `--end` at or before `--start`.
     #[error("the window is empty: `--end` ({end}) must be after `--start` ({start})")]
@@ -78,7 +80,9 @@ pub enum PlanError {
         end: DateTime<Utc>,
     },
     /// A zone name chrono-tz does not know.
-    #[error("`{0}` is not a time zone: use an IANA name such as `UTC`, `America/New_York` or `Europe/Paris`")]
+    #[error(
+        "`{0}` is not a time zone: use an IANA name such as `UTC`, `America/New_York` or `Europe/Paris`"
+    )]
     UnknownZone(String),
 }
 
@@ -210,10 +214,19 @@ mod tests {
     fn bad_values_name_the_flag_and_the_fix() {
         let tz = parse_zone("UTC").unwrap();
         let err = parse_instant("2025-13-01", Bound::Start, tz).unwrap_err();
-        assert!(err.to_string().contains("`--start 2025-13-01` is not a date"));
-        assert!(matches!(parse_zone("Mars/Olympus"), Err(PlanError::UnknownZone(_))));
+        assert!(
+            err.to_string()
+                .contains("`--start 2025-13-01` is not a date")
+        );
+        assert!(matches!(
+            parse_zone("Mars/Olympus"),
+            Err(PlanError::UnknownZone(_))
+        ));
         let a = utc("2025-03-02T00:00:00Z");
-        assert!(matches!(Window::new(a, a), Err(PlanError::EmptyWindow { .. })));
+        assert!(matches!(
+            Window::new(a, a),
+            Err(PlanError::EmptyWindow { .. })
+        ));
     }
 
     #[test]
@@ -234,7 +247,10 @@ mod tests {
             parse_instant("2025-11-02", Bound::End, ny).unwrap(),
         )
         .unwrap();
-        assert_eq!((days(w, ny)[0].1.end - days(w, ny)[0].1.start).num_hours(), 25);
+        assert_eq!(
+            (days(w, ny)[0].1.end - days(w, ny)[0].1.start).num_hours(),
+            25
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub struct Identifier(String);
 
 /// A name that cannot be a Salesforce API name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{name}` is not a valid Salesforce API name: use letters, digits and `_`, starting with a letter")]
+#[error(
+    "`{name}` is not a valid Salesforce API name: use letters, digits and `_`, starting with a letter"
+)]
 pub struct InvalidIdentifier {
     pub name: String,
 }
