@@ -1,1 +1,218 @@
-//! (being built)
+//! The command line: clap structs whose doc comments are the `--help` text.
+//!
+//! Owns flag names, defaults shown in help and examples. Validation and the merge with a
+//! `--config` file happen in `config`; nothing here does I/O. Credentials are never flags:
+//! `SF_CLIENT_ID`, `SF_CLIENT_SECRET` or `--client-secret-file`, and no environment value is
+//! ever shown in `--help`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const CONNECTION_HELP: &str = "\
+Credentials come from the environment, never from flags:
+  SF_INSTANCE_URL   the org's My Domain URL, e.g. https://acme.my.salesforce.com
+  SF_CLIENT_ID      the External Client App's Consumer Key
+  SF_CLIENT_SECRET  its Consumer Secret (or --client-secret-file PATH)";
+
+/// Copy Salesforce records into typed Parquet: parallel, chunked per day, resumable.
+#[derive(Debug, Parser)]
+#[command(name = "sfbackfill", version, propagate_version = true)]
+#[command(after_help = "Start with `sfbackfill demo`: it needs no credentials and no network.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in, read the org's API usage and check that each object is readable.
+    #[command(after_help = const_format_check())]
+    Check(CheckArgs),
+    /// List the queryable objects, or one object's fields and the Parquet types they get.
+    #[command(after_help = "Examples:\n  sfbackfill objects\n  sfbackfill objects Account --json")]
+    Objects(ObjectsArgs),
+    /// Show the chunks and the requests a backfill would send, without fetching records.
+    #[command(
+        after_help = "Example:\n  sfbackfill plan --objects Account,Contact --start 2025-01-01 --end 2025-12-31 --out ./sf"
+    )]
+    Plan(BackfillArgs),
+    /// Copy a window of history into OUT/OBJECT/date=YYYY-MM-DD/ as Parquet; resumable.
+    #[command(after_help = BACKFILL_EXAMPLES)]
+    Backfill(BackfillArgs),
+    /// Per object: chunks done, pending and failed, rows, bytes and the window covered.
+    #[command(after_help = "Example:\n  sfbackfill status --out ./sf --json")]
+    Status(StatusArgs),
+    /// Run a backfill against an embedded fake org: no credentials, no network.
+    #[command(after_help = "Example:\n  sfbackfill demo --out ./sfbackfill-demo")]
+    Demo(DemoArgs),
+    // FAKE_ORG_COMMAND
+}
+
+const fn const_format_check() -> &'static str {
+    "Example:\n  SF_INSTANCE_URL=https://acme.my.salesforce.com SF_CLIENT_ID=... SF_CLIENT_SECRET=... \\\n    sfbackfill check --objects Account,Contact"
+}
+
+const BACKFILL_EXAMPLES: &str = "\
+Examples:
+  sfbackfill backfill --objects Account,Contact --start 2025-01-01 --end 2025-12-31 --out ./sf
+  sfbackfill backfill --objects LoginHistory --cursor-field LoginTime --start 2025-06-01 --end 2025-06-30 --out ./sf
+  sfbackfill backfill --config backfill.toml --repull --start 2025-03-01 --end 2025-03-07
+
+Run the same command again to resume: done chunks are skipped.";
+
+/// Where and how to sign in.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionArgs {
+    /// The org's My Domain URL (https://<domain>.my.salesforce.com).
+    #[arg(
+        long,
+        env = "SF_INSTANCE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub instance_url: Option<String>,
+    /// Read the Consumer Secret from this file instead of SF_CLIENT_SECRET.
+    #[arg(long, value_name = "PATH")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Salesforce API version [default: v62.0].
+    #[arg(
+        long,
+        env = "SF_API_VERSION",
+        hide_env_values = true,
+        value_name = "vNN.N"
+    )]
+    pub api_version: Option<String>,
+    /// Read settings from a TOML file (same names as the flags; flags win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// How hard to push the org.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Requests in flight at once [default: 4].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Requests per interval [default: 5].
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// The rate interval, and the first back-off when Salesforce is overloaded [default: 1000].
+    #[arg(long, value_name = "MS")]
+    pub rate_limit_timeout_ms: Option<u64>,
+    /// Give up on one HTTP request after this long, then retry it [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub request_timeout: Option<u64>,
+    /// Stop when the org's daily API usage reaches this share [default: 75].
+    #[arg(long, value_name = "PCT")]
+    pub max_api_usage: Option<f64>,
+    /// Rows per page asked of Salesforce, 200 to 2000 [default: 2000].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(after_long_help = CONNECTION_HELP)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Objects to check, comma-separated exact API names (e.g. Account,Invoice__c).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub objects: Vec<String>,
+    /// The cursor field each object must have [default: LastModifiedDate].
+    #[arg(long, value_name = "FIELD")]
+    pub cursor_field: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(after_long_help = CONNECTION_HELP)]
+pub struct ObjectsArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// One object's API name: list its fields.
+    pub name: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProgressMode {
+    /// Bars on a terminal, periodic log lines otherwise.
+    #[default]
+    Auto,
+    Bars,
+    Log,
+    Off,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(after_long_help = CONNECTION_HELP)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Objects, comma-separated exact API names (custom objects end in __c).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub objects: Vec<String>,
+    /// First day (YYYY-MM-DD, in --chunk-timezone) or an RFC 3339 date-time.
+    #[arg(long, value_name = "WHEN")]
+    pub start: Option<String>,
+    /// Last day, included (YYYY-MM-DD), or an exclusive RFC 3339 date-time.
+    #[arg(long, value_name = "WHEN")]
+    pub end: Option<String>,
+    /// The output folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Fields of one object: OBJECT=F1,F2,... (repeatable; Id and the cursor are always added).
+    #[arg(long, value_name = "OBJECT=LIST")]
+    pub fields: Vec<String>,
+    /// Every field, standard and custom, instead of the standard ones.
+    #[arg(long)]
+    pub all_fields: bool,
+    /// The date-time field that places a row in a day [default: LastModifiedDate].
+    #[arg(long, value_name = "FIELD")]
+    pub cursor_field: Option<String>,
+    /// The zone whose midnights cut the days [default: UTC].
+    #[arg(long, value_name = "ZONE")]
+    pub chunk_timezone: Option<String>,
+    /// The most query requests (query and next pages) this run may send.
+    #[arg(long, value_name = "N")]
+    pub query_limit: Option<u64>,
+    /// Use queryAll and keep soft-deleted rows (IsDeleted = true).
+    #[arg(long)]
+    pub include_deleted: bool,
+    /// Fetch the window's chunks again even if done, replacing their files.
+    #[arg(long)]
+    pub repull: bool,
+    /// How progress is shown.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The output folder of a backfill.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where to write the demo's Parquet files.
+    #[arg(long, value_name = "DIR", default_value = "sfbackfill-demo")]
+    pub out: PathBuf,
+    /// How progress is shown.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}

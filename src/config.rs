@@ -1,1 +1,591 @@
-//! (being built)
+//! Turns the command line and an optional `--config` TOML file into validated settings.
+//!
+//! Owns every check that can be made before a request is sent: dates, zones, limits, names,
+//! credentials present, output folder writable. The pipeline sees only the types built here.
+//! Flags win over the file; the file wins over defaults. Unknown file keys are refused.
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{BackfillArgs, ConnectionArgs, LimitArgs, ProgressMode};
+use crate::error::{ExitKind, UserFacing};
+use crate::plan::{self, Bound, PlanError, Window};
+use crate::secret::Secret;
+use crate::soql::{Identifier, InvalidIdentifier};
+
+/// The API version used when none is given: Winter '25, widely deployed.
+pub const DEFAULT_API_VERSION: &str = "v62.0";
+/// Requests in flight: Salesforce allows more, but 4 leaves room for other integrations.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Requests per interval.
+pub const DEFAULT_RATE_LIMIT: u32 = 5;
+/// The interval of the rate limit, and the first back-off.
+pub const DEFAULT_RATE_INTERVAL_MS: u64 = 1000;
+/// A query page rarely takes more than a few seconds; a minute means something is stuck.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
+/// Stop at three quarters of the daily allowance, leaving the rest to other integrations.
+pub const DEFAULT_MAX_API_USAGE: f64 = 75.0;
+/// The cursor the spec names as default.
+pub const DEFAULT_CURSOR_FIELD: &str = "LastModifiedDate";
+
+/// A setting that is missing, malformed or contradictory.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required setting was given nowhere.
+    #[error("{what} is required: {how}")]
+    Missing {
+        what: &'static str,
+        how: &'static str,
+    },
+    /// A value that cannot be used.
+    #[error("`{flag} {value}`: {reason}")]
+    Invalid {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// The `--config` file cannot be read or has unknown or mistyped keys.
+    #[error("config file `{path}`: {message}")]
+    File { path: PathBuf, message: String },
+    /// The secret file cannot be read or is empty.
+    #[error("`--client-secret-file {path}`: {message}")]
+    SecretFile { path: PathBuf, message: String },
+    /// The output folder cannot be written.
+    #[error("cannot write to the output folder `{path}`: {message}")]
+    Output { path: PathBuf, message: String },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("{0}")]
+    Identifier(#[from] InvalidIdentifier),
+}
+
+impl UserFacing for ConfigError {
+    fn exit_kind(&self) -> ExitKind {
+        ExitKind::Usage
+    }
+}
+
+/// Where and as whom to sign in.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub instance_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub api_version: String,
+}
+
+/// How hard to push the org.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub concurrency: usize,
+    pub rate_limit: u32,
+    pub rate_interval: Duration,
+    pub request_timeout: Duration,
+    pub max_api_usage: f64,
+    pub batch_size: Option<u32>,
+}
+
+/// A validated `backfill` (or `plan`).
+#[derive(Debug, Clone)]
+pub struct BackfillSettings {
+    pub connection: Connection,
+    pub limits: Limits,
+    pub objects: Vec<Identifier>,
+    pub window: Window,
+    pub chunk_timezone: Tz,
+    pub out: PathBuf,
+    /// `--fields`, per object, as given (checked against the describe later).
+    pub fields: BTreeMap<String, Vec<Identifier>>,
+    pub all_fields: bool,
+    pub cursor_field: Identifier,
+    pub query_limit: Option<u64>,
+    pub include_deleted: bool,
+    pub repull: bool,
+    pub progress: ProgressMode,
+}
+
+/// The `--config` file: the flags' names in kebab-case. Credentials are not accepted here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConfigFile {
+    pub instance_url: Option<String>,
+    pub api_version: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub objects: Option<Vec<String>>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub out: Option<PathBuf>,
+    pub fields: Option<BTreeMap<String, Vec<String>>>,
+    pub all_fields: Option<bool>,
+    pub cursor_field: Option<String>,
+    pub chunk_timezone: Option<String>,
+    pub query_limit: Option<u64>,
+    pub include_deleted: Option<bool>,
+    pub concurrency: Option<usize>,
+    pub rate_limit: Option<u32>,
+    pub rate_limit_timeout_ms: Option<u64>,
+    pub request_timeout: Option<u64>,
+    pub max_api_usage: Option<f64>,
+    pub batch_size: Option<u32>,
+}
+
+impl ConfigFile {
+    /// Reads `path`, or an empty file when none is given.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let err = |message: String| ConfigError::File {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        toml::from_str(&text).map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start].lines().count().max(1))
+                .map(|n| format!(" (line {n})"))
+                .unwrap_or_default();
+            err(format!("{}{line}", e.message().trim()))
+        })
+    }
+}
+
+/// The environment the credentials come from; a trait so tests need not touch the process's.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+/// Resolves the connection: URL and version from flags, file or environment (clap reads
+/// `SF_INSTANCE_URL`/`SF_API_VERSION`), the client id and secret from the environment or the
+/// secret file.
+pub fn connection(
+    args: &ConnectionArgs,
+    file: &ConfigFile,
+    env: &dyn Env,
+) -> Result<Connection, ConfigError> {
+    let instance_url = args
+        .instance_url
+        .clone()
+        .or_else(|| file.instance_url.clone())
+        .filter(|u| !u.trim().is_empty())
+        .ok_or(ConfigError::Missing {
+            what: "the instance URL",
+            how: "set SF_INSTANCE_URL or --instance-url to the org's My Domain URL (Setup → My Domain)",
+        })?;
+    let api_version = args
+        .api_version
+        .clone()
+        .or_else(|| file.api_version.clone())
+        .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
+    let client_id = env
+        .var("SF_CLIENT_ID")
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing {
+            what: "the Consumer Key",
+            how: "set SF_CLIENT_ID (the app's Settings → Consumer Key and Secret)",
+        })?;
+    let secret_file = args
+        .client_secret_file
+        .clone()
+        .or_else(|| file.client_secret_file.clone());
+    let client_secret = match secret_file {
+        Some(path) => read_secret_file(&path)?,
+        None => env
+            .var("SF_CLIENT_SECRET")
+            .map(Secret::new)
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing {
+                what: "the Consumer Secret",
+                how: "set SF_CLIENT_SECRET or pass --client-secret-file PATH",
+            })?,
+    };
+    Ok(Connection {
+        instance_url: instance_url.trim().trim_end_matches('/').to_string(),
+        client_id: client_id.trim().to_string(),
+        client_secret,
+        api_version,
+    })
+}
+
+fn read_secret_file(path: &Path) -> Result<Secret, ConfigError> {
+    let err = |message: &str| ConfigError::SecretFile {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    };
+    let text = fs::read_to_string(path).map_err(|e| err(&e.kind().to_string()))?;
+    let secret = Secret::new(text.trim());
+    if secret.is_empty() {
+        return Err(err("the file is empty"));
+    }
+    Ok(secret)
+}
+
+/// Resolves the limits, refusing values that cannot work.
+pub fn limits(args: &LimitArgs, file: &ConfigFile) -> Result<Limits, ConfigError> {
+    let concurrency = args
+        .concurrency
+        .or(file.concurrency)
+        .unwrap_or(DEFAULT_CONCURRENCY);
+    if concurrency == 0 || concurrency > 256 {
+        return Err(invalid("--concurrency", concurrency, "use 1 to 256"));
+    }
+    let rate_limit = args
+        .rate_limit
+        .or(file.rate_limit)
+        .unwrap_or(DEFAULT_RATE_LIMIT);
+    if rate_limit == 0 {
+        return Err(invalid("--rate-limit", rate_limit, "use 1 or more"));
+    }
+    let interval_ms = args
+        .rate_limit_timeout_ms
+        .or(file.rate_limit_timeout_ms)
+        .unwrap_or(DEFAULT_RATE_INTERVAL_MS);
+    if interval_ms == 0 {
+        return Err(invalid(
+            "--rate-limit-timeout-ms",
+            interval_ms,
+            "use 1 or more",
+        ));
+    }
+    let timeout = args
+        .request_timeout
+        .or(file.request_timeout)
+        .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS);
+    if timeout == 0 {
+        return Err(invalid(
+            "--request-timeout",
+            timeout,
+            "use 1 or more seconds",
+        ));
+    }
+    let max_api_usage = args
+        .max_api_usage
+        .or(file.max_api_usage)
+        .unwrap_or(DEFAULT_MAX_API_USAGE);
+    if !(max_api_usage > 0.0 && max_api_usage <= 100.0) {
+        return Err(invalid(
+            "--max-api-usage",
+            max_api_usage,
+            "use a percentage above 0, at most 100",
+        ));
+    }
+    let batch_size = args.batch_size.or(file.batch_size);
+    if let Some(b) = batch_size {
+        if !(200..=2000).contains(&b) {
+            return Err(invalid("--batch-size", b, "Salesforce accepts 200 to 2000"));
+        }
+    }
+    Ok(Limits {
+        concurrency,
+        rate_limit,
+        rate_interval: Duration::from_millis(interval_ms),
+        request_timeout: Duration::from_secs(timeout),
+        max_api_usage,
+        batch_size,
+    })
+}
+
+fn invalid(flag: &'static str, value: impl ToString, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        flag,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Parses `--objects` entries into API names.
+pub fn objects(list: &[String]) -> Result<Vec<Identifier>, ConfigError> {
+    let mut out: Vec<Identifier> = Vec::new();
+    for name in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let id = Identifier::parse(name)?;
+        if !out.iter().any(|o| o.as_str().eq_ignore_ascii_case(name)) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses `--fields OBJECT=F1,F2` entries.
+fn fields(
+    flags: &[String],
+    file: &Option<BTreeMap<String, Vec<String>>>,
+) -> Result<BTreeMap<String, Vec<Identifier>>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (object, list) in file.iter().flatten() {
+        let ids = list
+            .iter()
+            .map(|f| Identifier::parse(f.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.insert(Identifier::parse(object)?.to_string(), ids);
+    }
+    for flag in flags {
+        let (object, list) = flag.split_once('=').ok_or_else(|| {
+            invalid(
+                "--fields",
+                flag,
+                "use OBJECT=FIELD1,FIELD2 (e.g. Account=Id,Name)",
+            )
+        })?;
+        let ids = list
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(Identifier::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Err(invalid(
+                "--fields",
+                flag,
+                "list at least one field after `=`",
+            ));
+        }
+        out.insert(Identifier::parse(object.trim())?.to_string(), ids);
+    }
+    Ok(out)
+}
+
+/// Resolves and validates a `backfill`/`plan` command line. Does no network I/O.
+pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, ConfigError> {
+    let file = ConfigFile::load(args.connection.config.as_deref())?;
+    let objects_list = if args.objects.is_empty() {
+        file.objects.clone().unwrap_or_default()
+    } else {
+        args.objects.clone()
+    };
+    let objects = objects(&objects_list)?;
+    if objects.is_empty() {
+        return Err(ConfigError::Missing {
+            what: "--objects",
+            how: "name the objects to copy, e.g. --objects Account,Contact",
+        });
+    }
+    let zone_name = args
+        .chunk_timezone
+        .clone()
+        .or_else(|| file.chunk_timezone.clone())
+        .unwrap_or_else(|| "UTC".into());
+    let chunk_timezone = plan::parse_zone(&zone_name)?;
+    let start = args
+        .start
+        .clone()
+        .or_else(|| file.start.clone())
+        .ok_or(ConfigError::Missing {
+            what: "--start",
+            how: "give the first day, e.g. --start 2025-01-01",
+        })?;
+    let end = args
+        .end
+        .clone()
+        .or_else(|| file.end.clone())
+        .ok_or(ConfigError::Missing {
+            what: "--end",
+            how: "give the last day (included), e.g. --end 2025-12-31",
+        })?;
+    let window = Window::new(
+        plan::parse_instant(&start, Bound::Start, chunk_timezone)?,
+        plan::parse_instant(&end, Bound::End, chunk_timezone)?,
+    )?;
+    let out = args
+        .out
+        .clone()
+        .or_else(|| file.out.clone())
+        .ok_or(ConfigError::Missing {
+            what: "--out",
+            how: "give the output folder, e.g. --out ./salesforce",
+        })?;
+    let query_limit = args.query_limit.or(file.query_limit);
+    if query_limit == Some(0) {
+        return Err(invalid(
+            "--query-limit",
+            0,
+            "0 would send nothing: give a positive number, or leave it out for no limit",
+        ));
+    }
+    let cursor_field = Identifier::parse(
+        args.cursor_field
+            .as_deref()
+            .or(file.cursor_field.as_deref())
+            .unwrap_or(DEFAULT_CURSOR_FIELD),
+    )?;
+    Ok(BackfillSettings {
+        connection: connection(&args.connection, &file, env)?,
+        limits: limits(&args.limits, &file)?,
+        objects,
+        window,
+        chunk_timezone,
+        out,
+        fields: fields(&args.fields, &file.fields)?,
+        all_fields: args.all_fields || file.all_fields.unwrap_or(false),
+        cursor_field,
+        query_limit,
+        include_deleted: args.include_deleted || file.include_deleted.unwrap_or(false),
+        repull: args.repull,
+        progress: args.progress,
+    })
+}
+
+/// Checks that `out` is a folder we can write, creating it if it does not exist.
+pub fn ensure_writable_output(out: &Path) -> Result<(), ConfigError> {
+    let err = |message: String| ConfigError::Output {
+        path: out.to_path_buf(),
+        message,
+    };
+    if out.exists() && !out.is_dir() {
+        return Err(err("it is a file, not a folder".into()));
+    }
+    fs::create_dir_all(out).map_err(|e| err(e.kind().to_string()))?;
+    let probe = out.join(format!(".sfbackfill-write-test-{}", std::process::id()));
+    fs::write(&probe, b"").map_err(|e| err(e.kind().to_string()))?;
+    fs::remove_file(&probe).map_err(|e| err(e.kind().to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|s| s.to_string())
+        }
+    }
+
+    fn env() -> FakeEnv {
+        FakeEnv(HashMap::from([
+            ("SF_CLIENT_ID", "id"),
+            ("SF_CLIENT_SECRET", "s3cret"),
+        ]))
+    }
+
+    fn parse(args: &[&str]) -> Result<BackfillSettings, ConfigError> {
+        let mut argv = vec![
+            "sfbackfill",
+            "backfill",
+            "--instance-url",
+            "https://x.my.salesforce.com",
+        ];
+        argv.extend_from_slice(args);
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            crate::cli::Command::Backfill(a) => backfill(&a, &env()),
+            _ => unreachable!(),
+        }
+    }
+
+    const OK: &[&str] = &[
+        "--objects",
+        "Account",
+        "--start",
+        "2025-01-01",
+        "--end",
+        "2025-01-31",
+        "--out",
+        "x",
+    ];
+
+    #[test]
+    fn a_good_command_line_resolves_with_defaults() {
+        let s = parse(OK).unwrap();
+        assert_eq!(s.limits.concurrency, 4);
+        assert_eq!(s.limits.rate_limit, 5);
+        assert_eq!(s.cursor_field.as_str(), "LastModifiedDate");
+        assert_eq!(s.connection.api_version, "v62.0");
+        assert_eq!((s.window.end - s.window.start).num_days(), 31);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--query-limit", "0"], "--query-limit 0"),
+            (&["--concurrency", "0"], "--concurrency 0"),
+            (&["--max-api-usage", "150"], "--max-api-usage 150"),
+            (&["--batch-size", "50"], "--batch-size 50"),
+            (&["--fields", "Account"], "--fields Account"),
+            (&["--chunk-timezone", "Nowhere/City"], "Nowhere/City"),
+        ];
+        for (extra, needle) in cases {
+            let mut args = OK.to_vec();
+            args.extend_from_slice(extra);
+            let msg = parse(&args).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{needle}: {msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+    }
+
+    #[test]
+    fn end_before_start_and_bad_objects_are_usage_errors() {
+        let err = parse(&[
+            "--objects",
+            "Account",
+            "--start",
+            "2025-02-01",
+            "--end",
+            "2025-01-01",
+            "--out",
+            "x",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("window is empty"));
+        let err = parse(&[
+            "--objects",
+            "Acc ount",
+            "--start",
+            "2025-01-01",
+            "--end",
+            "2025-01-02",
+            "--out",
+            "x",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("not a valid Salesforce API name"));
+        assert_eq!(err.exit_kind(), ExitKind::Usage);
+    }
+
+    #[test]
+    fn config_file_fills_in_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        fs::write(&path, "objects = [\"Contact\"]\nstart = \"2025-01-01\"\nend = \"2025-01-02\"\nout = \"o\"\nconcurrency = 9\n").unwrap();
+        let s = parse(&["--config", path.to_str().unwrap(), "--concurrency", "3"]).unwrap();
+        assert_eq!(s.objects[0].as_str(), "Contact");
+        assert_eq!(s.limits.concurrency, 3);
+        fs::write(&path, "objects = [\"Contact\"]\nclient-secret = \"oops\"\n").unwrap();
+        let msg = parse(&["--config", path.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unknown field `client-secret`"), "{msg}");
+        assert!(!msg.contains("oops"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn output_that_is_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, "x").unwrap();
+        assert!(
+            ensure_writable_output(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("is a file")
+        );
+        ensure_writable_output(&dir.path().join("new/sub")).unwrap();
+    }
+}
