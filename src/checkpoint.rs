@@ -56,6 +56,13 @@ pub enum Entry {
         chunk_timezone: String,
         include_deleted: bool,
     },
+    /// A run planned these days of an object; those not done since are pending.
+    Planned {
+        object: String,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        chunk_timezone: String,
+    },
     /// A chunk's file (if it had rows) is durable and in place.
     ChunkDone {
         object: String,
@@ -115,6 +122,8 @@ pub struct ObjectConfig {
 pub struct ManifestState {
     pub chunks: BTreeMap<(String, NaiveDate), ChunkState>,
     pub objects: BTreeMap<String, ObjectConfig>,
+    /// Per object, the windows runs planned, with their chunk zone.
+    pub planned: BTreeMap<String, Vec<(Window, String)>>,
     pub last_run_started: Option<DateTime<Utc>>,
     pub last_run_ended: Option<(DateTime<Utc>, String)>,
 }
@@ -125,6 +134,18 @@ impl ManifestState {
             Entry::Header { .. } => {}
             Entry::RunStarted { at, .. } => self.last_run_started = Some(at),
             Entry::RunEnded { at, outcome, .. } => self.last_run_ended = Some((at, outcome)),
+            Entry::Planned {
+                object,
+                start,
+                end,
+                chunk_timezone,
+            } => {
+                let plans = self.planned.entry(object).or_default();
+                let plan = (Window { start, end }, chunk_timezone);
+                if !plans.contains(&plan) {
+                    plans.push(plan);
+                }
+            }
             Entry::ObjectConfig {
                 object,
                 fields,

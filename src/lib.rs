@@ -31,5 +31,6 @@ pub mod progress;
 pub mod schedule;
 pub mod schema;
 pub mod secret;
+pub mod select;
 pub mod soql;
 pub mod write;
