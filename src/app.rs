@@ -1,1 +1,858 @@
-//! (being built)
+//! The commands: each turns validated settings into a run and a report.
+//!
+//! Owns the order of a command's steps (validate, sign in, describe, lock, run, report) and
+//! what each prints on stdout. Every failure reaches `main` as a [`Failure`]: its exit class,
+//! one line, and a hint. Does not own any pipeline stage.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::checkpoint::{self, ChunkState, Entry, Manifest, ManifestState};
+use crate::cli::{self, Command};
+use crate::config::{self, BackfillSettings, Connection, Limits, ProcessEnv};
+use crate::decode::PageDecoder;
+use crate::describe::ObjectDescribe;
+use crate::error::{ExitKind, UserFacing};
+use crate::fetch::{ClientConfig, SalesforceClient};
+use crate::plan::{self, Chunk};
+use crate::progress;
+use crate::schedule::{self, ObjectJob, QueryBudget, Reporter, RunConfig, RunSummary, StopReason};
+use crate::schema;
+use crate::select::{self, Selection};
+use crate::soql::{self, Identifier};
+
+/// Attempts per request before a chunk is marked failed: enough to ride out a minute of
+/// Salesforce maintenance with the back-off's doubling.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// How a command failed: the exit class, one line, and what to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: ExitKind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(kind: ExitKind, message: impl Into<String>, hint: Option<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl<E: UserFacing> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self {
+            kind: e.exit_kind(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Check(args) => check(&args).await,
+        Command::Objects(args) => objects(&args).await,
+        Command::Plan(args) => {
+            let settings = config::backfill(&args, &ProcessEnv)?;
+            plan(&settings).await
+        }
+        Command::Backfill(args) => {
+            let settings = config::backfill(&args, &ProcessEnv)?;
+            let reporter: Arc<dyn Reporter> = Arc::from(progress::reporter(settings.progress));
+            let summary = backfill(&settings, reporter, shutdown_signal()).await?;
+            finish(&settings, &summary)
+        }
+        Command::Status(args) => status(&args.out, args.json),
+        Command::Demo(args) => demo(&args).await,
+        // FAKE_ORG_DISPATCH
+    }
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn client_config(connection: &Connection, limits: &Limits) -> ClientConfig {
+    ClientConfig {
+        instance_url: connection.instance_url.clone(),
+        client_id: connection.client_id.clone(),
+        client_secret: connection.client_secret.clone(),
+        api_version: connection.api_version.clone(),
+        concurrency: limits.concurrency,
+        rate_limit: limits.rate_limit,
+        rate_interval: limits.rate_interval,
+        request_timeout: limits.request_timeout,
+        max_api_usage_pct: limits.max_api_usage,
+        max_attempts: MAX_ATTEMPTS,
+        batch_size: limits.batch_size,
+    }
+}
+
+async fn connect(connection: &Connection, limits: &Limits) -> Result<SalesforceClient, Failure> {
+    let cfg = client_config(connection, limits);
+    cfg.validate()?;
+    Ok(SalesforceClient::connect(cfg).await?)
+}
+
+fn usage_line(client: &SalesforceClient) -> String {
+    match client.usage() {
+        Some(u) => format!(
+            "API usage: {} of {} daily requests ({:.1}%)",
+            u.used,
+            u.max,
+            u.share_pct()
+        ),
+        None => "API usage: unknown (the org did not report it)".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// check
+
+#[derive(Debug, Serialize)]
+struct ObjectCheck {
+    object: String,
+    exists: bool,
+    queryable: bool,
+    cursor: Option<String>,
+    rows: Option<u64>,
+    problem: Option<String>,
+}
+
+async fn check(args: &cli::CheckArgs) -> Result<(), Failure> {
+    let file = config::ConfigFile::load(args.connection.config.as_deref())?;
+    let connection = config::connection(&args.connection, &file, &ProcessEnv)?;
+    let limits = config::limits(&args.limits, &file)?;
+    let objects = config::objects(&args.objects)?;
+    let cursor = Identifier::parse(
+        args.cursor_field
+            .as_deref()
+            .unwrap_or(config::DEFAULT_CURSOR_FIELD),
+    )
+    .map_err(config::ConfigError::from)?;
+    let client = connect(&connection, &limits).await?;
+    println!(
+        "Connected! {} (API {})",
+        client.instance_url(),
+        connection.api_version
+    );
+    println!("{}", usage_line(&client));
+    let mut problems = Vec::new();
+    for object in &objects {
+        let result = check_object(&client, object, &cursor).await?;
+        println!(
+            "  {:<24} {}",
+            result.object,
+            match &result.problem {
+                None => format!(
+                    "ok: queryable, cursor `{}`, {} rows",
+                    result.cursor.as_deref().unwrap_or("-"),
+                    result.rows.unwrap_or(0)
+                ),
+                Some(p) => format!("problem: {p}"),
+            }
+        );
+        if let Some(p) = result.problem {
+            problems.push(p);
+        }
+    }
+    match problems.as_slice() {
+        [] => Ok(()),
+        [one] => Err(Failure::new(ExitKind::Usage, one.clone(), None)),
+        many => Err(Failure::new(
+            ExitKind::Usage,
+            format!(
+                "{} objects have problems; the first: {}",
+                many.len(),
+                many[0]
+            ),
+            None,
+        )),
+    }
+}
+
+async fn check_object(
+    client: &SalesforceClient,
+    object: &Identifier,
+    cursor: &Identifier,
+) -> Result<ObjectCheck, Failure> {
+    let mut check = ObjectCheck {
+        object: object.to_string(),
+        exists: false,
+        queryable: false,
+        cursor: None,
+        rows: None,
+        problem: None,
+    };
+    let describe = match client.describe(object.as_str()).await {
+        Ok(d) => d,
+        Err(e) if e.exit_kind() == ExitKind::Usage => {
+            check.problem = Some(e.to_string());
+            return Ok(check);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    check.exists = true;
+    check.queryable = describe.queryable;
+    match select::select(&describe, Some(&[]), false, cursor) {
+        Ok(sel) => check.cursor = Some(sel.cursor.to_string()),
+        Err(e) => {
+            check.problem = Some(e.to_string());
+            return Ok(check);
+        }
+    }
+    let count = client.query_json(&soql::count_all(object)).await?;
+    check.rows = count.get("totalSize").and_then(|v| v.as_u64());
+    Ok(check)
+}
+
+// ---------------------------------------------------------------------------------------
+// objects
+
+async fn objects(args: &cli::ObjectsArgs) -> Result<(), Failure> {
+    let file = config::ConfigFile::load(args.connection.config.as_deref())?;
+    let connection = config::connection(&args.connection, &file, &ProcessEnv)?;
+    let limits = config::limits(&args.limits, &file)?;
+    if let Some(name) = &args.name {
+        Identifier::parse(name).map_err(config::ConfigError::from)?;
+    }
+    let client = connect(&connection, &limits).await?;
+    match &args.name {
+        None => list_objects(&client, args.json).await,
+        Some(name) => describe_object(&client, name, args.json).await,
+    }
+}
+
+async fn list_objects(client: &SalesforceClient, json: bool) -> Result<(), Failure> {
+    let mut objects: Vec<_> = client
+        .describe_global()
+        .await?
+        .into_iter()
+        .filter(|o| o.is_extractable())
+        .collect();
+    objects.sort_by(|a, b| a.name.cmp(&b.name));
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&objects).expect("serialisable")
+        );
+        return Ok(());
+    }
+    println!("{:<40} {:<8} {}", "OBJECT", "CUSTOM", "LABEL");
+    for o in objects {
+        println!(
+            "{:<40} {:<8} {}",
+            o.name,
+            if o.custom { "yes" } else { "" },
+            o.label
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct FieldRow {
+    name: String,
+    salesforce_type: serde_json::Value,
+    arrow_type: String,
+    custom: bool,
+    nillable: bool,
+    compound_field_name: Option<String>,
+}
+
+async fn describe_object(client: &SalesforceClient, name: &str, json: bool) -> Result<(), Failure> {
+    let describe = client.describe(name).await?;
+    let rows: Vec<FieldRow> = describe
+        .fields
+        .iter()
+        .map(|f| FieldRow {
+            name: f.name.clone(),
+            salesforce_type: serde_json::to_value(&f.field_type).expect("serialisable"),
+            arrow_type: schema::arrow_type_name(f),
+            custom: f.custom,
+            nillable: f.nillable,
+            compound_field_name: f.compound_field_name.clone(),
+        })
+        .collect();
+    if json {
+        let doc = serde_json::json!({"object": describe.name, "queryable": describe.queryable, "fields": rows});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serialisable")
+        );
+        return Ok(());
+    }
+    println!("{} ({} fields)", describe.name, rows.len());
+    println!("{:<40} {:<16} {}", "FIELD", "SALESFORCE", "PARQUET (ARROW)");
+    for r in rows {
+        let sf = r.salesforce_type.as_str().unwrap_or("?").to_string();
+        println!("{:<40} {:<16} {}", r.name, sf, r.arrow_type);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// backfill and plan
+
+/// The objects of a run, described and selected; fails before any chunk runs.
+async fn prepare_objects(
+    client: &SalesforceClient,
+    settings: &BackfillSettings,
+) -> Result<Vec<(ObjectDescribe, Selection)>, Failure> {
+    let global = client.describe_global().await?;
+    let mut prepared = Vec::new();
+    for object in &settings.objects {
+        let Some(entry) = global
+            .iter()
+            .find(|o| o.name.eq_ignore_ascii_case(object.as_str()))
+        else {
+            let close =
+                select::close_matches(object.as_str(), global.iter().map(|o| o.name.as_str()));
+            let hint = match close.as_slice() {
+                [] => "check the API name in Setup → Object Manager; the Run-As user needs Read on it (a permission set)".to_string(),
+                some => format!("did you mean {}?", some.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
+            };
+            return Err(Failure::new(
+                ExitKind::Usage,
+                format!("object `{object}` does not exist or the Run-As user cannot read it"),
+                Some(hint),
+            ));
+        };
+        let describe = client.describe(&entry.name).await?;
+        let requested = settings
+            .fields
+            .iter()
+            .find(|(o, _)| o.eq_ignore_ascii_case(object.as_str()))
+            .map(|(_, f)| f.as_slice());
+        let selection = select::select(
+            &describe,
+            requested,
+            settings.all_fields,
+            &settings.cursor_field,
+        )?;
+        prepared.push((describe, selection));
+    }
+    Ok(prepared)
+}
+
+/// The chunks of the window still to fetch: all of them with `--repull`.
+fn pending_chunks(settings: &BackfillSettings, state: &ManifestState, object: &str) -> Vec<Chunk> {
+    plan::chunks(
+        &[object.to_string()],
+        settings.window,
+        settings.chunk_timezone,
+    )
+    .into_iter()
+    .filter(|c| settings.repull || !state.is_done(&c.object, c.day, &c.window))
+    .collect()
+}
+
+/// Refuses a field list or cursor that differs from the one existing chunks were written with.
+fn check_object_config(
+    settings: &BackfillSettings,
+    state: &ManifestState,
+    out: &Path,
+    selection: &Selection,
+) -> Result<(), Failure> {
+    let object = selection.object.as_str();
+    let Some(recorded) = state.objects.get(object) else {
+        return Ok(());
+    };
+    if state.done_chunks(object).next().is_none() || settings.repull {
+        return Ok(());
+    }
+    let fields = selection.field_names();
+    let zone = settings.chunk_timezone.name();
+    let what = if recorded.fields != fields {
+        let added: Vec<_> = fields
+            .iter()
+            .filter(|f| !recorded.fields.contains(f))
+            .cloned()
+            .collect();
+        let removed: Vec<_> = recorded
+            .fields
+            .iter()
+            .filter(|f| !fields.contains(f))
+            .cloned()
+            .collect();
+        format!(
+            "another field list (added: [{}], removed: [{}])",
+            added.join(", "),
+            removed.join(", ")
+        )
+    } else if recorded.cursor_field != selection.cursor.as_str() {
+        format!(
+            "cursor `{}`, not `{}`",
+            recorded.cursor_field, selection.cursor
+        )
+    } else if recorded.chunk_timezone != zone {
+        format!(
+            "chunk time zone `{}`, not `{zone}`",
+            recorded.chunk_timezone
+        )
+    } else if recorded.include_deleted != settings.include_deleted {
+        "another --include-deleted setting".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(Failure::new(
+        ExitKind::Usage,
+        format!(
+            "`{}` already holds `{object}` chunks written with {what}",
+            out.display()
+        ),
+        Some("add --repull to replace the window's chunks, or use another --out folder".into()),
+    ))
+}
+
+/// Runs a backfill to the end or until it stops; the caller reports the summary.
+pub async fn backfill(
+    settings: &BackfillSettings,
+    reporter: Arc<dyn Reporter>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, Failure> {
+    client_config(&settings.connection, &settings.limits).validate()?;
+    config::check_writable_output(&settings.out)?;
+    let client = connect(&settings.connection, &settings.limits).await?;
+    let prepared = prepare_objects(&client, settings).await?;
+    let existing = checkpoint::read(&settings.out)?;
+    for (_, selection) in &prepared {
+        check_object_config(settings, &existing, &settings.out, selection)?;
+    }
+    config::ensure_writable_output(&settings.out)?;
+    let run_id = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    let mut manifest = Manifest::open(&settings.out, &run_id)?;
+    let mut jobs = HashMap::new();
+    let mut chunks = Vec::new();
+    for (_, selection) in prepared {
+        let object = selection.object.to_string();
+        record_plan(&mut manifest, settings, &selection)?;
+        let decoder = PageDecoder::new(&selection.fields)?;
+        chunks.extend(pending_chunks(settings, manifest.state(), &object));
+        jobs.insert(
+            object,
+            Arc::new(ObjectJob {
+                selection,
+                decoder: Arc::new(decoder),
+            }),
+        );
+    }
+    let budget = Arc::new(QueryBudget::new(settings.query_limit));
+    let config = RunConfig {
+        client,
+        out: settings.out.clone(),
+        include_deleted: settings.include_deleted,
+        concurrency: settings.limits.concurrency,
+        budget,
+        query_limit: settings.query_limit,
+        reporter,
+    };
+    let result = schedule::run(config, &mut manifest, &jobs, chunks, shutdown).await;
+    let outcome = match &result {
+        Ok(s) if s.stopped.is_some() => "stopped",
+        Ok(s) if s.chunks_failed > 0 => "failed chunks",
+        Ok(_) => "complete",
+        Err(_) => "error",
+    };
+    manifest.append(Entry::RunEnded {
+        run: run_id,
+        at: chrono::Utc::now(),
+        outcome: outcome.into(),
+    })?;
+    Ok(result?)
+}
+
+fn record_plan(
+    manifest: &mut Manifest,
+    settings: &BackfillSettings,
+    selection: &Selection,
+) -> Result<(), Failure> {
+    let object = selection.object.to_string();
+    let config = checkpoint::ObjectConfig {
+        fields: selection.field_names(),
+        cursor_field: selection.cursor.to_string(),
+        chunk_timezone: settings.chunk_timezone.name().to_string(),
+        include_deleted: settings.include_deleted,
+    };
+    if manifest.state().objects.get(&object) != Some(&config) {
+        manifest.append(Entry::ObjectConfig {
+            object: object.clone(),
+            fields: config.fields,
+            cursor_field: config.cursor_field,
+            chunk_timezone: config.chunk_timezone,
+            include_deleted: config.include_deleted,
+        })?;
+    }
+    manifest.append(Entry::Planned {
+        object,
+        start: settings.window.start,
+        end: settings.window.end,
+        chunk_timezone: settings.chunk_timezone.name().to_string(),
+    })?;
+    Ok(())
+}
+
+/// Prints the run's summary and picks the exit: 0 done, 3 stopped early, 1 failed chunks.
+fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Result<(), Failure> {
+    eprintln!(
+        "backfill: {} chunks done, {} failed, {} rows, {} bytes, {} query requests",
+        summary.chunks_done,
+        summary.chunks_failed,
+        summary.rows,
+        summary.bytes,
+        summary.query_requests
+    );
+    let resume = Some("run the same command again to resume; done chunks are skipped".to_string());
+    match &summary.stopped {
+        Some(StopReason::QueryLimit { limit }) => Err(Failure::new(
+            ExitKind::Resumable,
+            format!("stopped: the query limit of {limit} requests is reached"),
+            resume,
+        )),
+        Some(StopReason::ApiUsage { message }) => Err(Failure::new(
+            ExitKind::Resumable,
+            format!("stopped: {message}"),
+            resume,
+        )),
+        Some(StopReason::Interrupted) => Err(Failure::new(
+            ExitKind::Resumable,
+            "stopped by a signal; chunks in flight were abandoned, finished ones are kept",
+            resume,
+        )),
+        None if summary.chunks_failed > 0 => Err(Failure::new(
+            ExitKind::Failure,
+            format!(
+                "{} chunks failed after their retries (see `sfbackfill status --out {}`)",
+                summary.chunks_failed,
+                settings.out.display()
+            ),
+            Some("run the same command again to retry them".into()),
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
+    client_config(&settings.connection, &settings.limits).validate()?;
+    let client = connect(&settings.connection, &settings.limits).await?;
+    let prepared = prepare_objects(&client, settings).await?;
+    let state = checkpoint::read(&settings.out)?;
+    let page = u64::from(settings.limits.batch_size.unwrap_or(2000));
+    let per_second =
+        f64::from(settings.limits.rate_limit) / settings.limits.rate_interval.as_secs_f64();
+    println!(
+        "{:<24} {:>6} {:>6} {:>8} {:>10} {:>10} {:>10}",
+        "OBJECT", "DAYS", "DONE", "PENDING", "ROWS", "REQUESTS", "FLOOR"
+    );
+    let mut total_requests = 0u64;
+    for (_, selection) in &prepared {
+        let object = selection.object.to_string();
+        let days = plan::days(settings.window, settings.chunk_timezone).len() as u64;
+        let pending = pending_chunks(settings, &state, &object);
+        let count_soql = soql::count_range(
+            &selection.object,
+            &selection.cursor,
+            settings.window.start,
+            settings.window.end,
+        );
+        let rows = client
+            .query_json(&count_soql)
+            .await?
+            .get("totalSize")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        let floor = rows.div_ceil(page) + 1;
+        let expected = pending.len() as u64 + rows / page;
+        total_requests += expected;
+        println!(
+            "{:<24} {:>6} {:>6} {:>8} {:>10} {:>10} {:>10}",
+            object,
+            days,
+            days - pending.len() as u64,
+            pending.len(),
+            rows,
+            expected,
+            floor
+        );
+    }
+    let secs = total_requests as f64 / per_second;
+    println!(
+        "about {total_requests} query requests (one per pending day plus next pages); at {per_second:.1} requests/s about {}",
+        human_duration(Duration::from_secs_f64(secs))
+    );
+    println!("{}", usage_line(&client));
+    Ok(())
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// status
+
+#[derive(Debug, Default, Serialize)]
+pub struct ObjectStatus {
+    pub object: String,
+    pub chunks_done: u64,
+    pub chunks_pending: u64,
+    pub chunks_failed: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub window_start: Option<String>,
+    pub window_end: Option<String>,
+    pub failed: Vec<FailedChunk>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedChunk {
+    pub day: String,
+    pub error: String,
+}
+
+/// Folds the manifest into per-object counts.
+pub fn object_statuses(state: &ManifestState) -> Vec<ObjectStatus> {
+    let mut by_object: BTreeMap<String, ObjectStatus> = BTreeMap::new();
+    for ((object, day), chunk) in &state.chunks {
+        let s = by_object.entry(object.clone()).or_default();
+        match chunk {
+            ChunkState::Done {
+                window,
+                rows,
+                bytes,
+                ..
+            } => {
+                s.chunks_done += 1;
+                s.rows += rows;
+                s.bytes += bytes;
+                let start = crate::soql::datetime_literal(window.start);
+                let end = crate::soql::datetime_literal(window.end);
+                if s.window_start.as_ref().is_none_or(|w| *w > start) {
+                    s.window_start = Some(start);
+                }
+                if s.window_end.as_ref().is_none_or(|w| *w < end) {
+                    s.window_end = Some(end);
+                }
+            }
+            ChunkState::Failed { error, .. } => {
+                s.chunks_failed += 1;
+                s.failed.push(FailedChunk {
+                    day: day.to_string(),
+                    error: error.clone(),
+                });
+            }
+        }
+    }
+    for (object, plans) in &state.planned {
+        let mut days = std::collections::BTreeSet::new();
+        for (window, zone) in plans {
+            if let Ok(tz) = plan::parse_zone(zone) {
+                days.extend(plan::days(*window, tz).into_iter().map(|(d, _)| d));
+            }
+        }
+        let s = by_object.entry(object.clone()).or_default();
+        s.chunks_pending = days
+            .iter()
+            .filter(|d| !state.chunks.contains_key(&(object.clone(), **d)))
+            .count() as u64;
+    }
+    by_object
+        .into_iter()
+        .map(|(object, mut s)| {
+            s.object = object;
+            s
+        })
+        .collect()
+}
+
+/// `status`: per object chunks done, pending and failed, rows, bytes, window, errors.
+pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
+    if !out.is_dir() {
+        return Err(Failure::new(
+            ExitKind::Usage,
+            format!("`{}` is not a folder", out.display()),
+            Some("pass the --out folder of a backfill".into()),
+        ));
+    }
+    let state = checkpoint::read(out)?;
+    let statuses = object_statuses(&state);
+    if json {
+        let doc = serde_json::json!({
+            "out": out,
+            "objects": statuses,
+            "last_run_started": state.last_run_started,
+            "last_run_ended": state.last_run_ended.as_ref().map(|(at, outcome)| serde_json::json!({"at": at, "outcome": outcome})),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serialisable")
+        );
+        return Ok(());
+    }
+    print!("{}", status_table(&statuses));
+    if let Some((at, outcome)) = &state.last_run_ended {
+        println!(
+            "last run ended {} ({outcome})",
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+    Ok(())
+}
+
+fn status_table(statuses: &[ObjectStatus]) -> String {
+    let mut s = format!(
+        "{:<20} {:>6} {:>8} {:>7} {:>10} {:>12}  {}\n",
+        "OBJECT", "DONE", "PENDING", "FAILED", "ROWS", "BYTES", "WINDOW"
+    );
+    for o in statuses {
+        s += &format!(
+            "{:<20} {:>6} {:>8} {:>7} {:>10} {:>12}  {} .. {}\n",
+            o.object,
+            o.chunks_done,
+            o.chunks_pending,
+            o.chunks_failed,
+            o.rows,
+            o.bytes,
+            o.window_start.as_deref().unwrap_or("-"),
+            o.window_end.as_deref().unwrap_or("-")
+        );
+        for f in &o.failed {
+            s += &format!("    failed {}: {}\n", f.day, f.error);
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// demo
+
+/// The demo's objects: the standard ones plus the custom object with every field type.
+const DEMO_OBJECTS: &[&str] = &[
+    "Account",
+    "Contact",
+    "Opportunity",
+    "Case",
+    "Lead",
+    "Invoice__c",
+];
+
+async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
+    use crate::fake_org::{FakeOrg, FakeOrgConfig};
+    let fake_config = FakeOrgConfig::default();
+    let (client_id, secret) = (
+        fake_config.client_id.clone(),
+        fake_config.client_secret.clone(),
+    );
+    let org = FakeOrg::start(fake_config).await.map_err(|e| {
+        Failure::new(
+            ExitKind::Failure,
+            format!("cannot start the embedded fake org: {e}"),
+            None,
+        )
+    })?;
+    eprintln!("demo: embedded fake Salesforce org at {}", org.url());
+    let tz = plan::parse_zone("UTC")?;
+    let settings = BackfillSettings {
+        connection: Connection {
+            instance_url: org.url(),
+            client_id,
+            client_secret: crate::secret::Secret::new(secret),
+            api_version: config::DEFAULT_API_VERSION.into(),
+        },
+        limits: Limits {
+            concurrency: 4,
+            // The fake org is on loopback: no quota to spare, so let the demo run at speed.
+            rate_limit: 200,
+            rate_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(60),
+            max_api_usage: config::DEFAULT_MAX_API_USAGE,
+            batch_size: None,
+        },
+        objects: DEMO_OBJECTS
+            .iter()
+            .map(|o| Identifier::parse(o).expect("constant"))
+            .collect(),
+        window: plan::Window::new(
+            plan::parse_instant("2025-06-01", plan::Bound::Start, tz)?,
+            plan::parse_instant("2025-06-30", plan::Bound::End, tz)?,
+        )?,
+        chunk_timezone: tz,
+        out: args.out.clone(),
+        fields: BTreeMap::new(),
+        all_fields: true,
+        cursor_field: Identifier::parse(config::DEFAULT_CURSOR_FIELD).expect("constant"),
+        query_limit: None,
+        include_deleted: false,
+        repull: false,
+        progress: args.progress,
+    };
+    eprintln!(
+        "demo: backfilling {} for June 2025 into `{}`",
+        DEMO_OBJECTS.join(", "),
+        settings.out.display()
+    );
+    let reporter: Arc<dyn Reporter> = Arc::from(progress::reporter(settings.progress));
+    let summary = backfill(&settings, reporter, shutdown_signal()).await?;
+    let stats = org.stats();
+    org.shutdown().await;
+    finish(&settings, &summary)?;
+    let state = checkpoint::read(&settings.out)?;
+    println!();
+    print!("{}", status_table(&object_statuses(&state)));
+    println!();
+    println!(
+        "{} rows in {} query requests ({} requests in all, peak {} in flight at the org)",
+        summary.rows, summary.query_requests, stats.requests, stats.peak_in_flight
+    );
+    println!("Query it with DuckDB:");
+    println!("{}", duckdb_query(&settings.out));
+    Ok(())
+}
+
+/// A ready-to-paste DuckDB command over a backfill's output.
+pub fn duckdb_query(out: &Path) -> String {
+    let base: PathBuf = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
+    format!(
+        "  duckdb -c \"SELECT date, count(*) AS rows, sum(Amount__c) AS amount FROM read_parquet('{}/Invoice__c/date=*/*.parquet', hive_partitioning = true) GROUP BY date ORDER BY date LIMIT 10\"",
+        base.display()
+    )
+}

@@ -438,6 +438,54 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
     })
 }
 
+/// Checks, without changing anything, that `out` is or can become a writable folder.
+pub fn check_writable_output(out: &Path) -> Result<(), ConfigError> {
+    let err = |message: &str| ConfigError::Output {
+        path: out.to_path_buf(),
+        message: message.to_string(),
+    };
+    if out.exists() && !out.is_dir() {
+        return Err(err("it is a file, not a folder"));
+    }
+    let existing = out
+        .ancestors()
+        .find(|p| p.as_os_str().is_empty() || p.exists())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        return Err(err("a part of its path is a file, not a folder"));
+    }
+    if !is_writable(existing) {
+        return Err(err(
+            "permission denied (the folder or its parent is read-only)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn is_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+#[cfg(not(unix))]
+fn is_writable(dir: &Path) -> bool {
+    !std::fs::metadata(dir)
+        .map(|m| m.permissions().readonly())
+        .unwrap_or(true)
+}
+
 /// Checks that `out` is a folder we can write, creating it if it does not exist.
 pub fn ensure_writable_output(out: &Path) -> Result<(), ConfigError> {
     let err = |message: String| ConfigError::Output {

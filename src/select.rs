@@ -100,13 +100,23 @@ impl Selection {
 }
 
 /// The cursor fields tried, in the order salesforce-api.md §3.4 recommends.
-const CURSOR_PREFERENCE: &[&str] = &["SystemModstamp", "LastModifiedDate", "CreatedDate", "LoginTime"];
+const CURSOR_PREFERENCE: &[&str] = &[
+    "SystemModstamp",
+    "LastModifiedDate",
+    "CreatedDate",
+    "LoginTime",
+];
 
 /// The date-time fields of an object that could serve as its cursor, preferred ones first.
 pub fn cursor_candidates(describe: &ObjectDescribe) -> Vec<String> {
     let mut names: Vec<String> = CURSOR_PREFERENCE
         .iter()
-        .filter_map(|p| describe.field(p).filter(|f| f.is_datetime()).map(|f| f.name.clone()))
+        .filter_map(|p| {
+            describe
+                .field(p)
+                .filter(|f| f.is_datetime())
+                .map(|f| f.name.clone())
+        })
         .collect();
     for f in describe.fields.iter().filter(|f| f.is_datetime()) {
         if !names.contains(&f.name) {
@@ -171,7 +181,10 @@ fn has_components(describe: &ObjectDescribe, parent: &str, selected: &BTreeSet<S
         .any(|f| f.compound_field_name.as_deref() == Some(parent) && selected.contains(&f.name))
 }
 
-fn cursor_field<'a>(describe: &'a ObjectDescribe, cursor: &Identifier) -> Result<&'a Field, SelectError> {
+fn cursor_field<'a>(
+    describe: &'a ObjectDescribe,
+    cursor: &Identifier,
+) -> Result<&'a Field, SelectError> {
     let candidates = cursor_candidates(describe);
     match describe.field(cursor.as_str()) {
         Some(f) if f.is_datetime() => Ok(f),
@@ -193,11 +206,13 @@ fn cursor_field<'a>(describe: &'a ObjectDescribe, cursor: &Identifier) -> Result
 }
 
 fn find<'a>(describe: &'a ObjectDescribe, name: &str) -> Result<&'a Field, SelectError> {
-    describe.field(name).ok_or_else(|| SelectError::UnknownField {
-        object: describe.name.clone(),
-        field: name.to_string(),
-        close: close_matches(name, describe.fields.iter().map(|f| f.name.as_str())),
-    })
+    describe
+        .field(name)
+        .ok_or_else(|| SelectError::UnknownField {
+            object: describe.name.clone(),
+            field: name.to_string(),
+            close: close_matches(name, describe.fields.iter().map(|f| f.name.as_str())),
+        })
 }
 
 /// Up to three names within a small edit distance of `name`, closest first.
@@ -208,7 +223,11 @@ pub fn close_matches<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Ve
         .filter(|(score, _)| *score >= 0.85)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    scored.into_iter().take(3).map(|(_, n)| n.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -241,8 +260,18 @@ mod tests {
             fields: vec![
                 field("Id", FieldType::Id, false, None),
                 field("Name", FieldType::String, false, None),
-                field("BillingStreet", FieldType::Textarea, false, Some("BillingAddress")),
-                field("BillingCity", FieldType::String, false, Some("BillingAddress")),
+                field(
+                    "BillingStreet",
+                    FieldType::Textarea,
+                    false,
+                    Some("BillingAddress"),
+                ),
+                field(
+                    "BillingCity",
+                    FieldType::String,
+                    false,
+                    Some("BillingAddress"),
+                ),
                 field("BillingAddress", FieldType::Address, false, None),
                 field("Photo", FieldType::Base64, false, None),
                 field("CreatedDate", FieldType::Datetime, false, None),
@@ -262,7 +291,15 @@ mod tests {
         let s = select(&account(), None, false, &id("LastModifiedDate")).unwrap();
         assert_eq!(
             s.field_names(),
-            ["Id", "LastModifiedDate", "Name", "BillingStreet", "BillingCity", "CreatedDate", "SystemModstamp"]
+            [
+                "Id",
+                "LastModifiedDate",
+                "Name",
+                "BillingStreet",
+                "BillingCity",
+                "CreatedDate",
+                "SystemModstamp"
+            ]
         );
         let all = select(&account(), None, true, &id("LastModifiedDate")).unwrap();
         assert!(all.field_names().contains(&"Score__c".to_string()));
@@ -270,28 +307,51 @@ mod tests {
 
     #[test]
     fn a_named_compound_without_components_is_kept() {
-        let s = select(&account(), Some(&[id("BillingAddress")]), false, &id("SystemModstamp")).unwrap();
+        let s = select(
+            &account(),
+            Some(&[id("BillingAddress")]),
+            false,
+            &id("SystemModstamp"),
+        )
+        .unwrap();
         assert_eq!(s.field_names(), ["Id", "SystemModstamp", "BillingAddress"]);
     }
 
     #[test]
     fn unknown_fields_suggest_close_matches() {
-        let err = select(&account(), Some(&[id("Nmae")]), false, &id("LastModifiedDate")).unwrap_err();
-        assert_eq!(err.to_string(), "`Account` has no field `Nmae`; did you mean `Name`?");
+        let err = select(
+            &account(),
+            Some(&[id("Nmae")]),
+            false,
+            &id("LastModifiedDate"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`Account` has no field `Nmae`; did you mean `Name`?"
+        );
     }
 
     #[test]
     fn a_missing_or_wrong_cursor_says_which_fields_would_do() {
         let mut login = account();
         login.name = "LoginHistory".into();
-        login.fields.retain(|f| !f.name.ends_with("Date") && f.name != "SystemModstamp");
-        login.fields.push(field("LoginTime", FieldType::Datetime, false, None));
+        login
+            .fields
+            .retain(|f| !f.name.ends_with("Date") && f.name != "SystemModstamp");
+        login
+            .fields
+            .push(field("LoginTime", FieldType::Datetime, false, None));
         let err = select(&login, None, false, &id("LastModifiedDate")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "`LoginHistory` has no field `LastModifiedDate` to place rows in days: pass `--cursor-field` with one of its date-time fields: `LoginTime`"
         );
         let err = select(&account(), None, false, &id("Name")).unwrap_err();
-        assert!(err.to_string().starts_with("`Account.Name` is a string field"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("`Account.Name` is a string field"),
+            "{err}"
+        );
     }
 }
