@@ -1,0 +1,160 @@
+//! The backfill end to end: the real binary against the fake org over loopback HTTP.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::support::*;
+
+const OBJECTS: &[&str] = &["Account", "Contact", "Opportunity", "Case", "Lead", "Invoice__c"];
+
+fn backfill_args<'a>(out: &'a str, objects: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
+    vec![
+        "backfill", "--objects", objects, "--start", start, "--end", end, "--out", out,
+        "--all-fields", "--rate-limit", "1000", "--concurrency", "4", "--progress", "off",
+    ]
+}
+
+/// The fields the output holds for `object`, from its first file's schema.
+fn output_fields(out: &Path, object: &str) -> Vec<String> {
+    let rows = read_output(out, object);
+    rows.first().map(|r| r.keys().cloned().collect()).unwrap_or_default()
+}
+
+async fn expected(url: &str, object: &str, fields: &[String], start: &str, end: &str) -> BTreeMap<String, Row> {
+    let soql = format!(
+        "SELECT {} FROM {object} WHERE LastModifiedDate >= {start} AND LastModifiedDate < {end}",
+        fields.join(", ")
+    );
+    by_id(org_rows(url, object, &soql).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_every_seeded_object_equals_the_orgs_rows() {
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let objects = OBJECTS.join(",");
+    let o = run(&org.url(), &backfill_args(out, &objects, "2025-01-01", "2025-12-31")).await;
+    assert_exit(&o, 0);
+    for object in OBJECTS {
+        let fields = output_fields(dir.path(), object);
+        assert!(fields.contains(&"Id".to_string()), "{object} has output");
+        let got = by_id(read_output(dir.path(), object));
+        let want = expected(&org.url(), object, &fields, "2025-01-01T00:00:00Z", "2026-01-01T00:00:00Z").await;
+        assert_eq!(got.len(), want.len(), "{object}: row count");
+        for (id, row) in &want {
+            assert_eq!(got.get(id), Some(row), "{object} {id}");
+        }
+    }
+    let login = run(
+        &org.url(),
+        &[
+            "backfill", "--objects", "LoginHistory", "--cursor-field", "LoginTime", "--start", "2025-01-01",
+            "--end", "2025-12-31", "--out", out, "--rate-limit", "1000", "--progress", "off",
+        ],
+    )
+    .await;
+    assert_exit(&login, 0);
+    assert!(!read_output(dir.path(), "LoginHistory").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_fetches_nothing() {
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let args = backfill_args(out, "Account,Opportunity", "2025-03-01", "2025-03-31");
+    assert_exit(&run(&org.url(), &args).await, 0);
+    let before = org.stats();
+    assert_exit(&run(&org.url(), &args).await, 0);
+    let after = org.stats();
+    let queries = |s: &sfbackfill::fake_org::Stats| {
+        s.by_kind.get("query").copied().unwrap_or(0) + s.by_kind.get("query_more").copied().unwrap_or(0)
+    };
+    assert_eq!(queries(&after), queries(&before), "a rerun sent query requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_the_query_limit_resumes_to_the_same_output() {
+    let org = start_default_fake().await;
+    let stopped = tempfile::tempdir().unwrap();
+    let unbroken = tempfile::tempdir().unwrap();
+    let (s, u) = (stopped.path().to_str().unwrap(), unbroken.path().to_str().unwrap());
+    let mut limited = backfill_args(s, "Account,Case", "2025-06-10", "2025-06-25");
+    limited.extend(["--query-limit", "7"]);
+    let o = run(&org.url(), &limited).await;
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("query limit"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().filter(|l| l.starts_with("error:")).count(), 1);
+    assert_exit(&run(&org.url(), &backfill_args(s, "Account,Case", "2025-06-10", "2025-06-25")).await, 0);
+    assert_exit(&run(&org.url(), &backfill_args(u, "Account,Case", "2025-06-10", "2025-06-25")).await, 0);
+    for object in ["Account", "Case"] {
+        assert_eq!(by_id(read_output(stopped.path(), object)), by_id(read_output(unbroken.path(), object)));
+        let names = |p: &Path| {
+            parquet_files(p, object)
+                .into_iter()
+                .map(|f| f.strip_prefix(p).unwrap().to_path_buf())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(stopped.path()), names(unbroken.path()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repull_of_one_week_replaces_only_that_weeks_files() {
+    use std::os::unix::fs::MetadataExt;
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    assert_exit(&run(&org.url(), &backfill_args(out, "Account", "2025-03-01", "2025-03-31")).await, 0);
+    let inodes = |p: &Path| -> BTreeMap<String, u64> {
+        parquet_files(p, "Account")
+            .into_iter()
+            .map(|f| (f.to_string_lossy().into_owned(), std::fs::metadata(&f).unwrap().ino()))
+            .collect()
+    };
+    let before = inodes(dir.path());
+    let mut repull = backfill_args(out, "Account", "2025-03-10", "2025-03-16");
+    repull.push("--repull");
+    assert_exit(&run(&org.url(), &repull).await, 0);
+    let after = inodes(dir.path());
+    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+    for (file, ino) in &before {
+        let in_week = ("10"..="16").contains(&&file[file.find("date=2025-03-").unwrap() + 13..][..2]);
+        assert_eq!(after[file] != *ino, in_week, "{file}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_field_list_over_existing_chunks_is_refused() {
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    assert_exit(&run(&org.url(), &backfill_args(out, "Account", "2025-03-01", "2025-03-03")).await, 0);
+    let o = run(
+        &org.url(),
+        &["backfill", "--objects", "Account", "--fields", "Account=Name", "--start", "2025-03-01", "--end", "2025-03-05", "--out", out, "--progress", "off"],
+    )
+    .await;
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("already holds `Account` chunks"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--repull"), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_done_chunks_rows_and_bytes() {
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    assert_exit(&run(&org.url(), &backfill_args(out, "Opportunity", "2025-04-01", "2025-04-30")).await, 0);
+    let o = sfbackfill(&org.url(), &["status", "--out", out, "--json"]);
+    assert_exit(&o, 0);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let opp = &doc["objects"][0];
+    assert_eq!(opp["object"], "Opportunity");
+    assert_eq!(opp["chunks_done"], 30);
+    assert_eq!(opp["chunks_pending"], 0);
+    let rows = read_output(dir.path(), "Opportunity").len() as u64;
+    assert_eq!(opp["rows"].as_u64().unwrap(), rows);
+    assert!(opp["bytes"].as_u64().unwrap() > 0);
+}

@@ -1,0 +1,307 @@
+//! Helpers for integration tests: start the fake org, run the binary, read the output back,
+//! and fetch the org's own rows over HTTP with an independent JSON reading.
+
+use arrow::array::*;
+use arrow::datatypes::{DataType, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
+
+pub const CLIENT_ID: &str = "fake-client-id";
+pub const CLIENT_SECRET: &str = "fake-client-secret";
+
+/// A row as canonical text per column, so Parquet and JSON can be compared.
+pub type Row = BTreeMap<String, String>;
+
+pub async fn start_fake(config: FakeOrgConfig) -> FakeOrg {
+    FakeOrg::start(config).await.expect("fake org starts")
+}
+
+pub async fn start_default_fake() -> FakeOrg {
+    start_fake(FakeOrgConfig::default()).await
+}
+
+/// Runs the real binary with the fake org's credentials in its environment.
+pub fn sfbackfill(url: &str, args: &[&str]) -> Output {
+    sfbackfill_with_env(args, &[("SF_INSTANCE_URL", url), ("SF_CLIENT_ID", CLIENT_ID), ("SF_CLIENT_SECRET", CLIENT_SECRET)])
+}
+
+pub fn sfbackfill_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
+    cmd.args(args)
+        .env_remove("SF_INSTANCE_URL")
+        .env_remove("SF_CLIENT_ID")
+        .env_remove("SF_CLIENT_SECRET")
+        .env_remove("SF_API_VERSION")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+/// Runs the binary in a blocking thread so the in-process fake org keeps serving.
+pub async fn run(url: &str, args: &[&str]) -> Output {
+    let url = url.to_string();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        sfbackfill(&url, &refs)
+    })
+    .await
+    .unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit status\nstdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Every Parquet file under `out/object/date=*/`.
+pub fn parquet_files(out: &Path, object: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(days) = std::fs::read_dir(out.join(object)) else {
+        return files;
+    };
+    for day in days.flatten() {
+        assert!(
+            day.file_name().to_string_lossy().starts_with("date="),
+            "stray entry {:?} in the object folder",
+            day.path()
+        );
+        for f in std::fs::read_dir(day.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            assert!(name.ends_with(".parquet"), "stray file {:?}", f.path());
+            files.push(f.path());
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The rows of every Parquet file of `object`, canonicalised.
+pub fn read_output(out: &Path, object: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for file in parquet_files(out, object) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let schema = batch.schema();
+            for i in 0..batch.num_rows() {
+                let mut row = Row::new();
+                for (c, field) in schema.fields().iter().enumerate() {
+                    row.insert(field.name().clone(), arrow_text(batch.column(c).as_ref(), i));
+                }
+                rows.push(row);
+            }
+        }
+    }
+    rows
+}
+
+pub const NULL: &str = "∅";
+
+fn arrow_text(col: &dyn Array, i: usize) -> String {
+    if col.is_null(i) {
+        return NULL.into();
+    }
+    match col.data_type() {
+        DataType::Utf8 => col.as_any().downcast_ref::<StringArray>().unwrap().value(i).to_string(),
+        DataType::Boolean => col.as_any().downcast_ref::<BooleanArray>().unwrap().value(i).to_string(),
+        DataType::Int32 => col.as_any().downcast_ref::<Int32Array>().unwrap().value(i).to_string(),
+        DataType::Int64 => col.as_any().downcast_ref::<Int64Array>().unwrap().value(i).to_string(),
+        DataType::Float64 => format!("{:?}", col.as_any().downcast_ref::<Float64Array>().unwrap().value(i)),
+        DataType::Decimal128(_, scale) => {
+            let v = col.as_any().downcast_ref::<Decimal128Array>().unwrap().value(i);
+            format!("{v}e-{scale}")
+        }
+        DataType::Date32 => {
+            let d = col.as_any().downcast_ref::<Date32Array>().unwrap().value(i);
+            (NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(d as i64)).to_string()
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            col.as_any().downcast_ref::<TimestampMillisecondArray>().unwrap().value(i).to_string()
+        }
+        DataType::Time32(TimeUnit::Millisecond) => {
+            col.as_any().downcast_ref::<Time32MillisecondArray>().unwrap().value(i).to_string()
+        }
+        DataType::List(_) => {
+            let list = col.as_any().downcast_ref::<ListArray>().unwrap().value(i);
+            (0..list.len()).map(|j| arrow_text(list.as_ref(), j)).collect::<Vec<_>>().join(";")
+        }
+        DataType::Struct(fields) => {
+            let s = col.as_any().downcast_ref::<StructArray>().unwrap();
+            let mut parts: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .map(|(k, f)| format!("{}={}", f.name(), arrow_text(s.column(k).as_ref(), i)))
+                .collect();
+            parts.sort();
+            parts.join(",")
+        }
+        other => panic!("unexpected column type {other}"),
+    }
+}
+
+/// The canonical text of a JSON value of a field of the given describe type.
+pub fn json_text(value: &Value, sf_type: &str, scale: i64) -> String {
+    if value.is_null() {
+        return NULL.into();
+    }
+    match sf_type {
+        "boolean" => value.as_bool().unwrap().to_string(),
+        "int" | "long" => value.as_i64().unwrap().to_string(),
+        "double" | "percent" => format!("{:?}", value.as_f64().unwrap()),
+        "currency" => format!("{}e-{scale}", scaled_decimal(&value.to_string(), scale)),
+        "datetime" => {
+            let t = DateTime::parse_from_str(value.as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap();
+            t.timestamp_millis().to_string()
+        }
+        "time" => {
+            let s = value.as_str().unwrap().trim_end_matches('Z');
+            let t = NaiveTime::parse_from_str(s, "%H:%M:%S%.3f").unwrap();
+            (t.num_seconds_from_midnight() as i64 * 1000 + (t.nanosecond() / 1_000_000) as i64).to_string()
+        }
+        "address" | "location" => {
+            let mut parts: Vec<String> = value
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    let t = if matches!(k.as_str(), "latitude" | "longitude") { "double" } else { "string" };
+                    format!("{k}={}", json_text(v, t, 0))
+                })
+                .collect();
+            parts.sort();
+            parts.join(",")
+        }
+        _ => match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// A JSON number's text as an integer scaled by 10^scale, exactly (no floating point).
+pub fn scaled_decimal(text: &str, scale: i64) -> i128 {
+    let lower = text.to_ascii_lowercase();
+    let (mantissa, exp) = match lower.split_once('e') {
+        Some((m, e)) => (m.to_string(), e.parse::<i64>().unwrap()),
+        None => (lower.clone(), 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let mantissa = mantissa.trim_start_matches(['-', '+']);
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: i128 = format!("{int}{frac}").parse().unwrap();
+    let shift = scale + exp - frac.len() as i64;
+    let value = if shift >= 0 {
+        digits * 10i128.pow(shift as u32)
+    } else {
+        let div = 10i128.pow((-shift) as u32);
+        assert_eq!(digits % div, 0, "{text} has more digits than scale {scale}");
+        digits / div
+    };
+    if negative { -value } else { value }
+}
+
+/// An access token from the fake org, fetched as any client would.
+pub async fn token(url: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{url}/services/oauth2/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// The describe `fields` of `object`: name → (type, scale).
+pub async fn field_types(url: &str, object: &str) -> BTreeMap<String, (String, i64)> {
+    let token = token(url).await;
+    let body: Value = reqwest::Client::new()
+        .get(format!("{url}/services/data/v62.0/sobjects/{object}/describe"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                (f["type"].as_str().unwrap().to_string(), f["scale"].as_i64().unwrap_or(0)),
+            )
+        })
+        .collect()
+}
+
+/// The org's own rows for a SOQL query, paged with nextRecordsUrl, canonicalised like the output.
+pub async fn org_rows(url: &str, object: &str, soql: &str) -> Vec<Row> {
+    let token = token(url).await;
+    let types = field_types(url, object).await;
+    let client = reqwest::Client::new();
+    let mut next = format!("{url}/services/data/v62.0/query?q={}", urlencode(soql));
+    let mut rows = Vec::new();
+    loop {
+        let page: Value = client.get(&next).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        for record in page["records"].as_array().unwrap() {
+            let mut row = Row::new();
+            for (k, v) in record.as_object().unwrap() {
+                if k == "attributes" {
+                    continue;
+                }
+                let (t, scale) = types.get(k).cloned().unwrap_or(("string".into(), 0));
+                row.insert(k.clone(), json_text(v, &t, scale));
+            }
+            rows.push(row);
+        }
+        match page["nextRecordsUrl"].as_str() {
+            Some(path) if !page["done"].as_bool().unwrap() => next = format!("{url}{path}"),
+            _ => break,
+        }
+    }
+    rows
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Rows keyed by Id; panics on a duplicate Id.
+pub fn by_id(rows: Vec<Row>) -> BTreeMap<String, Row> {
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let id = row["Id"].clone();
+        assert!(out.insert(id.clone(), row).is_none(), "duplicate Id {id}");
+    }
+    out
+}
