@@ -158,3 +158,71 @@ async fn status_reports_done_chunks_rows_and_bytes() {
     assert_eq!(opp["rows"].as_u64().unwrap(), rows);
     assert!(opp["bytes"].as_u64().unwrap() > 0);
 }
+
+fn slow_org_config() -> sfbackfill::fake_org::FakeOrgConfig {
+    sfbackfill::fake_org::FakeOrgConfig {
+        faults: sfbackfill::fake_org::Faults {
+            latency: Some(std::time::Duration::from_millis(40)),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn spawn_backfill(url: &str, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
+        .args(args)
+        .env("SF_INSTANCE_URL", url)
+        .env("SF_CLIENT_ID", CLIENT_ID)
+        .env("SF_CLIENT_SECRET", CLIENT_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the output holds at least one finished day, so a signal lands mid-run.
+async fn wait_for_first_file(out: &Path, object: &str) {
+    for _ in 0..400 {
+        if !parquet_files(out, object).is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no file appeared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_with_exit_3_and_the_rerun_completes_exactly() {
+    let org = start_fake(slow_org_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let args = backfill_args(out, "Account", "2025-02-01", "2025-04-30");
+    let child = spawn_backfill(&org.url(), &args);
+    wait_for_first_file(dir.path(), "Account").await;
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("run the same command again"), "{}", stderr(&o));
+    org.set_faults(Default::default());
+    assert_exit(&run(&org.url(), &args).await, 0);
+    let fields = output_fields(dir.path(), "Account");
+    let got = by_id(read_output(dir.path(), "Account"));
+    let want = expected(&org.url(), "Account", &fields, "2025-02-01T00:00:00Z", "2025-05-01T00:00:00Z").await;
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_backfill_on_the_same_folder_is_refused_naming_the_first() {
+    let org = start_fake(slow_org_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let first = spawn_backfill(&org.url(), &backfill_args(out, "Account", "2025-02-01", "2025-04-30"));
+    wait_for_first_file(dir.path(), "Account").await;
+    let o = run(&org.url(), &backfill_args(out, "Contact", "2025-02-01", "2025-02-03")).await;
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains(&format!("pid {}", first.id())), "{}", stderr(&o));
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    let o = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap()).await.unwrap();
+    assert_exit(&o, 3);
+}
