@@ -47,7 +47,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_api_usage: 75.0,
             batch_size: None,
         },
-        objects: vec![Identifier::parse("Account")?, Identifier::parse("Opportunity")?],
+        objects: vec![
+            Identifier::parse("Account")?,
+            Identifier::parse("Opportunity")?,
+        ],
         window: Window::new(
             plan::parse_instant("2025-05-05", Bound::Start, utc)?,
             plan::parse_instant("2025-05-11", Bound::End, utc)?,
@@ -60,6 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         query_limit: None,
         include_deleted: false,
         repull: false,
+        offpeak: None,
+        exit_outside_window: false,
         progress: ProgressMode::Off,
     };
     let summary = app::backfill(&settings, Arc::new(PrintChunks), std::future::pending())
@@ -68,7 +73,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} rows in {} chunks", summary.rows, summary.chunks_done);
     let state = sfbackfill::checkpoint::read(&out)?;
     for s in object_statuses(&state) {
-        println!("{}: {} chunks done, {} rows, {} bytes", s.object, s.chunks_done, s.rows, s.bytes);
+        println!(
+            "{}: {} chunks done, {} rows, {} bytes",
+            s.object, s.chunks_done, s.rows, s.bytes
+        );
     }
     org.shutdown().await;
     std::fs::remove_dir_all(&out)?;

@@ -479,6 +479,8 @@ pub async fn backfill(
         concurrency: settings.limits.concurrency,
         budget,
         query_limit: settings.query_limit,
+        offpeak: settings.offpeak.clone(),
+        exit_outside_window: settings.exit_outside_window,
         reporter,
     };
     let result = schedule::run(config, &mut manifest, &jobs, chunks, shutdown).await;
@@ -547,6 +549,11 @@ fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Result<(), Failu
             ExitKind::Resumable,
             format!("stopped: {message}"),
             resume,
+        )),
+        Some(StopReason::OutsideWindow { opens }) => Err(Failure::new(
+            ExitKind::Resumable,
+            format!("stopped: outside the off-peak windows; the next opens at {opens}"),
+            Some("run the same command again then; done chunks are skipped".into()),
         )),
         Some(StopReason::Interrupted) => Err(Failure::new(
             ExitKind::Resumable,
@@ -823,6 +830,8 @@ async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
         query_limit: None,
         include_deleted: false,
         repull: false,
+        offpeak: None,
+        exit_outside_window: false,
         progress: args.progress,
     };
     eprintln!(

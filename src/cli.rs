@@ -192,6 +192,15 @@ pub struct BackfillArgs {
     /// Fetch the window's chunks again even if done, replacing their files.
     #[arg(long)]
     pub repull: bool,
+    /// Start requests only inside this local-time window, e.g. 22:00-06:00 (repeatable).
+    #[arg(long = "window", value_name = "HH:MM-HH:MM")]
+    pub windows: Vec<String>,
+    /// The zone of --window [default: UTC].
+    #[arg(long, value_name = "ZONE")]
+    pub window_tz: Option<String>,
+    /// Outside every --window, exit with status 3 instead of waiting.
+    #[arg(long)]
+    pub exit_outside_window: bool,
     /// How progress is shown.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::cli::{BackfillArgs, ConnectionArgs, LimitArgs, ProgressMode};
 use crate::error::{ExitKind, UserFacing};
+use crate::offpeak::{DailyWindow, OffPeak, WindowError};
 use crate::plan::{self, Bound, PlanError, Window};
 use crate::secret::Secret;
 use crate::soql::{Identifier, InvalidIdentifier};
@@ -61,6 +62,8 @@ pub enum ConfigError {
     Plan(#[from] PlanError),
     #[error("{0}")]
     Identifier(#[from] InvalidIdentifier),
+    #[error(transparent)]
+    OffPeak(#[from] WindowError),
 }
 
 impl UserFacing for ConfigError {
@@ -105,6 +108,8 @@ pub struct BackfillSettings {
     pub query_limit: Option<u64>,
     pub include_deleted: bool,
     pub repull: bool,
+    pub offpeak: Option<OffPeak>,
+    pub exit_outside_window: bool,
     pub progress: ProgressMode,
 }
 
@@ -131,6 +136,9 @@ pub struct ConfigFile {
     pub request_timeout: Option<u64>,
     pub max_api_usage: Option<f64>,
     pub batch_size: Option<u32>,
+    pub window: Option<Vec<String>>,
+    pub window_tz: Option<String>,
+    pub exit_outside_window: Option<bool>,
 }
 
 impl ConfigFile {
@@ -421,6 +429,35 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
             .or(file.cursor_field.as_deref())
             .unwrap_or(DEFAULT_CURSOR_FIELD),
     )?;
+    let window_flags = if args.windows.is_empty() {
+        file.window.clone().unwrap_or_default()
+    } else {
+        args.windows.clone()
+    };
+    let window_tz = args.window_tz.clone().or_else(|| file.window_tz.clone());
+    let offpeak = match (window_flags.is_empty(), window_tz) {
+        (true, Some(_)) => {
+            return Err(ConfigError::Missing {
+                what: "--window",
+                how: "--window-tz needs at least one --window HH:MM-HH:MM",
+            });
+        }
+        (true, None) => None,
+        (false, zone) => Some(OffPeak {
+            windows: window_flags
+                .iter()
+                .map(|w| DailyWindow::parse(w))
+                .collect::<Result<_, _>>()?,
+            zone: plan::parse_zone(zone.as_deref().unwrap_or("UTC"))?,
+        }),
+    };
+    let exit_outside_window = args.exit_outside_window || file.exit_outside_window.unwrap_or(false);
+    if exit_outside_window && offpeak.is_none() {
+        return Err(ConfigError::Missing {
+            what: "--window",
+            how: "--exit-outside-window needs at least one --window HH:MM-HH:MM",
+        });
+    }
     Ok(BackfillSettings {
         connection: connection(&args.connection, &file, env)?,
         limits: limits(&args.limits, &file)?,
@@ -434,6 +471,8 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
         query_limit,
         include_deleted: args.include_deleted || file.include_deleted.unwrap_or(false),
         repull: args.repull,
+        offpeak,
+        exit_outside_window,
         progress: args.progress,
     })
 }
@@ -567,6 +606,12 @@ mod tests {
             (&["--batch-size", "50"], "--batch-size 50"),
             (&["--fields", "Account"], "--fields Account"),
             (&["--chunk-timezone", "Nowhere/City"], "Nowhere/City"),
+            (&["--window", "22:00"], "--window 22:00"),
+            (
+                &["--window", "22:00-06:00", "--window-tz", "Mars/Base"],
+                "Mars/Base",
+            ),
+            (&["--exit-outside-window"], "--exit-outside-window needs"),
         ];
         for (extra, needle) in cases {
             let mut args = OK.to_vec();

@@ -148,6 +148,12 @@ impl Reporter for Bars {
         let _ = self.multi.println(format!("chunk {chunk} failed: {error}"));
     }
 
+    fn on_waiting(&self, until: &str) {
+        self.total.set_message(format!(
+            "outside the off-peak windows: waiting until {until}"
+        ));
+    }
+
     fn on_run_end(&self) {
         for bar in self.objects.lock().expect("progress lock").values() {
             bar.finish();
@@ -216,6 +222,10 @@ impl Reporter for LogLines {
 
     fn on_chunk_failed(&self, chunk: &Chunk, error: &str) {
         eprintln!("chunk {chunk} failed: {error}");
+    }
+
+    fn on_waiting(&self, until: &str) {
+        eprintln!("outside the off-peak windows: waiting until {until}");
     }
 
     fn on_run_end(&self) {

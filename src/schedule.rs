@@ -27,6 +27,7 @@ use crate::checkpoint::{CheckpointError, Entry, Manifest};
 use crate::decode::{DecodeError, Page, PageDecoder};
 use crate::error::{ExitKind, UserFacing};
 use crate::fetch::{FetchError, QueryPage, SalesforceClient};
+use crate::offpeak::OffPeak;
 use crate::plan::Chunk;
 use crate::select::Selection;
 use crate::soql;
@@ -48,6 +49,8 @@ pub trait Reporter: Send + Sync {
     fn on_rows(&self, _object: &str, _rows: u64) {}
     fn on_chunk_done(&self, _chunk: &Chunk, _rows: u64) {}
     fn on_chunk_failed(&self, _chunk: &Chunk, _error: &str) {}
+    /// Outside every off-peak window: no chunk starts until `until` (local time, as text).
+    fn on_waiting(&self, _until: &str) {}
     fn on_run_end(&self) {}
 }
 
@@ -93,8 +96,16 @@ pub struct ObjectJob {
 /// Why a run stopped before its chunks were all done; each resumes by running again.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
-    QueryLimit { limit: u64 },
-    ApiUsage { message: String },
+    QueryLimit {
+        limit: u64,
+    },
+    ApiUsage {
+        message: String,
+    },
+    /// Outside every off-peak window with `--exit-outside-window`; `opens` is local time.
+    OutsideWindow {
+        opens: String,
+    },
     Interrupted,
 }
 
@@ -209,6 +220,8 @@ pub struct RunConfig {
     pub concurrency: usize,
     pub budget: Arc<QueryBudget>,
     pub query_limit: Option<u64>,
+    pub offpeak: Option<OffPeak>,
+    pub exit_outside_window: bool,
     pub reporter: Arc<dyn Reporter>,
 }
 
@@ -254,24 +267,53 @@ pub async fn run(
     ctx.reporter.on_run_start(&per_object);
 
     let mut summary = RunSummary::default();
-    let mut pending = chunks.into_iter();
+    let mut pending = chunks.into_iter().peekable();
     let mut running = JoinSet::new();
+    let mut waiting_reported = false;
     tokio::pin!(shutdown);
     loop {
-        while summary.stopped.is_none() && running.len() < config.concurrency {
+        let closed_until = closed_until(config.offpeak.as_ref(), pending.peek().is_some());
+        if let (Some(opens), true) = (closed_until, config.exit_outside_window) {
+            let opens = config
+                .offpeak
+                .as_ref()
+                .expect("closed implies windows")
+                .local(opens);
+            summary
+                .stopped
+                .get_or_insert(StopReason::OutsideWindow { opens });
+        }
+        while summary.stopped.is_none()
+            && closed_until.is_none()
+            && running.len() < config.concurrency
+        {
             let Some(chunk) = pending.next() else { break };
             let job = jobs[&chunk.object].clone();
             running.spawn(fetch_chunk(ctx.clone(), job, chunk));
+            waiting_reported = false;
         }
-        if running.is_empty() {
+        let opens = closed_until.filter(|_| summary.stopped.is_none());
+        if running.is_empty() && opens.is_none() {
             break;
         }
+        if let (Some(at), false) = (opens, waiting_reported) {
+            ctx.reporter.on_waiting(
+                &config
+                    .offpeak
+                    .as_ref()
+                    .expect("closed implies windows")
+                    .local(at),
+            );
+            waiting_reported = true;
+        }
+        let wait = opens.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
         tokio::select! {
             _ = &mut shutdown, if summary.stopped.is_none() => {
                 summary.stopped = Some(StopReason::Interrupted);
                 running.abort_all();
             }
-            joined = running.join_next() => {
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+            joined = running.join_next(), if !running.is_empty() => {
                 let Some(joined) = joined else { break };
                 let (chunk, result) = match joined {
                     Ok(outcome) => outcome,
@@ -288,6 +330,13 @@ pub async fn run(
     summary.query_requests = ctx.budget.used();
     ctx.reporter.on_run_end();
     Ok(summary)
+}
+
+/// When chunks remain and the off-peak windows are closed now, the instant the next opens.
+fn closed_until(offpeak: Option<&OffPeak>, chunks_remain: bool) -> Option<chrono::DateTime<Utc>> {
+    let offpeak = offpeak.filter(|_| chunks_remain)?;
+    let now = Utc::now();
+    (!offpeak.is_open(now)).then(|| offpeak.next_open(now))
 }
 
 fn record(
