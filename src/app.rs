@@ -443,6 +443,17 @@ pub async fn backfill(
 ) -> Result<RunSummary, Failure> {
     client_config(&settings.connection, &settings.limits).validate()?;
     config::check_writable_output(&settings.out)?;
+    if let (Some(offpeak), true) = (&settings.offpeak, settings.exit_outside_window) {
+        let now = chrono::Utc::now();
+        if !offpeak.is_open(now) {
+            return Ok(RunSummary {
+                stopped: Some(StopReason::OutsideWindow {
+                    opens: offpeak.local(offpeak.next_open(now)),
+                }),
+                ..RunSummary::default()
+            });
+        }
+    }
     let client = connect(&settings.connection, &settings.limits).await?;
     let prepared = prepare_objects(&client, settings).await?;
     let existing = checkpoint::read(&settings.out)?;

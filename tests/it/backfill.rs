@@ -226,3 +226,19 @@ async fn a_second_backfill_on_the_same_folder_is_refused_naming_the_first() {
     let o = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap()).await.unwrap();
     assert_exit(&o, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_window_with_exit_outside_window_exits_3_without_a_request() {
+    use chrono::Timelike;
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let hour = (chrono::Utc::now().hour() + 3) % 24;
+    let window = format!("{hour:02}:00-{:02}:00", (hour + 1) % 24);
+    let mut args = backfill_args(out, "Account", "2025-03-01", "2025-03-02");
+    args.extend(["--window", &window, "--window-tz", "UTC", "--exit-outside-window"]);
+    let o = run(&org.url(), &args).await;
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("outside the off-peak windows"), "{}", stderr(&o));
+    assert_eq!(org.stats().requests, 0, "a request was sent");
+}
