@@ -1,0 +1,204 @@
+//! The commands as a user runs them: exit codes, one-line errors, secrets never shown.
+
+use std::path::Path;
+
+use crate::support::*;
+use sfbackfill::fake_org::{AuthScenario, FakeOrgConfig};
+
+/// A secret nobody would print by accident: if it shows up anywhere, we leaked it.
+const LEAKY_SECRET: &str = "Sup3r-Secret-Value-7731";
+
+fn no_secret_in(o: &std::process::Output, files_under: Option<&Path>) {
+    assert!(!stdout(o).contains(LEAKY_SECRET), "secret in stdout");
+    assert!(!stderr(o).contains(LEAKY_SECRET), "secret in stderr");
+    if let Some(dir) = files_under {
+        for entry in walk(dir) {
+            let bytes = std::fs::read(&entry).unwrap();
+            let hay = String::from_utf8_lossy(&bytes);
+            assert!(!hay.contains(LEAKY_SECRET), "secret in {}", entry.display());
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn one_error_line(o: &std::process::Output) -> String {
+    let lines: Vec<_> = stderr(o).lines().filter(|l| l.starts_with("error:")).map(str::to_string).collect();
+    assert_eq!(lines.len(), 1, "expected one error line: {}", stderr(o));
+    lines[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_connects_and_reports_each_object() {
+    let org = start_default_fake().await;
+    let o = run(&org.url(), &["check", "--objects", "Account,Invoice__c"]).await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.starts_with("Connected!"), "{out}");
+    assert!(out.contains("API usage:"), "{out}");
+    assert!(out.contains("Account") && out.contains("Invoice__c"), "{out}");
+    let o = run(&org.url(), &["check", "--objects", "LoginHistory"]).await;
+    assert_exit(&o, 2);
+    assert!(stdout(&o).contains("--cursor-field"), "{}", stdout(&o));
+    let o = run(&org.url(), &["check", "--objects", "LoginHistory", "--cursor-field", "LoginTime"]).await;
+    assert_exit(&o, 0);
+    let o = run(&org.url(), &["check", "--objects", "Acount"]).await;
+    assert_exit(&o, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_setup_error_names_the_fix_in_salesforce_setup() {
+    let cases: &[(AuthScenario, &str)] = &[
+        (AuthScenario::NoRunAsUser, "Run As"),
+        (AuthScenario::NoApiScope, "api"),
+        (AuthScenario::WrongDomain, "My Domain"),
+    ];
+    for (scenario, needle) in cases {
+        let org = start_fake(FakeOrgConfig {
+            auth_scenario: scenario.clone(),
+            ..Default::default()
+        })
+        .await;
+        let o = run(&org.url(), &["check"]).await;
+        assert_exit(&o, 2);
+        let line = one_error_line(&o);
+        assert!(line.contains(needle), "{scenario:?}: {line}");
+    }
+    let org = start_default_fake().await;
+    let wrong_id = sfbackfill_with_env(
+        &["check"],
+        &[("SF_INSTANCE_URL", &org.url()), ("SF_CLIENT_ID", "nope"), ("SF_CLIENT_SECRET", CLIENT_SECRET)],
+    );
+    assert_exit(&wrong_id, 2);
+    assert!(one_error_line(&wrong_id).contains("Consumer Key"), "{}", stderr(&wrong_id));
+    let url = org.url();
+    let wrong_secret = tokio::task::spawn_blocking(move || {
+        sfbackfill_with_env(
+            &["check"],
+            &[("SF_INSTANCE_URL", &url), ("SF_CLIENT_ID", CLIENT_ID), ("SF_CLIENT_SECRET", LEAKY_SECRET)],
+        )
+    })
+    .await
+    .unwrap();
+    assert_exit(&wrong_secret, 2);
+    assert!(one_error_line(&wrong_secret).contains("Consumer Secret"), "{}", stderr(&wrong_secret));
+    no_secret_in(&wrong_secret, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_invocations_fail_before_any_request_with_one_line() {
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let base = ["backfill", "--objects", "Account", "--start", "2025-01-01", "--end", "2025-01-31", "--out", out];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--start", "2025-02-30"], "--start 2025-02-30"),
+        (&["--end", "2024-12-01"], "window is empty"),
+        (&["--chunk-timezone", "Mars/Base"], "Mars/Base"),
+        (&["--query-limit", "0"], "--query-limit 0"),
+        (&["--window", "25:00-01:00"], "--window 25:00-01:00"),
+        (&["--objects", "Acc;ount"], "not a valid Salesforce API name"),
+        (&["--fields", "Account"], "OBJECT=FIELD1,FIELD2"),
+        (&["--concurrency", "0"], "--concurrency 0"),
+        (&["--instance-url", "https://login.salesforce.com"], "My Domain"),
+        (&["--instance-url", "http://example.com"], "https"),
+        (&["--instance-url", "not a url"], "not a url"),
+    ];
+    for (extra, needle) in cases {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let before = org.stats().requests;
+        let o = run(&org.url(), &args).await;
+        assert_exit(&o, 2);
+        let line = one_error_line(&o);
+        assert!(line.contains(needle), "{extra:?}: {line}");
+        assert_eq!(org.stats().requests, before, "{extra:?} sent a request");
+    }
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "the output folder was changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_objects_and_fields_suggest_close_matches() {
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("new");
+    let out = out.to_str().unwrap();
+    let o = run(&org.url(), &["backfill", "--objects", "Acount", "--start", "2025-01-01", "--end", "2025-01-02", "--out", out]).await;
+    assert_exit(&o, 2);
+    assert!(one_error_line(&o).contains("`Account`"), "{}", stderr(&o));
+    let o = run(
+        &org.url(),
+        &["backfill", "--objects", "Account", "--fields", "Account=Nmae", "--start", "2025-01-01", "--end", "2025-01-02", "--out", out],
+    )
+    .await;
+    assert_exit(&o, 2);
+    assert!(one_error_line(&o).contains("did you mean `Name`"), "{}", stderr(&o));
+    let o = run(&org.url(), &["backfill", "--objects", "LoginHistory", "--start", "2025-01-01", "--end", "2025-01-02", "--out", out]).await;
+    assert_exit(&o, 2);
+    assert!(one_error_line(&o).contains("`LoginTime`"), "{}", stderr(&o));
+    assert!(!Path::new(out).exists(), "a refused run created the output folder");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_never_appears_in_any_output_or_file() {
+    let org = start_fake(FakeOrgConfig {
+        client_secret: LEAKY_SECRET.into(),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let secret_file = dir.path().join("secret.txt");
+    std::fs::write(&secret_file, LEAKY_SECRET).unwrap();
+    let url = org.url();
+    let runs: Vec<Vec<String>> = vec![
+        vec!["check".into(), "--objects".into(), "Account".into()],
+        vec!["objects".into()],
+        vec!["objects".into(), "Invoice__c".into(), "--json".into()],
+        vec![
+            "backfill".into(), "--objects".into(), "Account".into(), "--start".into(), "2025-03-01".into(),
+            "--end".into(), "2025-03-03".into(), "--out".into(), format!("{out}/o"), "--rate-limit".into(), "100".into(),
+        ],
+        vec!["status".into(), "--out".into(), format!("{out}/o")],
+        vec!["backfill".into(), "--help".into()],
+    ];
+    for args in runs {
+        for env_secret in [true, false] {
+            let url = url.clone();
+            let args = args.clone();
+            let secret_file = secret_file.clone();
+            let o = tokio::task::spawn_blocking(move || {
+                let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
+                cmd.args(&args)
+                    .env("SF_INSTANCE_URL", &url)
+                    .env("SF_CLIENT_ID", CLIENT_ID)
+                    .env("RUST_LOG", "trace");
+                if env_secret {
+                    cmd.env("SF_CLIENT_SECRET", LEAKY_SECRET);
+                } else if args[0] != "status" && args[1] != "--help" {
+                    cmd.arg("--client-secret-file").arg(&secret_file);
+                }
+                cmd.output().unwrap()
+            })
+            .await
+            .unwrap();
+            assert!(o.status.code().is_some());
+            no_secret_in(&o, None);
+        }
+    }
+    std::fs::remove_file(&secret_file).unwrap();
+    let o = sfbackfill(&url, &["status", "--out", &format!("{out}/o")]);
+    assert_exit(&o, 0);
+    no_secret_in(&o, Some(dir.path()));
+}
