@@ -65,6 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         repull: false,
         offpeak: None,
         exit_outside_window: false,
+        max_query_uri_bytes: sfbackfill::select::MAX_QUERY_URI_BYTES,
         progress: ProgressMode::Off,
     };
     let summary = app::backfill(&settings, Arc::new(PrintChunks), std::future::pending())

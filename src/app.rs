@@ -14,7 +14,6 @@ use std::time::Duration;
 use crate::checkpoint::{self, ChunkState, Entry, Manifest, ManifestState};
 use crate::cli::{self, Command};
 use crate::config::{self, BackfillSettings, Connection, Limits, ProcessEnv};
-use crate::decode::PageDecoder;
 use crate::describe::ObjectDescribe;
 use crate::error::{ExitKind, UserFacing};
 use crate::fetch::{ClientConfig, SalesforceClient};
@@ -472,15 +471,15 @@ pub async fn backfill(
     for (_, selection) in prepared {
         let object = selection.object.to_string();
         record_plan(&mut manifest, settings, &selection)?;
-        let decoder = PageDecoder::new(&selection.fields)?;
         chunks.extend(pending_chunks(settings, manifest.state(), &object));
-        jobs.insert(
-            object,
-            Arc::new(ObjectJob {
-                selection,
-                decoder: Arc::new(decoder),
-            }),
-        );
+        let uri_prefix = settings.connection.instance_url.len()
+            + format!(
+                "/services/data/{}/queryAll?q=",
+                settings.connection.api_version
+            )
+            .len();
+        let job = ObjectJob::new(selection, uri_prefix, settings.max_query_uri_bytes)?;
+        jobs.insert(object, Arc::new(job));
     }
     let budget = Arc::new(QueryBudget::new(settings.query_limit));
     let config = RunConfig {
@@ -843,6 +842,7 @@ async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
         repull: false,
         offpeak: None,
         exit_outside_window: false,
+        max_query_uri_bytes: crate::select::MAX_QUERY_URI_BYTES,
         progress: args.progress,
     };
     eprintln!(

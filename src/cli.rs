@@ -198,6 +198,9 @@ pub struct BackfillArgs {
     /// The zone of --window [default: UTC].
     #[arg(long, value_name = "ZONE")]
     pub window_tz: Option<String>,
+    /// The longest query URL to send before splitting the field list (tests use small values).
+    #[arg(long, hide = true, value_name = "BYTES")]
+    pub max_query_uri_bytes: Option<usize>,
     /// Outside every --window, exit with status 3 instead of waiting.
     #[arg(long)]
     pub exit_outside_window: bool,

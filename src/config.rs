@@ -110,6 +110,8 @@ pub struct BackfillSettings {
     pub repull: bool,
     pub offpeak: Option<OffPeak>,
     pub exit_outside_window: bool,
+    /// Field lists whose query URL would be longer are split into groups joined by `Id`.
+    pub max_query_uri_bytes: usize,
     pub progress: ProgressMode,
 }
 
@@ -473,6 +475,10 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
         repull: args.repull,
         offpeak,
         exit_outside_window,
+        max_query_uri_bytes: args
+            .max_query_uri_bytes
+            .unwrap_or(crate::select::MAX_QUERY_URI_BYTES)
+            .max(1_000),
         progress: args.progress,
     })
 }

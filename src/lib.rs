@@ -26,6 +26,7 @@ pub mod describe;
 pub mod error;
 pub mod fake_org;
 pub mod fetch;
+pub mod join;
 pub mod offpeak;
 pub mod plan;
 pub mod progress;

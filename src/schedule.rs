@@ -14,7 +14,6 @@
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use bytes::Bytes;
 use chrono::Utc;
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,10 +26,12 @@ use crate::checkpoint::{CheckpointError, Entry, Manifest};
 use crate::decode::{DecodeError, Page, PageDecoder};
 use crate::error::{ExitKind, UserFacing};
 use crate::fetch::{FetchError, QueryPage, SalesforceClient};
+use crate::join::{GroupJoin, RowsShifted};
 use crate::offpeak::OffPeak;
 use crate::plan::Chunk;
-use crate::select::Selection;
+use crate::select::{self, Selection};
 use crate::soql;
+use crate::soql::Identifier;
 use crate::write::{self, ChunkFileWriter, FileMeta, WriteError};
 
 /// A cursor that expires mid-chunk restarts the chunk; more than this many times in a row
@@ -90,7 +91,50 @@ impl QueryBudget {
 /// What is copied of one object, shared by its chunks.
 pub struct ObjectJob {
     pub selection: Selection,
+    /// Decodes pages of the full field list; its schema is the files' schema.
     pub decoder: Arc<PageDecoder>,
+    /// One query per group of fields: one group unless the field list is too long for a URL.
+    pub groups: Vec<FieldGroup>,
+}
+
+/// The fields one query of a chunk reads.
+pub struct FieldGroup {
+    pub fields: Vec<Identifier>,
+    pub decoder: Arc<PageDecoder>,
+    /// Where each of this group's columns goes in the full schema.
+    pub positions: Vec<usize>,
+}
+
+impl ObjectJob {
+    /// Prepares an object's decoders, splitting its fields into groups whose query fits in
+    /// `max_uri_bytes` for a URL that begins with `uri_prefix_len` bytes.
+    pub fn new(
+        selection: Selection,
+        uri_prefix_len: usize,
+        max_uri_bytes: usize,
+    ) -> Result<Self, DecodeError> {
+        let decoder = Arc::new(PageDecoder::new(&selection.fields)?);
+        let ids = selection.identifiers();
+        let groups = select::field_groups(&selection, uri_prefix_len, max_uri_bytes)
+            .into_iter()
+            .map(|positions| {
+                let fields: Vec<_> = positions
+                    .iter()
+                    .map(|&i| selection.fields[i].clone())
+                    .collect();
+                Ok(FieldGroup {
+                    fields: positions.iter().map(|&i| ids[i].clone()).collect(),
+                    decoder: Arc::new(PageDecoder::new(&fields)?),
+                    positions,
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        Ok(Self {
+            selection,
+            decoder,
+            groups,
+        })
+    }
 }
 
 /// Why a run stopped before its chunks were all done; each resumes by running again.
@@ -132,6 +176,9 @@ pub enum ChunkError {
     /// The `--query-limit` budget is spent; the chunk is abandoned, not failed.
     #[error("the query limit is reached")]
     QueryLimit,
+    /// Rows changed between the queries of a wide object's field groups; read again.
+    #[error(transparent)]
+    Shifted(#[from] RowsShifted),
     /// A decode or write task died (a bug): reported, never hidden.
     #[error("a worker stopped unexpectedly: {0}")]
     Worker(String),
@@ -425,6 +472,10 @@ async fn fetch_chunk(
                 restarts += 1;
                 tracing::info!("chunk {chunk}: the query cursor expired; restarting the chunk");
             }
+            Err(ChunkError::Shifted(e)) if restarts < MAX_CHUNK_RESTARTS => {
+                restarts += 1;
+                tracing::info!("chunk {chunk}: {e}; reading it again");
+            }
             other => break other,
         }
     };
@@ -490,13 +541,19 @@ async fn fetch_chunk_once(
     chunk: &Chunk,
 ) -> Result<ChunkDone, ChunkError> {
     let sel = &job.selection;
-    let soql = soql::select_range(
-        &sel.object,
-        &sel.identifiers(),
-        &sel.cursor,
-        chunk.window.start,
-        chunk.window.end,
-    );
+    let queries: Vec<String> = job
+        .groups
+        .iter()
+        .map(|g| {
+            soql::select_range(
+                &sel.object,
+                &g.fields,
+                &sel.cursor,
+                chunk.window.start,
+                chunk.window.end,
+            )
+        })
+        .collect();
     let mut sink = ChunkSink {
         writer: None,
         staging: ctx.staging.clone(),
@@ -507,71 +564,72 @@ async fn fetch_chunk_once(
             window_start: chunk.window.start,
             window_end: chunk.window.end,
             cursor_field: sel.cursor.to_string(),
-            soql: soql.clone(),
+            soql: queries.join("\n"),
             extracted_at: Utc::now(),
         },
     };
-    let mut request = QueryPage::First {
-        soql,
-        include_deleted: ctx.include_deleted,
-    };
-    let mut refetches = 0;
+    let mut requests: Vec<Option<QueryPage>> = queries
+        .into_iter()
+        .map(|soql| {
+            Some(QueryPage::First {
+                soql,
+                include_deleted: ctx.include_deleted,
+            })
+        })
+        .collect();
+    let positions = job.groups.iter().map(|g| g.positions.clone()).collect();
+    let mut join = GroupJoin::new(job.decoder.schema(), positions);
     loop {
-        if !ctx.budget.try_take() {
-            return Err(ChunkError::QueryLimit);
+        for g in join.hungry() {
+            let request = requests[g].take().expect("a hungry group has a next page");
+            let page = fetch_page(ctx, &job.groups[g].decoder, &request, chunk).await?;
+            requests[g] = match page.next_records_url {
+                Some(url) if !page.done => Some(QueryPage::Next { url }),
+                _ => None,
+            };
+            join.push(g, page.batch, requests[g].is_none());
         }
-        let body = ctx.client.query_page(&request).await?;
-        let (returned, outcome) = decode_and_write(job.decoder.clone(), sink, body).await?;
-        sink = returned;
-        let page = match outcome {
-            Err(ChunkError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
-                refetches += 1;
-                tracing::info!("chunk {chunk}: a page arrived cut off ({e}); fetching it again");
-                continue;
+        match join.take()? {
+            Some(batch) => {
+                let rows = batch.num_rows() as u64;
+                sink = run_blocking(move || {
+                    sink.write(&batch)?;
+                    Ok(sink)
+                })
+                .await?;
+                ctx.reporter.on_rows(&chunk.object, rows);
             }
-            other => other?,
-        };
-        refetches = 0;
-        ctx.reporter.on_rows(&chunk.object, page.rows);
-        match page.next_records_url {
-            Some(url) if !page.done => request = QueryPage::Next { url },
-            _ => break,
+            None if join.is_finished() => break,
+            None => {}
         }
     }
     let out = ctx.out.clone();
     run_blocking(move || sink.publish(&out).map_err(ChunkError::from)).await
 }
 
-/// What the async side needs of a decoded page; the batch itself stays on the worker.
-struct PageInfo {
-    rows: u64,
-    done: bool,
-    next_records_url: Option<String>,
-}
-
-/// Decodes a page and appends it to the chunk's file on the rayon pool, off the runtime.
-///
-/// The sink always comes back, so a page that must be fetched again keeps what was written.
-async fn decode_and_write(
-    decoder: Arc<PageDecoder>,
-    mut sink: ChunkSink,
-    body: Bytes,
-) -> Result<(ChunkSink, Result<PageInfo, ChunkError>), ChunkError> {
-    run_blocking(move || {
-        let outcome = decoder
-            .decode(&body)
-            .map_err(ChunkError::from)
-            .and_then(|page: Page| {
-                sink.write(&page.batch)?;
-                Ok(PageInfo {
-                    rows: page.batch.num_rows() as u64,
-                    done: page.done,
-                    next_records_url: page.next_records_url,
-                })
-            });
-        Ok((sink, outcome))
-    })
-    .await
+/// Fetches and decodes one page, spending one query from the budget per request sent.
+/// A body cut off mid-JSON is fetched again (the same locator serves the same page).
+async fn fetch_page(
+    ctx: &Context,
+    decoder: &Arc<PageDecoder>,
+    request: &QueryPage,
+    chunk: &Chunk,
+) -> Result<Page, ChunkError> {
+    let mut refetches = 0;
+    loop {
+        if !ctx.budget.try_take() {
+            return Err(ChunkError::QueryLimit);
+        }
+        let body = ctx.client.query_page(request).await?;
+        let decoder = decoder.clone();
+        match run_blocking(move || decoder.decode(&body).map_err(ChunkError::from)).await {
+            Err(ChunkError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
+                refetches += 1;
+                tracing::info!("chunk {chunk}: a page arrived cut off ({e}); fetching it again");
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs CPU-heavy work on the rayon pool and awaits it without blocking the runtime.

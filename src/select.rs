@@ -99,6 +99,46 @@ impl Selection {
     }
 }
 
+/// Salesforce refuses request URIs over 16,384 bytes (`414`); this leaves room for the
+/// `nextRecordsUrl` form and proxies that count a little differently.
+pub const MAX_QUERY_URI_BYTES: usize = 15_000;
+
+/// Splits the selection's fields into groups whose range query fits in `max_uri_bytes`
+/// when sent to a URL that begins with `uri_prefix_len` bytes (instance URL and path).
+///
+/// Returns indices into `selection.fields`; every group starts with `Id` and the cursor,
+/// which `join` uses to line the groups' rows up. One group when everything fits.
+pub fn field_groups(
+    selection: &Selection,
+    uri_prefix_len: usize,
+    max_uri_bytes: usize,
+) -> Vec<Vec<usize>> {
+    let ids = selection.identifiers();
+    let key: Vec<usize> = (0..ids.len().min(2)).collect();
+    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let length = |group: &[usize]| {
+        let fields: Vec<Identifier> = group.iter().map(|&i| ids[i].clone()).collect();
+        let soql =
+            crate::soql::select_range(&selection.object, &fields, &selection.cursor, epoch, epoch);
+        uri_prefix_len
+            + url::form_urlencoded::byte_serialize(soql.as_bytes())
+                .map(str::len)
+                .sum::<usize>()
+    };
+    let mut groups = Vec::new();
+    let mut current = key.clone();
+    for i in key.len()..ids.len() {
+        current.push(i);
+        if length(&current) > max_uri_bytes && current.len() > key.len() + 1 {
+            current.pop();
+            groups.push(std::mem::replace(&mut current, key.clone()));
+            current.push(i);
+        }
+    }
+    groups.push(current);
+    groups
+}
+
 /// The cursor fields tried, in the order salesforce-api.md §3.4 recommends.
 const CURSOR_PREFERENCE: &[&str] = &[
     "SystemModstamp",
@@ -315,6 +355,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.field_names(), ["Id", "SystemModstamp", "BillingAddress"]);
+    }
+
+    #[test]
+    fn a_long_field_list_is_split_into_groups_that_each_fit() {
+        let mut wide = account();
+        for i in 0..400 {
+            wide.fields.push(field(
+                &format!("Custom_Field_Number_{i:03}__c"),
+                FieldType::String,
+                true,
+                None,
+            ));
+        }
+        let s = select(&wide, None, true, &id("SystemModstamp")).unwrap();
+        assert_eq!(field_groups(&s, 60, MAX_QUERY_URI_BYTES).len(), 1);
+        let groups = field_groups(&s, 60, 4_000);
+        assert!(groups.len() > 2, "{}", groups.len());
+        let mut seen: Vec<usize> = groups.iter().flat_map(|g| g[2..].to_vec()).collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            (2..s.fields.len()).collect::<Vec<_>>(),
+            "every field in exactly one group"
+        );
+        for g in &groups {
+            assert_eq!(&g[..2], &[0, 1], "each group starts with Id and the cursor");
+        }
     }
 
     #[test]

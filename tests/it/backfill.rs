@@ -242,3 +242,22 @@ async fn outside_the_window_with_exit_outside_window_exits_3_without_a_request()
     assert!(stderr(&o).contains("outside the off-peak windows"), "{}", stderr(&o));
     assert_eq!(org.stats().requests, 0, "a request was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_list_too_long_for_one_url_is_split_and_joined_by_id() {
+    let org = start_default_fake().await;
+    let split = tempfile::tempdir().unwrap();
+    let whole = tempfile::tempdir().unwrap();
+    let mut args = backfill_args(split.path().to_str().unwrap(), "Invoice__c", "2025-05-01", "2025-05-20");
+    args.extend(["--max-query-uri-bytes", "1000"]);
+    let before = org.stats();
+    assert_exit(&run(&org.url(), &args).await, 0);
+    let split_queries = org.stats().by_kind.get("query").copied().unwrap_or(0) - before.by_kind.get("query").copied().unwrap_or(0);
+    let before = org.stats();
+    assert_exit(&run(&org.url(), &backfill_args(whole.path().to_str().unwrap(), "Invoice__c", "2025-05-01", "2025-05-20")).await, 0);
+    let whole_queries = org.stats().by_kind.get("query").copied().unwrap_or(0) - before.by_kind.get("query").copied().unwrap_or(0);
+    assert!(split_queries >= 2 * whole_queries, "the field list was not split ({split_queries} vs {whole_queries})");
+    let (a, b) = (by_id(read_output(split.path(), "Invoice__c")), by_id(read_output(whole.path(), "Invoice__c")));
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+}
