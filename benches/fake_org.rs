@@ -1,0 +1,2 @@
+//! Placeholder: the fake org serving-speed bench (owned by the fake org work).
+fn main() {}

@@ -1,0 +1,1 @@
+//! STUB (being replaced by its owner): the fake org's SOQL grammar.

@@ -1,0 +1,8 @@
+//! One integration binary: the real binary and library against the fake org over loopback.
+
+mod backfill; // the historical run end to end
+mod cli; // commands as a user runs them: exit codes, errors, secrets
+mod client; // the Salesforce client: sign-in, retries, rate and concurrency limits, usage guard
+mod fake_org; // the fake org itself, so that what it fakes is faithful
+mod readers; // the output read back by an independent reader
+mod support; // helpers: start the fake org, run the binary, read output back
