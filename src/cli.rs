@@ -45,7 +45,9 @@ pub enum Command {
     /// Run a backfill against an embedded fake org: no credentials, no network.
     #[command(after_help = "Example:\n  sfbackfill demo --out ./sfbackfill-demo")]
     Demo(DemoArgs),
-    // FAKE_ORG_COMMAND
+    /// Serve the embedded fake Salesforce org on loopback until Ctrl-C, to try commands against.
+    #[command(after_help = FAKE_ORG_EXAMPLES)]
+    FakeOrg(FakeOrgArgs),
 }
 
 const fn const_format_check() -> &'static str {
@@ -227,4 +229,30 @@ pub struct DemoArgs {
     /// How progress is shown.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+}
+
+const FAKE_ORG_EXAMPLES: &str = "\
+Examples:
+  sfbackfill fake-org --port 8787
+  sfbackfill fake-org --port 8787 --scale 10 --faults latency=50ms,503=0.05,truncate=0.02
+
+Fault names (comma-separated NAME=VALUE): latency, jitter (durations: 50ms, 2s, 1m),
+503, 500, truncate, reset, concurrent (shares of requests, 0 to 1), retry-after (seconds
+sent with the 503s), revoke-after, modify-every (request counts), query-timeout-over
+(rows), cursor-ttl (duration).";
+
+#[derive(Debug, Clone, Args)]
+pub struct FakeOrgArgs {
+    /// The loopback port to listen on; 0 picks a free one.
+    #[arg(long, value_name = "N", default_value_t = 8787)]
+    pub port: u16,
+    /// The seed of the generated data (and of the faults).
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    pub seed: u64,
+    /// Multiply the generated rows by this.
+    #[arg(long, value_name = "X", default_value_t = 1)]
+    pub scale: u32,
+    /// Faults to inject into data requests, e.g. latency=50ms,503=0.05,reset=0.01.
+    #[arg(long, value_name = "LIST")]
+    pub faults: Option<String>,
 }

@@ -1,10 +1,44 @@
-//! STUB (being replaced by its owner): an in-process fake Salesforce org over real HTTP.
+//! An in-process fake Salesforce org over real HTTP, for tests, benches and `sfbackfill demo`.
+//!
+//! Owns everything the engine's client can meet on the wire, written from
+//! `salesforce-api.md` alone: it shares no code with the engine, so it can disagree with it.
+//!
+//! Layout: [`data`] generates the seeded org, [`soql`] parses and [`exec`] runs queries into
+//! frozen snapshots; `server` is the axum app (auth, limits, paging, faults, `/__fake/*`),
+//! with `auth` (tokens), `cursors` (query locators), `faults` (injection) and `stats`.
+//!
+//! Invariants: the same seed, scale and request sequence give the same data, ids and faults;
+//! a query locator keeps serving the rows its query matched however the org changes later;
+//! nothing here logs a secret (the fake's own credentials are not secrets, but the client's
+//! bearer tokens are never logged either).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sfbackfill::fake_org::FakeOrgError> {
+//! use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
+//! let org = FakeOrg::start(FakeOrgConfig::default()).await?;
+//! println!("serving {}", org.url());
+//! org.shutdown().await;
+//! # Ok(()) }
+//! ```
+mod auth;
+mod cursors;
 pub mod data;
 pub mod exec;
+mod faults;
+mod server;
 pub mod soql;
+mod stats;
+
+pub use faults::FaultSpecError;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// Which token-endpoint answer the org gives (salesforce-api.md §1.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,7 +132,7 @@ impl Default for FakeOrgConfig {
 /// What the org has served. `by_kind` keys: `token`, `versions`, `describe_global`,
 /// `describe`, `query` (a first page of `query` or `queryAll`), `query_more` (a
 /// `nextRecordsUrl` page), `limits`, `other`. `requests` counts every request but `/__fake/*`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub requests: u64,
     pub by_kind: BTreeMap<String, u64>,
@@ -108,35 +142,156 @@ pub struct Stats {
     pub records_served: u64,
 }
 
+/// Why the fake org could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("fake org: {0}")]
 pub struct FakeOrgError(String);
 
-pub struct FakeOrg {}
+/// A running fake org. Created by [`FakeOrg::start`]; serves until [`FakeOrg::shutdown`] or
+/// until dropped (dropping asks the server to stop without waiting for it).
+pub struct FakeOrg {
+    shared: Arc<server::Shared>,
+    url: String,
+    /// Tells the server to stop accepting and finish open requests.
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// How long `shutdown` lets open connections finish before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl FakeOrg {
-    pub async fn start(_config: FakeOrgConfig) -> Result<FakeOrg, FakeOrgError> {
-        unimplemented!()
+    /// Generates the org's data, binds `127.0.0.1:port` (`0`: a free port) and serves on
+    /// the current tokio runtime.
+    ///
+    /// # Errors
+    /// The port cannot be bound.
+    pub async fn start(config: FakeOrgConfig) -> Result<FakeOrg, FakeOrgError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(|e| {
+                FakeOrgError(format!("cannot listen on 127.0.0.1:{}: {e}", config.port))
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| FakeOrgError(format!("no local address: {e}")))?
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let org = generate(config.seed, config.scale, config.user_time_zone).await;
+        let shared = Arc::new(server::Shared::new(config, url.clone(), org));
+        let app = server::router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        // Small responses must not wait for delayed ACKs (Nagle) on loopback.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let task = tokio::spawn(async move {
+            let serving = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serving.await {
+                tracing::error!("fake org server stopped: {e}");
+            }
+        });
+        Ok(FakeOrg {
+            shared,
+            url,
+            stop: Some(stop),
+            task: Some(task),
+        })
     }
+
+    /// `http://127.0.0.1:PORT`: the token endpoint's host and the `instance_url` it hands out.
     pub fn url(&self) -> String {
-        unimplemented!()
+        self.url.clone()
     }
+
     pub fn stats(&self) -> Stats {
-        unimplemented!()
+        self.shared.stats.snapshot()
     }
+
+    /// Forgets the requests counted so far.
+    pub fn reset_stats(&self) {
+        self.shared.stats.reset();
+    }
+
+    /// Requests being answered right now (inspection endpoints excluded).
+    pub fn in_flight(&self) -> u64 {
+        self.shared.stats.in_flight()
+    }
+
+    /// Daily API requests used so far, as `Sforce-Limit-Info` reports them.
+    pub fn daily_api_used(&self) -> u64 {
+        self.shared.api_used.load(Ordering::SeqCst)
+    }
+
+    /// Sets the daily usage counter, e.g. to just below the limit.
+    pub fn set_daily_api_used(&self, used: u64) {
+        self.shared.api_used.store(used, Ordering::SeqCst);
+    }
+
+    /// Query locators alive now (finished ones linger briefly for re-reads).
+    pub fn open_cursors(&self) -> usize {
+        self.shared.cursors.len()
+    }
+
     /// Replaces the faults from now on.
-    pub fn set_faults(&self, _faults: Faults) {
-        unimplemented!()
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.fault_state().set(faults);
     }
+
     /// Revokes every issued token (the next data request with one gets `401 INVALID_SESSION_ID`).
     pub fn revoke_tokens(&self) {
-        unimplemented!()
+        self.shared.tokens.revoke_all();
     }
+
     /// Modifies `count` rows now, as a user would between runs; returns how many.
-    pub fn modify_rows(&self, _count: usize) -> usize {
-        unimplemented!()
+    pub fn modify_rows(&self, count: usize) -> usize {
+        self.shared.modify_rows(count)
     }
-    pub async fn shutdown(self) {
-        unimplemented!()
+
+    /// Stops accepting, lets open requests finish (a few seconds at most), then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
     }
+}
+
+impl Drop for FakeOrg {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Builds the org on a blocking thread. A failure is kept rather than returned so the
+/// token, limits and fault machinery still serve; data calls then answer `500`.
+async fn generate(seed: u64, scale: u32, zone: chrono_tz::Tz) -> Result<data::Org, String> {
+    let built = tokio::task::spawn_blocking(move || {
+        let mut org = data::Org::generate(seed, scale);
+        org.user_time_zone = zone;
+        org
+    })
+    .await;
+    built.map_err(|e| {
+        let why = match e.try_into_panic() {
+            Ok(panic) => panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panicked".into()),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!("fake org data could not be generated: {why}");
+        why
+    })
 }
