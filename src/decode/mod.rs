@@ -483,3 +483,211 @@ pub(crate) mod tests {
         assert!(matches!(e, DecodeError::Unsupported { .. }), "{e}");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::tests::{field, page};
+    use super::*;
+    use crate::describe::FieldType;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{
+        Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, Time32MillisecondType,
+        TimestampMillisecondType,
+    };
+    use chrono::{DateTime, FixedOffset, NaiveDate};
+    use proptest::prelude::*;
+
+    /// One record's values, `None` for null.
+    #[derive(Debug, Clone)]
+    struct Row {
+        text: Option<String>,
+        int: Option<i32>,
+        long: Option<i64>,
+        double: Option<f64>,
+        /// Unscaled, scale 2.
+        money: Option<(i64, bool)>,
+        flag: Option<bool>,
+        day: Option<i32>,
+        /// Epoch ms and the offset (minutes) it is written with.
+        at: Option<(i64, i32)>,
+        time: Option<i32>,
+        tags: Option<Vec<String>>,
+        geo: Option<(Option<f64>, Option<f64>)>,
+    }
+
+    fn fields() -> Vec<Field> {
+        vec![
+            field("Text__c", FieldType::Textarea),
+            field("Int__c", FieldType::Int),
+            field("Long__c", FieldType::Long),
+            field("Double__c", FieldType::Double),
+            field("Money__c", FieldType::Currency),
+            field("Flag__c", FieldType::Boolean),
+            field("Day__c", FieldType::Date),
+            field("At__c", FieldType::Datetime),
+            field("Time__c", FieldType::Time),
+            field("Tags__c", FieldType::Multipicklist),
+            field("Geo__c", FieldType::Location),
+        ]
+    }
+
+    fn finite() -> impl Strategy<Value = f64> {
+        any::<f64>().prop_filter("finite", |v| v.is_finite())
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        (
+            (
+                proptest::option::of(any::<String>()),
+                proptest::option::of(any::<i32>()),
+                proptest::option::of(any::<i64>()),
+                proptest::option::of(finite()),
+                proptest::option::of((
+                    -10_000_000_000_000_000i64..10_000_000_000_000_000,
+                    any::<bool>(),
+                )),
+                proptest::option::of(any::<bool>()),
+            ),
+            (
+                proptest::option::of(-719_162i32..2_932_896),
+                proptest::option::of((
+                    -62_135_596_800_000i64..253_402_214_400_000,
+                    -14 * 60..14 * 60i32,
+                )),
+                proptest::option::of(0..86_400_000i32),
+                proptest::option::of(proptest::collection::vec("[^;]{1,8}", 0..4)),
+                proptest::option::of((
+                    proptest::option::of(-90.0..90.0f64),
+                    proptest::option::of(-180.0..180.0f64),
+                )),
+            ),
+        )
+            .prop_map(
+                |((text, int, long, double, money, flag), (day, at, time, tags, geo))| Row {
+                    text,
+                    int,
+                    long,
+                    double,
+                    money,
+                    flag,
+                    day,
+                    at,
+                    time,
+                    tags,
+                    geo,
+                },
+            )
+    }
+
+    fn opt<T>(v: &Option<T>, f: impl Fn(&T) -> String) -> String {
+        v.as_ref().map_or("null".into(), f)
+    }
+
+    fn money_text(unscaled: i64, exponent_form: bool) -> String {
+        let sign = if unscaled < 0 { "-" } else { "" };
+        let digits = unscaled.unsigned_abs().to_string();
+        if exponent_form && digits.len() > 1 {
+            // d.dddE(n): the digits with the point after the first one.
+            let exp = digits.len() as i32 - 1 - 2;
+            format!("{sign}{}.{}E{exp}", &digits[..1], &digits[1..])
+        } else {
+            let padded = format!("{digits:0>3}");
+            let (int, frac) = padded.split_at(padded.len() - 2);
+            format!("{sign}{int}.{frac}")
+        }
+    }
+
+    fn datetime_text(ms: i64, offset_minutes: i32) -> String {
+        let offset = FixedOffset::east_opt(offset_minutes * 60).unwrap();
+        let t = DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .with_timezone(&offset);
+        t.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
+    }
+
+    fn record(r: &Row) -> String {
+        let s = |v: &String| serde_json::to_string(v).unwrap();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        format!(
+            r#""Text__c":{},"Int__c":{},"Long__c":{},"Double__c":{},"Money__c":{},"Flag__c":{},"Day__c":{},"At__c":{},"Time__c":{},"Tags__c":{},"Geo__c":{}"#,
+            opt(&r.text, s),
+            opt(&r.int, i32::to_string),
+            opt(&r.long, i64::to_string),
+            opt(&r.double, |v| serde_json::to_string(v).unwrap()),
+            opt(&r.money, |(m, e)| money_text(*m, *e)),
+            opt(&r.flag, bool::to_string),
+            opt(&r.day, |d| format!(
+                "\"{}\"",
+                epoch + chrono::Duration::days(i64::from(*d))
+            )),
+            opt(&r.at, |(ms, off)| format!(
+                "\"{}\"",
+                datetime_text(*ms, *off)
+            )),
+            opt(&r.time, |t| format!(
+                "\"{:02}:{:02}:{:02}.{:03}Z\"",
+                t / 3_600_000,
+                t / 60_000 % 60,
+                t / 1000 % 60,
+                t % 1000
+            )),
+            opt(&r.tags, |t| s(&t.join(";"))),
+            opt(&r.geo, |(lat, lon)| format!(
+                r#"{{"latitude":{},"longitude":{}}}"#,
+                opt(lat, f64::to_string),
+                opt(lon, f64::to_string)
+            )),
+        )
+    }
+
+    fn check<T: PartialEq + std::fmt::Debug>(
+        col: &dyn Array,
+        i: usize,
+        want: Option<T>,
+        got: impl Fn(usize) -> T,
+    ) {
+        match want {
+            None => assert!(col.is_null(i), "row {i} should be null"),
+            Some(w) => {
+                assert!(col.is_valid(i), "row {i} should be {w:?}");
+                assert_eq!(got(i), w, "row {i}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn salesforce_json_decodes_back_to_the_same_values(rows in proptest::collection::vec(row(), 0..20)) {
+            let decoder = PageDecoder::new(&fields()).unwrap();
+            let records: Vec<String> = rows.iter().map(record).collect();
+            let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+            let b = decoder.decode(page(&refs).as_bytes()).unwrap().batch;
+            prop_assert_eq!(b.num_rows(), rows.len());
+            for (i, r) in rows.iter().enumerate() {
+                check(b.column(0).as_ref(), i, r.text.clone(), |i| b.column(0).as_string::<i32>().value(i).to_string());
+                check(b.column(1).as_ref(), i, r.int, |i| b.column(1).as_primitive::<Int32Type>().value(i));
+                check(b.column(2).as_ref(), i, r.long, |i| b.column(2).as_primitive::<Int64Type>().value(i));
+                check(b.column(3).as_ref(), i, r.double, |i| b.column(3).as_primitive::<Float64Type>().value(i));
+                check(b.column(4).as_ref(), i, r.money.map(|m| i128::from(m.0)), |i| b.column(4).as_primitive::<Decimal128Type>().value(i));
+                check(b.column(5).as_ref(), i, r.flag, |i| b.column(5).as_boolean().value(i));
+                check(b.column(6).as_ref(), i, r.day, |i| b.column(6).as_primitive::<Date32Type>().value(i));
+                check(b.column(7).as_ref(), i, r.at.map(|a| a.0), |i| b.column(7).as_primitive::<TimestampMillisecondType>().value(i));
+                check(b.column(8).as_ref(), i, r.time, |i| b.column(8).as_primitive::<Time32MillisecondType>().value(i));
+                check(b.column(9).as_ref(), i, r.tags.clone(), |i| {
+                    let l = b.column(9).as_list::<i32>().value(i);
+                    l.as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect()
+                });
+                let geo = b.column(10).as_struct();
+                check(geo, i, r.geo.map(|g| g.0), |i| {
+                    let c = geo.column(0);
+                    c.is_valid(i).then(|| c.as_primitive::<Float64Type>().value(i))
+                });
+                check(geo, i, r.geo.map(|g| g.1), |i| {
+                    let c = geo.column(1);
+                    c.is_valid(i).then(|| c.as_primitive::<Float64Type>().value(i))
+                });
+            }
+        }
+    }
+}
