@@ -1,6 +1,37 @@
-//! STUB (being replaced by its owner): runs a parsed query against a snapshot of the org.
+//! Runs a parsed query against a snapshot of the org: name and type checks against the
+//! describe, filtering, ordering, `LIMIT`/`OFFSET`, `COUNT()`, `GROUP BY` aggregates, and the
+//! records as Salesforce JSON.
+//!
+//! Owns: query semantics and errors (`INVALID_FIELD`, `INVALID_TYPE`, `MALFORMED_QUERY`, ...).
+//! Does not own paging or HTTP: the server slices a [`QueryResult`] into pages.
+//!
+//! Invariants:
+//! * A [`QueryResult`] is frozen at execution: it holds the org's [`Snapshot`] (shared rows),
+//!   so later edits never change what its remaining pages render.
+//! * `query` never returns soft-deleted rows; `queryAll` does.
+//! * Without `ORDER BY` rows come in `Id` order; ties under `ORDER BY` keep `Id` order.
+//! * Literals are converted to typed values once, when the query is compiled; rows are
+//!   filtered without parsing strings.
+//! * An aggregate result never holds more than [`MAX_GROUPS`] rows: it cannot page.
+
+mod render;
+
+use std::collections::HashMap;
 use std::ops::Range;
-use super::data::Org;
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike};
+
+use super::data::schema::{Field, FieldType};
+use super::data::values::{IdValue, USERS, Value};
+use super::data::{Org, Row, Snapshot};
+use super::soql::{self, CmpOp, Cond, Expr, Func, Lit, LitValue, Query, located};
+
+/// Largest `OFFSET` Salesforce accepts.
+pub const MAX_OFFSET: u64 = 2_000;
+/// An aggregate query's rows must fit in one batch (salesforce-api.md §4.6).
+pub const MAX_GROUPS: usize = 2_000;
+/// Pages are capped at this many rows when two or more long text areas are selected (§4.3).
+pub const LONG_TEXT_PAGE: usize = 200;
 
 /// A query error as Salesforce reports it: `errorCode` and `message` (HTTP 400).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,32 +40,1575 @@ pub struct SoqlError {
     pub message: String,
 }
 
+impl std::fmt::Display for SoqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for SoqlError {}
+
 /// The rows (or count, or groups) a query matched, frozen at execution time.
-pub struct QueryResult {}
+pub struct QueryResult {
+    kind: Kind,
+}
+
+enum Kind {
+    Count(usize),
+    Records(Records),
+    /// Aggregate rows, already rendered (there are at most [`MAX_GROUPS`]).
+    Aggregate(Vec<Vec<u8>>),
+}
+
+struct Records {
+    snap: Snapshot,
+    object: usize,
+    rows: Vec<u32>,
+    columns: Vec<Column>,
+    long_texts: usize,
+}
+
+/// One key of a rendered record.
+enum Column {
+    Field {
+        key: &'static str,
+        field: usize,
+    },
+    Compound {
+        key: &'static str,
+        field: usize,
+    },
+    /// `"Owner": {"attributes": .., "Name": ..}`: selected fields of one parent.
+    Parent {
+        key: &'static str,
+        via: usize,
+        target: Target,
+        fields: Vec<(&'static str, usize)>,
+    },
+}
+
+/// The object a reference points to: the built-in users or one of the org's objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    User,
+    Object(usize),
+}
+
+/// `User` fields reachable through `Owner.`, `CreatedBy.`, ...
+const USER_FIELDS: &[(&str, FieldType)] = &[
+    ("Id", FieldType::Id),
+    ("Name", FieldType::String),
+    ("Username", FieldType::String),
+    ("Email", FieldType::Email),
+    ("IsActive", FieldType::Boolean),
+];
 
 impl QueryResult {
     /// `totalSize` of the response.
     pub fn total_size(&self) -> usize {
-        unimplemented!()
+        match &self.kind {
+            Kind::Count(n) => *n,
+            Kind::Records(r) => r.rows.len(),
+            Kind::Aggregate(rows) => rows.len(),
+        }
     }
+
     /// Records that will be served over all pages (0 for `COUNT()`).
     pub fn len(&self) -> usize {
-        unimplemented!()
+        match &self.kind {
+            Kind::Count(_) => 0,
+            Kind::Records(r) => r.rows.len(),
+            Kind::Aggregate(rows) => rows.len(),
+        }
     }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
     /// A cap on page size below the requested batch size (wide rows), if any.
     pub fn max_page_size(&self) -> Option<usize> {
-        unimplemented!()
+        match &self.kind {
+            Kind::Records(r) if r.long_texts >= 2 => Some(LONG_TEXT_PAGE),
+            _ => None,
+        }
     }
+
     /// Appends the JSON records `range` (comma separated, no brackets) to `out`.
-    pub fn render_records(&self, _range: Range<usize>, _api_version: &str, _out: &mut Vec<u8>) {
-        unimplemented!()
+    /// `api_version` is `62.0` or `v62.0`.
+    pub fn render_records(&self, range: Range<usize>, api_version: &str, out: &mut Vec<u8>) {
+        let version = api_version.trim_start_matches('v');
+        match &self.kind {
+            Kind::Count(_) => {}
+            Kind::Aggregate(rows) => {
+                for (n, row) in rows[range.start.min(rows.len())..range.end.min(rows.len())]
+                    .iter()
+                    .enumerate()
+                {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(row);
+                }
+            }
+            Kind::Records(r) => {
+                let end = range.end.min(r.rows.len());
+                for (n, &at) in r.rows[range.start.min(end)..end].iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    r.render(at as usize, version, out);
+                }
+            }
+        }
+    }
+}
+
+impl Records {
+    fn render(&self, at: usize, version: &str, out: &mut Vec<u8>) {
+        let data = &self.snap.objects[self.object];
+        let row = &data.rows[at];
+        attributes(
+            data.schema.name,
+            &self.snap.value(self.object, 0, row),
+            version,
+            out,
+        );
+        for column in &self.columns {
+            out.push(b',');
+            match column {
+                Column::Field { key, field } => {
+                    key_of(key, out);
+                    render::value(&self.snap.value(self.object, *field, row), out);
+                }
+                Column::Compound { key, field } => {
+                    key_of(key, out);
+                    compound(&self.snap, self.object, *field, row, out);
+                }
+                Column::Parent {
+                    key,
+                    via,
+                    target,
+                    fields,
+                } => {
+                    key_of(key, out);
+                    match self.snap.value(self.object, *via, row) {
+                        Value::Id(id) => parent(&self.snap, *target, id, fields, version, out),
+                        _ => out.extend_from_slice(b"null"),
+                    }
+                }
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// `{"attributes":{"type":..,"url":..}` (the record stays open for its fields).
+fn attributes(object: &str, id: &Value, version: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"attributes\":{\"type\":\"");
+    out.extend_from_slice(object.as_bytes());
+    out.extend_from_slice(b"\",\"url\":\"/services/data/v");
+    out.extend_from_slice(version.as_bytes());
+    out.extend_from_slice(b"/sobjects/");
+    out.extend_from_slice(object.as_bytes());
+    out.push(b'/');
+    if let Value::Id(id) = id {
+        id.write(out);
+    }
+    out.extend_from_slice(b"\"}");
+}
+
+fn key_of(key: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// An address or location object from its components, `null` when all are empty.
+fn compound(snap: &Snapshot, object: usize, field: usize, row: &Row, out: &mut Vec<u8>) {
+    let f = &snap.objects[object].schema.fields[field];
+    let parts: Vec<(&str, Value)> = f
+        .components
+        .iter()
+        .map(|(k, i)| (*k, snap.value(object, *i, row)))
+        .collect();
+    if parts.iter().all(|(_, v)| *v == Value::Null) {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    let keys: &[&str] = if f.ftype == FieldType::Address {
+        &[
+            "city",
+            "country",
+            "countryCode",
+            "geocodeAccuracy",
+            "latitude",
+            "longitude",
+            "postalCode",
+            "state",
+            "stateCode",
+            "street",
+        ]
+    } else {
+        &["latitude", "longitude"]
+    };
+    out.push(b'{');
+    for (n, key) in keys.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        key_of(key, out);
+        match parts.iter().find(|(k, _)| k == key) {
+            Some((_, v)) => render::value(v, out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'}');
+}
+
+fn parent(
+    snap: &Snapshot,
+    target: Target,
+    id: IdValue,
+    fields: &[(&'static str, usize)],
+    version: &str,
+    out: &mut Vec<u8>,
+) {
+    match target {
+        Target::User => {
+            attributes("User", &Value::Id(id), version, out);
+            for (key, field) in fields {
+                out.push(b',');
+                key_of(key, out);
+                render::value(&user_value(id, *field), out);
+            }
+        }
+        Target::Object(t) => {
+            let data = &snap.objects[t];
+            let Some(row) = data.rows.get(id.seq as usize) else {
+                out.extend_from_slice(b"null");
+                return;
+            };
+            attributes(data.schema.name, &Value::Id(id), version, out);
+            for (key, field) in fields {
+                out.push(b',');
+                key_of(key, out);
+                render::value(&snap.value(t, *field, row), out);
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+fn user_value(id: IdValue, field: usize) -> Value {
+    let name = USERS[id.seq as usize % USERS.len()];
+    let login: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphabetic() || *c == ' ')
+        .collect::<String>()
+        .to_ascii_lowercase()
+        .replace(' ', ".");
+    match USER_FIELDS[field].0 {
+        "Id" => Value::Id(id),
+        "Name" => Value::Text(name.into()),
+        "Username" => Value::Text(format!("{login}@fake-org.example").into()),
+        "Email" => Value::Text(format!("{login}@example.com").into()),
+        _ => Value::Bool(true),
     }
 }
 
 /// Parses and runs `soql` (`query_all` = the `queryAll` resource, soft-deleted rows included).
-pub fn execute(_org: &Org, _soql: &str, _query_all: bool) -> Result<QueryResult, SoqlError> {
-    unimplemented!("exec stub")
+///
+/// # Errors
+/// The Salesforce error for a malformed statement, an unknown object or field, a literal of the
+/// wrong type, an operation a field does not support, an `OFFSET` over 2,000, or an aggregate
+/// result over 2,000 rows.
+pub fn execute(org: &Org, soql: &str, query_all: bool) -> Result<QueryResult, SoqlError> {
+    let query = soql::parse(soql)?;
+    let snap = org.snapshot();
+    let Some(object) = snap.object_index(&query.from.name) else {
+        return Err(match org.unqueryable(&query.from.name) {
+            Some(name) => SoqlError {
+                code: "INVALID_TYPE_FOR_OPERATION",
+                message: located(
+                    soql,
+                    query.from.pos,
+                    &format!("entity type {name} does not support query"),
+                ),
+            },
+            None => SoqlError {
+                code: "INVALID_TYPE",
+                message: located(
+                    soql,
+                    query.from.pos,
+                    &format!(
+                        "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.",
+                        query.from.name
+                    ),
+                ),
+            },
+        });
+    };
+    let cx = Compiler {
+        soql,
+        snap: &snap,
+        object,
+        tz: org.user_time_zone,
+    };
+    if let Some(offset) = query.offset
+        && offset > MAX_OFFSET
+    {
+        return Err(SoqlError {
+            code: "NUMBER_OUTSIDE_VALID_RANGE",
+            message: format!("Maximum SOQL offset allowed is {MAX_OFFSET}"),
+        });
+    }
+    let filter = query.filter.as_ref().map(|c| cx.condition(c)).transpose()?;
+    let is_count_all = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Call {
+                func: Func::Count,
+                arg: None,
+                ..
+            }
+        )
+    };
+    let matched = cx.matching(filter.as_ref(), query_all);
+    if query.select.iter().any(|s| is_count_all(&s.expr)) {
+        return cx.count_all(&query, matched.len());
+    }
+    let aggregate = !query.group_by.is_empty()
+        || query
+            .select
+            .iter()
+            .any(|s| matches!(s.expr, Expr::Call { .. }));
+    if aggregate {
+        let rows = cx.aggregate(&query, &matched)?;
+        return Ok(QueryResult {
+            kind: Kind::Aggregate(rows),
+        });
+    }
+    let records = cx.records(&query, matched)?;
+    Ok(QueryResult {
+        kind: Kind::Records(records),
+    })
+}
+
+/// A compiled value expression: evaluated per row without re-reading the statement.
+#[derive(Debug, Clone)]
+enum Eval {
+    Field(usize),
+    Parent {
+        via: usize,
+        target: Target,
+        field: usize,
+    },
+    /// Converts a UTC date-time to the user's wall clock (still carried as milliseconds).
+    Tz(Box<Eval>),
+    Func(Func, Box<Eval>),
+}
+
+/// What an expression yields, for type checks.
+#[derive(Debug, Clone, Copy)]
+struct Typed {
+    ftype: FieldType,
+    name: &'static str,
+    /// The field's metadata, when the expression is a plain field.
+    field: Option<(usize, Option<usize>)>,
+}
+
+enum Pred {
+    All(Vec<Pred>),
+    Any(Vec<Pred>),
+    Not(Box<Pred>),
+    Compare(Eval, CmpOp, Value),
+    In(Eval, bool, Vec<Value>),
+    Like(Eval, Vec<LikeToken>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum LikeToken {
+    Any,
+    One,
+    Char(char),
+}
+
+struct Compiler<'a> {
+    soql: &'a str,
+    snap: &'a Snapshot,
+    object: usize,
+    tz: chrono_tz::Tz,
+}
+
+fn no_such_column(soql: &str, pos: usize, name: &str, entity: &str) -> SoqlError {
+    SoqlError {
+        code: "INVALID_FIELD",
+        message: located(
+            soql,
+            pos,
+            &format!(
+                "No such column '{name}' on entity '{entity}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
+            ),
+        ),
+    }
+}
+
+impl Compiler<'_> {
+    fn fields(&self, object: usize) -> &[Field] {
+        &self.snap.objects[object].schema.fields
+    }
+
+    fn invalid_field(&self, pos: usize, message: String) -> SoqlError {
+        SoqlError {
+            code: "INVALID_FIELD",
+            message: located(self.soql, pos, &message),
+        }
+    }
+
+    fn malformed(&self, pos: usize, message: String) -> SoqlError {
+        SoqlError {
+            code: "MALFORMED_QUERY",
+            message: located(self.soql, pos, &message),
+        }
+    }
+
+    /// Resolves a field path to an evaluator and its type.
+    fn path(&self, path: &[soql::Ident]) -> Result<(Eval, Typed), SoqlError> {
+        let schema = &self.snap.objects[self.object].schema;
+        let mut path = path;
+        if path.len() > 1 && path[0].name.eq_ignore_ascii_case(schema.name) {
+            path = &path[1..];
+        }
+        match path {
+            [one] => {
+                let i = schema
+                    .field_index(&one.name)
+                    .ok_or_else(|| no_such_column(self.soql, one.pos, &one.name, schema.name))?;
+                let f = &schema.fields[i];
+                Ok((
+                    Eval::Field(i),
+                    Typed {
+                        ftype: f.ftype,
+                        name: f.name,
+                        field: Some((i, None)),
+                    },
+                ))
+            }
+            [rel, leaf] => {
+                let via = schema.relationship_index(&rel.name).ok_or_else(|| {
+                    self.invalid_field(rel.pos, format!(
+                        "Didn't understand relationship '{}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+                        rel.name
+                    ))
+                })?;
+                let target_name = schema.fields[via].reference_to.unwrap_or("User");
+                let (target, field, ftype, name) = if target_name == "User" {
+                    let i = USER_FIELDS
+                        .iter()
+                        .position(|(n, _)| n.eq_ignore_ascii_case(&leaf.name))
+                        .ok_or_else(|| no_such_column(self.soql, leaf.pos, &leaf.name, "User"))?;
+                    (Target::User, i, USER_FIELDS[i].1, USER_FIELDS[i].0)
+                } else {
+                    let t = self
+                        .snap
+                        .object_index(target_name)
+                        .expect("references name seeded objects");
+                    let ts = &self.snap.objects[t].schema;
+                    let i = ts
+                        .field_index(&leaf.name)
+                        .filter(|&i| !ts.fields[i].is_compound())
+                        .ok_or_else(|| no_such_column(self.soql, leaf.pos, &leaf.name, ts.name))?;
+                    (Target::Object(t), i, ts.fields[i].ftype, ts.fields[i].name)
+                };
+                Ok((
+                    Eval::Parent { via, target, field },
+                    Typed {
+                        ftype,
+                        name,
+                        field: Some((field, Some(via))),
+                    },
+                ))
+            }
+            _ => Err(self.invalid_field(
+                path.get(1).map_or(0, |p| p.pos),
+                "Relationships deeper than one level are not supported by this org".into(),
+            )),
+        }
+    }
+
+    /// A value expression outside aggregates: a field path or a date function.
+    fn expr(&self, e: &Expr) -> Result<(Eval, Typed), SoqlError> {
+        match e {
+            Expr::Field(path) => self.path(path),
+            Expr::Call { func, arg, pos } => {
+                let pos = pos.0;
+                if func.is_aggregate() || *func == Func::ConvertTimezone {
+                    return Err(self.malformed(pos, format!("unexpected token: '{}'", func.name())));
+                }
+                let Some(arg) = arg else {
+                    return Err(self.malformed(pos, format!("unexpected token: '{}'", func.name())));
+                };
+                let (inner, ty) = match arg.as_ref() {
+                    Expr::Call {
+                        func: Func::ConvertTimezone,
+                        arg: Some(a),
+                        ..
+                    } => {
+                        let (inner, ty) = self.expr_plain(a)?;
+                        if ty.ftype != FieldType::DateTime {
+                            return Err(self.invalid_field(
+                                a.pos(),
+                                format!(
+                                    "convertTimezone can only be used with dateTime fields: {}",
+                                    ty.name
+                                ),
+                            ));
+                        }
+                        (Eval::Tz(Box::new(inner)), ty)
+                    }
+                    other => self.expr_plain(other)?,
+                };
+                let date_ok = matches!(ty.ftype, FieldType::Date | FieldType::DateTime);
+                let ok = match func {
+                    Func::HourInDay | Func::DayOnly => ty.ftype == FieldType::DateTime,
+                    _ => date_ok,
+                };
+                if !ok {
+                    return Err(self.invalid_field(
+                        arg.pos(),
+                        format!(
+                            "{} can not be applied to field '{}' of type {}",
+                            func.name(),
+                            ty.name,
+                            ty.ftype.api_name()
+                        ),
+                    ));
+                }
+                let out_type = if *func == Func::DayOnly {
+                    FieldType::Date
+                } else {
+                    FieldType::Int
+                };
+                Ok((
+                    Eval::Func(*func, Box::new(inner)),
+                    Typed {
+                        ftype: out_type,
+                        name: ty.name,
+                        field: None,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// A field path only (the argument of a function).
+    fn expr_plain(&self, e: &Expr) -> Result<(Eval, Typed), SoqlError> {
+        match e {
+            Expr::Field(path) => self.path(path),
+            Expr::Call { func, pos, .. } => {
+                Err(self.malformed(pos.0, format!("unexpected token: '{}'", func.name())))
+            }
+        }
+    }
+
+    fn field_meta(&self, ty: &Typed) -> Option<&Field> {
+        let (i, via) = ty.field?;
+        match via {
+            None => Some(&self.fields(self.object)[i]),
+            Some(via) => {
+                let target = self.fields(self.object)[via].reference_to?;
+                let t = self.snap.object_index(target)?;
+                Some(&self.fields(t)[i])
+            }
+        }
+    }
+
+    fn condition(&self, c: &Cond) -> Result<Pred, SoqlError> {
+        Ok(match c {
+            Cond::And(parts) => Pred::All(
+                parts
+                    .iter()
+                    .map(|p| self.condition(p))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Cond::Or(parts) => Pred::Any(
+                parts
+                    .iter()
+                    .map(|p| self.condition(p))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Cond::Not(inner) => Pred::Not(Box::new(self.condition(inner)?)),
+            Cond::Compare { lhs, op, rhs } => {
+                let (eval, ty) = self.filterable(lhs)?;
+                Pred::Compare(eval, *op, self.literal(rhs, &ty)?)
+            }
+            Cond::In {
+                lhs,
+                negated,
+                values,
+            } => {
+                let (eval, ty) = self.filterable(lhs)?;
+                let values = values
+                    .iter()
+                    .map(|v| self.literal(v, &ty))
+                    .collect::<Result<_, _>>()?;
+                Pred::In(eval, *negated, values)
+            }
+            Cond::Like { lhs, pattern } => {
+                let (eval, ty) = self.filterable(lhs)?;
+                let text_like = !ty.ftype.is_numeric()
+                    && !matches!(
+                        ty.ftype,
+                        FieldType::Boolean
+                            | FieldType::Date
+                            | FieldType::DateTime
+                            | FieldType::Time
+                    );
+                let LitValue::Str(p) = &pattern.value else {
+                    return Err(
+                        self.malformed(pattern.pos.0, format!("unexpected token: '{pattern}'"))
+                    );
+                };
+                if !text_like {
+                    return Err(self.invalid_field(
+                        lhs.pos(),
+                        format!("invalid operator on {} field: LIKE", ty.ftype.api_name()),
+                    ));
+                }
+                Pred::Like(eval, like_tokens(p))
+            }
+        })
+    }
+
+    fn filterable(&self, e: &Expr) -> Result<(Eval, Typed), SoqlError> {
+        let (eval, ty) = self.expr(e)?;
+        if let Some(f) = self.field_meta(&ty)
+            && !f.filterable()
+        {
+            return Err(self.invalid_field(
+                e.pos(),
+                format!("field '{}' can not be filtered in a query call", f.name),
+            ));
+        }
+        Ok((eval, ty))
+    }
+
+    /// Converts a literal to the typed value it is compared with, or the Salesforce error.
+    fn literal(&self, lit: &Lit, ty: &Typed) -> Result<Value, SoqlError> {
+        let wrong = || {
+            let t = ty.ftype.filter_type_name();
+            let quoted = if t == "string" || t == "id" {
+                "should be enclosed in quotes"
+            } else {
+                "should not be enclosed in quotes"
+            };
+            self.invalid_field(
+                lit.pos.0,
+                format!(
+                    "value of filter criterion for field '{}' must be of type {t} and {quoted}",
+                    ty.name
+                ),
+            )
+        };
+        Ok(match (&lit.value, ty.ftype) {
+            (LitValue::Null, _) => Value::Null,
+            (LitValue::Bool(b), FieldType::Boolean) => Value::Bool(*b),
+            (LitValue::Number { units, scale }, t) if t.is_numeric() => Value::Dec {
+                units: *units,
+                scale: *scale,
+            },
+            (LitValue::Date(d), FieldType::Date) => Value::Date(*d),
+            (LitValue::DateTime(d), FieldType::DateTime) => Value::DateTime(d.timestamp_millis()),
+            (LitValue::Str(s), FieldType::Id | FieldType::Reference) => {
+                if s.len() != 15 && s.len() != 18 {
+                    return Err(self.invalid_field(lit.pos.0, format!("invalid ID field: {s}")));
+                }
+                Value::Text(s.clone().into())
+            }
+            (LitValue::Str(s), t)
+                if !t.is_numeric()
+                    && !matches!(
+                        t,
+                        FieldType::Boolean
+                            | FieldType::Date
+                            | FieldType::DateTime
+                            | FieldType::Time
+                    ) =>
+            {
+                Value::Text(s.clone().into())
+            }
+            _ => return Err(wrong()),
+        })
+    }
+
+    fn eval(&self, e: &Eval, row: &Row) -> Value {
+        match e {
+            Eval::Field(i) => self.snap.value(self.object, *i, row),
+            Eval::Parent { via, target, field } => match self.snap.value(self.object, *via, row) {
+                Value::Id(id) => match target {
+                    Target::User => user_value(id, *field),
+                    Target::Object(t) => match self.snap.objects[*t].rows.get(id.seq as usize) {
+                        Some(parent) => self.snap.value(*t, *field, parent),
+                        None => Value::Null,
+                    },
+                },
+                _ => Value::Null,
+            },
+            Eval::Tz(inner) => match self.eval(inner, row) {
+                Value::DateTime(ms) => {
+                    let utc = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+                    let local = self.tz.from_utc_datetime(&utc.naive_utc()).naive_local();
+                    Value::DateTime(local.and_utc().timestamp_millis())
+                }
+                other => other,
+            },
+            Eval::Func(func, inner) => {
+                let (date, hour) = match self.eval(inner, row) {
+                    Value::DateTime(ms) => {
+                        let t = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+                        (t.date_naive(), t.hour())
+                    }
+                    Value::Date(d) => (d, 0),
+                    _ => return Value::Null,
+                };
+                date_part(*func, date, hour)
+            }
+        }
+    }
+
+    fn test(&self, p: &Pred, row: &Row) -> bool {
+        match p {
+            Pred::All(ps) => ps.iter().all(|p| self.test(p, row)),
+            Pred::Any(ps) => ps.iter().any(|p| self.test(p, row)),
+            Pred::Not(p) => !self.test(p, row),
+            Pred::Compare(e, op, lit) => compare(&self.eval(e, row), *op, lit),
+            Pred::In(e, negated, values) => {
+                let v = self.eval(e, row);
+                let hit = values.iter().any(|l| compare(&v, CmpOp::Eq, l));
+                hit != *negated
+            }
+            Pred::Like(e, pattern) => match self.eval(e, row).text() {
+                Some(t) => like(&t.to_lowercase().chars().collect::<Vec<_>>(), pattern),
+                None => false,
+            },
+        }
+    }
+
+    /// Indices of the rows that pass the filter, in `Id` order.
+    fn matching(&self, filter: Option<&Pred>, query_all: bool) -> Vec<u32> {
+        let rows = &self.snap.objects[self.object].rows;
+        rows.iter()
+            .enumerate()
+            .filter(|(_, r)| (query_all || !r.deleted) && filter.is_none_or(|f| self.test(f, r)))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
+    fn count_all(&self, q: &Query, matched: usize) -> Result<QueryResult, SoqlError> {
+        if q.select.len() > 1 || !q.group_by.is_empty() {
+            let pos = q.select.iter().find_map(|s| match s.expr {
+                Expr::Call {
+                    func: Func::Count,
+                    arg: None,
+                    pos,
+                } => Some(pos.0),
+                _ => None,
+            });
+            return Err(self.malformed(
+                pos.unwrap_or(0),
+                "COUNT() must be the only element in the SELECT list.".into(),
+            ));
+        }
+        if let Some(k) = q.order_by.first() {
+            return Err(self.malformed(k.expr.pos(), "ORDER BY cannot be used with COUNT()".into()));
+        }
+        let after_offset = matched.saturating_sub(q.offset.unwrap_or(0) as usize);
+        let n = q
+            .limit
+            .map_or(after_offset, |l| after_offset.min(l as usize));
+        Ok(QueryResult {
+            kind: Kind::Count(n),
+        })
+    }
+
+    fn sort_keys(&self, q: &Query, rows: &mut [u32]) -> Result<(), SoqlError> {
+        if q.order_by.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::new();
+        for k in &q.order_by {
+            let (eval, ty) = self.expr(&k.expr)?;
+            if let Some(f) = self.field_meta(&ty)
+                && !f.sortable()
+            {
+                return Err(self.invalid_field(
+                    k.expr.pos(),
+                    format!("field '{}' can not be sorted in a query call", f.name),
+                ));
+            }
+            let desc = k.descending.unwrap_or(false);
+            keys.push((eval, desc, k.nulls_first.unwrap_or(!desc)));
+        }
+        let data = &self.snap.objects[self.object].rows;
+        let mut decorated: Vec<(Vec<Value>, u32)> = rows
+            .iter()
+            .map(|&i| {
+                (
+                    keys.iter()
+                        .map(|(e, ..)| self.eval(e, &data[i as usize]))
+                        .collect(),
+                    i,
+                )
+            })
+            .collect();
+        decorated.sort_by(|(a, _), (b, _)| {
+            for (n, (_, desc, nulls_first)) in keys.iter().enumerate() {
+                let ord = ordered(&a[n], &b[n], *desc, *nulls_first);
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        for (slot, (_, i)) in rows.iter_mut().zip(decorated) {
+            *slot = i;
+        }
+        Ok(())
+    }
+
+    fn records(&self, q: &Query, mut rows: Vec<u32>) -> Result<Records, SoqlError> {
+        let mut columns: Vec<Column> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        let mut long_texts = 0;
+        for item in &q.select {
+            let Expr::Field(path) = &item.expr else {
+                unreachable!("functions make an aggregate query")
+            };
+            let (eval, ty) = self.path(path)?;
+            let key = item.expr.to_string().to_ascii_lowercase();
+            if seen.contains(&key) {
+                return Err(self.malformed(
+                    item.expr.pos(),
+                    format!("duplicate field selected: {}", ty.name),
+                ));
+            }
+            seen.push(key);
+            match eval {
+                Eval::Field(i) => {
+                    let f = &self.fields(self.object)[i];
+                    if f.is_long_text() {
+                        long_texts += 1;
+                    }
+                    columns.push(if f.is_compound() {
+                        Column::Compound {
+                            key: f.name,
+                            field: i,
+                        }
+                    } else {
+                        Column::Field {
+                            key: f.name,
+                            field: i,
+                        }
+                    });
+                }
+                Eval::Parent { via, target, field } => {
+                    let rel = self.fields(self.object)[via]
+                        .relationship_name
+                        .expect("relationship");
+                    let existing = columns.iter_mut().find_map(|c| match c {
+                        Column::Parent { via: v, fields, .. } if *v == via => Some(fields),
+                        _ => None,
+                    });
+                    match existing {
+                        Some(fields) => fields.push((ty.name, field)),
+                        None => columns.push(Column::Parent {
+                            key: rel,
+                            via,
+                            target,
+                            fields: vec![(ty.name, field)],
+                        }),
+                    }
+                }
+                _ => unreachable!("a path is a field or a parent field"),
+            }
+        }
+        self.sort_keys(q, &mut rows)?;
+        let offset = (q.offset.unwrap_or(0) as usize).min(rows.len());
+        rows.drain(..offset);
+        if let Some(limit) = q.limit {
+            rows.truncate(limit as usize);
+        }
+        Ok(Records {
+            snap: self.snap.clone(),
+            object: self.object,
+            rows,
+            columns,
+            long_texts,
+        })
+    }
+
+    fn aggregate(&self, q: &Query, matched: &[u32]) -> Result<Vec<Vec<u8>>, SoqlError> {
+        let mut group_evals = Vec::new();
+        for g in &q.group_by {
+            let (eval, ty) = self.expr(g)?;
+            if let Some(f) = self.field_meta(&ty)
+                && !f.groupable()
+            {
+                return Err(self.invalid_field(
+                    g.pos(),
+                    format!("field '{}' can not be grouped in a query call", f.name),
+                ));
+            }
+            group_evals.push(eval);
+        }
+        let group_text: Vec<String> = q
+            .group_by
+            .iter()
+            .map(|g| g.to_string().to_ascii_lowercase())
+            .collect();
+        let mut outputs = Vec::new();
+        let mut unnamed = 0;
+        for item in &q.select {
+            let output = match &item.expr {
+                Expr::Call { func, arg, pos } if func.is_aggregate() => {
+                    let Some(arg) = arg else {
+                        return Err(self.malformed(
+                            pos.0,
+                            "COUNT() must be the only element in the SELECT list.".into(),
+                        ));
+                    };
+                    let (eval, ty) = self.expr(arg)?;
+                    if matches!(func, Func::Sum | Func::Avg) && !ty.ftype.is_numeric() {
+                        return Err(self.malformed(
+                            arg.pos(),
+                            format!(
+                                "field {} does not support aggregate operator {}",
+                                ty.name,
+                                func.name()
+                            ),
+                        ));
+                    }
+                    Output::Agg(*func, eval)
+                }
+                e => {
+                    let text = e.to_string().to_ascii_lowercase();
+                    let Some(g) = group_text.iter().position(|t| *t == text) else {
+                        return Err(self.malformed(
+                            e.pos(),
+                            format!("Field must be grouped or aggregated: {e}"),
+                        ));
+                    };
+                    Output::Group(g)
+                }
+            };
+            let key = match (&item.alias, &item.expr) {
+                (Some(a), _) => a.name.clone(),
+                (None, Expr::Field(_)) => self.expr(&item.expr)?.1.name.to_string(),
+                (None, Expr::Call { .. }) => {
+                    unnamed += 1;
+                    format!("expr{}", unnamed - 1)
+                }
+            };
+            outputs.push((key, output));
+        }
+        let data = &self.snap.objects[self.object].rows;
+        let mut groups: HashMap<Vec<u8>, (Vec<Value>, Vec<u32>)> = HashMap::new();
+        let mut order: Vec<Vec<u8>> = Vec::new();
+        for &i in matched {
+            let values: Vec<Value> = group_evals
+                .iter()
+                .map(|e| self.eval(e, &data[i as usize]))
+                .collect();
+            let mut key = Vec::new();
+            for v in &values {
+                render::value(v, &mut key);
+                key.push(0);
+            }
+            groups
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    order.push(key);
+                    (values, Vec::new())
+                })
+                .1
+                .push(i);
+        }
+        if group_evals.is_empty() && groups.is_empty() {
+            groups.insert(Vec::new(), (Vec::new(), Vec::new()));
+            order.push(Vec::new());
+        }
+        let mut table: Vec<(Vec<Value>, Vec<Value>)> = order
+            .into_iter()
+            .map(|k| {
+                let (keys, rows) = groups.remove(&k).expect("listed");
+                let outs = outputs
+                    .iter()
+                    .map(|(_, o)| match o {
+                        Output::Group(g) => keys[*g].clone(),
+                        Output::Agg(func, eval) => self.fold(*func, eval, &rows),
+                    })
+                    .collect();
+                (keys, outs)
+            })
+            .collect();
+        self.order_groups(q, &outputs, &mut table)?;
+        let offset = (q.offset.unwrap_or(0) as usize).min(table.len());
+        table.drain(..offset);
+        if let Some(limit) = q.limit {
+            table.truncate(limit as usize);
+        }
+        if table.len() > MAX_GROUPS {
+            return Err(SoqlError {
+                code: "MALFORMED_QUERY",
+                message: "Aggregate query does not support queryMore(), use LIMIT to restrict the results to a single batch".into(),
+            });
+        }
+        Ok(table
+            .into_iter()
+            .map(|(_, outs)| {
+                let mut out = b"{\"attributes\":{\"type\":\"AggregateResult\"}".to_vec();
+                for ((key, _), v) in outputs.iter().zip(&outs) {
+                    out.push(b',');
+                    render::string(key, &mut out);
+                    out.push(b':');
+                    render::value(v, &mut out);
+                }
+                out.push(b'}');
+                out
+            })
+            .collect())
+    }
+
+    /// Orders groups by `ORDER BY` (group expressions or aggregates in the select list), else
+    /// by the group keys ascending.
+    fn order_groups(
+        &self,
+        q: &Query,
+        outputs: &[(String, Output)],
+        table: &mut [(Vec<Value>, Vec<Value>)],
+    ) -> Result<(), SoqlError> {
+        if q.order_by.is_empty() {
+            table.sort_by(|a, b| {
+                a.0.iter()
+                    .zip(&b.0)
+                    .map(|(x, y)| x.sort_cmp(y))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            return Ok(());
+        }
+        let mut keys = Vec::new();
+        for k in &q.order_by {
+            let text = k.expr.to_string().to_ascii_lowercase();
+            let column = q
+                .select
+                .iter()
+                .position(|s| s.expr.to_string().to_ascii_lowercase() == text)
+                .ok_or_else(|| {
+                    self.malformed(
+                        k.expr.pos(),
+                        format!("Ordered field must be grouped or aggregated: {}", k.expr),
+                    )
+                })?;
+            let _ = &outputs[column];
+            let desc = k.descending.unwrap_or(false);
+            keys.push((column, desc, k.nulls_first.unwrap_or(!desc)));
+        }
+        table.sort_by(|a, b| {
+            keys.iter()
+                .map(|(c, desc, nf)| ordered(&a.1[*c], &b.1[*c], *desc, *nf))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        Ok(())
+    }
+
+    fn fold(&self, func: Func, eval: &Eval, rows: &[u32]) -> Value {
+        let data = &self.snap.objects[self.object].rows;
+        let values = rows
+            .iter()
+            .map(|&i| self.eval(eval, &data[i as usize]))
+            .filter(|v| *v != Value::Null);
+        match func {
+            Func::Count => Value::Int(values.count() as i64),
+            Func::CountDistinct => {
+                let mut seen: Vec<Vec<u8>> = values
+                    .map(|v| {
+                        let mut b = Vec::new();
+                        render::value(&v, &mut b);
+                        b.to_ascii_lowercase()
+                    })
+                    .collect();
+                seen.sort();
+                seen.dedup();
+                Value::Int(seen.len() as i64)
+            }
+            Func::Min => values.min_by(|a, b| a.sort_cmp(b)).unwrap_or(Value::Null),
+            Func::Max => values.max_by(|a, b| a.sort_cmp(b)).unwrap_or(Value::Null),
+            Func::Sum | Func::Avg => {
+                let (mut sum, mut scale, mut n) = (0i128, 0u8, 0i64);
+                for v in values {
+                    let (u, s) = match v {
+                        Value::Dec { units, scale } => (i128::from(units), scale),
+                        Value::Int(i) => (i128::from(i), 0),
+                        _ => continue,
+                    };
+                    if s > scale {
+                        sum *= 10i128.pow(u32::from(s - scale));
+                        scale = s;
+                    }
+                    sum += u * 10i128.pow(u32::from(scale - s));
+                    n += 1;
+                }
+                if n == 0 {
+                    return Value::Null;
+                }
+                if func == Func::Sum {
+                    match i64::try_from(sum) {
+                        Ok(units) => Value::Dec { units, scale },
+                        Err(_) => Value::Null,
+                    }
+                } else {
+                    let avg = sum * 1_000_000 / i128::from(n);
+                    let scale = scale + 6;
+                    i64::try_from(avg).map_or(Value::Null, |units| Value::Dec { units, scale })
+                }
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+enum Output {
+    Group(usize),
+    Agg(Func, Eval),
+}
+
+fn date_part(func: Func, date: NaiveDate, hour: u32) -> Value {
+    match func {
+        Func::DayOnly => Value::Date(date),
+        Func::CalendarYear => Value::Int(i64::from(date.year())),
+        Func::CalendarMonth => Value::Int(i64::from(date.month())),
+        Func::DayInMonth => Value::Int(i64::from(date.day())),
+        Func::HourInDay => Value::Int(i64::from(hour)),
+        _ => Value::Null,
+    }
+}
+
+/// ORDER BY comparison with direction and null placement.
+fn ordered(a: &Value, b: &Value, desc: bool, nulls_first: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a == &Value::Null, b == &Value::Null) {
+        (true, true) => Equal,
+        (true, false) => {
+            if nulls_first {
+                Less
+            } else {
+                Greater
+            }
+        }
+        (false, true) => {
+            if nulls_first {
+                Greater
+            } else {
+                Less
+            }
+        }
+        _ => {
+            let o = a.sort_cmp(b);
+            if desc { o.reverse() } else { o }
+        }
+    }
+}
+
+/// SOQL comparison: `= null` / `!= null` test emptiness; otherwise a null never matches
+/// except under `!=`.
+fn compare(v: &Value, op: CmpOp, lit: &Value) -> bool {
+    use std::cmp::Ordering::*;
+    match (v, lit) {
+        (Value::Null, Value::Null) => op == CmpOp::Eq,
+        (_, Value::Null) => op == CmpOp::Ne,
+        (Value::Null, _) => op == CmpOp::Ne,
+        _ => match v.compare(lit) {
+            Some(o) => match op {
+                CmpOp::Eq => o == Equal,
+                CmpOp::Ne => o != Equal,
+                CmpOp::Lt => o == Less,
+                CmpOp::Le => o != Greater,
+                CmpOp::Gt => o == Greater,
+                CmpOp::Ge => o != Less,
+            },
+            None => op == CmpOp::Ne,
+        },
+    }
+}
+
+fn like_tokens(pattern: &str) -> Vec<LikeToken> {
+    let mut out = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '%' => LikeToken::Any,
+            '_' => LikeToken::One,
+            '\\' => match chars.next() {
+                Some(e) => LikeToken::Char(e.to_lowercase().next().unwrap_or(e)),
+                None => LikeToken::Char('\\'),
+            },
+            c => LikeToken::Char(c.to_lowercase().next().unwrap_or(c)),
+        });
+    }
+    out
+}
+
+/// Case-insensitive `LIKE` over lowercased text.
+fn like(text: &[char], pattern: &[LikeToken]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((LikeToken::Any, rest)) => (0..=text.len()).any(|i| like(&text[i..], rest)),
+        Some((LikeToken::One, rest)) => !text.is_empty() && like(&text[1..], rest),
+        Some((LikeToken::Char(c), rest)) => text.first() == Some(c) && like(&text[1..], rest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_org::data::CASE;
+    use std::sync::OnceLock;
+
+    fn org() -> &'static Org {
+        static ORG: OnceLock<Org> = OnceLock::new();
+        ORG.get_or_init(|| Org::generate(42, 1))
+    }
+
+    fn records(soql: &str, all: bool) -> Vec<serde_json::Value> {
+        let r = execute(org(), soql, all).unwrap_or_else(|e| panic!("{soql}: {e}"));
+        let mut out = b"[".to_vec();
+        r.render_records(0..r.len(), "62.0", &mut out);
+        out.push(b']');
+        serde_json::from_slice(&out).expect("valid JSON")
+    }
+
+    fn err(soql: &str) -> SoqlError {
+        match execute(org(), soql, false) {
+            Ok(_) => panic!("{soql} ran"),
+            Err(e) => e,
+        }
+    }
+
+    fn ms(t: &str) -> i64 {
+        t.parse::<DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn a_window_query_matches_brute_force_in_cursor_then_id_order() {
+        let snap = org().snapshot();
+        let (a, b) = (ms("2025-09-17T00:00:00Z"), ms("2025-09-18T00:00:00Z"));
+        let want: Vec<&Row> = {
+            let mut v: Vec<&Row> = snap.objects[CASE]
+                .rows
+                .iter()
+                .map(|r| r.as_ref())
+                .filter(|r| !r.deleted && r.modstamp >= a && r.modstamp < b)
+                .collect();
+            v.sort_by_key(|r| (r.modstamp, r.seq));
+            v
+        };
+        let got = records(
+            "SELECT Id, SystemModstamp, Owner.Name FROM Case WHERE SystemModstamp >= 2025-09-17T00:00:00Z \
+             AND SystemModstamp < 2025-09-18T00:00:00.000+00:00 ORDER BY SystemModstamp ASC, Id ASC",
+            false,
+        );
+        assert_eq!(got.len(), want.len());
+        assert!(got.len() >= 30_000);
+        for (g, w) in got.iter().zip(&want) {
+            let id = match snap.value(CASE, 0, w) {
+                Value::Id(id) => id.to_string_18(),
+                _ => unreachable!(),
+            };
+            assert_eq!(g["Id"], id.as_str());
+        }
+        assert_eq!(got[0]["attributes"]["type"], "Case");
+        assert!(
+            got[0]["attributes"]["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("/services/data/v62.0/sobjects/Case/500")
+        );
+        assert_eq!(got[0]["Owner"]["attributes"]["type"], "User");
+        assert!(got[0]["Owner"]["Name"].is_string());
+        let count = execute(org(), "SELECT COUNT() FROM Case WHERE SystemModstamp >= 2025-09-17T00:00:00Z AND SystemModstamp < 2025-09-18T00:00:00Z", false).unwrap();
+        assert_eq!(count.total_size(), want.len());
+        assert_eq!(count.len(), 0);
+    }
+
+    #[test]
+    fn query_hides_deleted_rows_and_query_all_shows_them() {
+        let q = "SELECT Id, IsDeleted FROM Account WHERE IsDeleted = true";
+        assert!(records(q, false).is_empty());
+        let all = records(q, true);
+        assert!(!all.is_empty());
+        assert!(all.iter().all(|r| r["IsDeleted"] == true));
+        let total = org().row_count("Account", true).unwrap();
+        assert_eq!(
+            execute(org(), "SELECT COUNT() FROM Account", true)
+                .unwrap()
+                .total_size(),
+            total
+        );
+    }
+
+    #[test]
+    fn aggregates_by_day_match_brute_force() {
+        let got = records(
+            "SELECT DAY_ONLY(convertTimezone(LastModifiedDate)) d, COUNT(Id) n FROM Opportunity \
+             WHERE LastModifiedDate >= 2025-03-01T00:00:00Z AND LastModifiedDate < 2025-04-01T00:00:00Z \
+             GROUP BY DAY_ONLY(convertTimezone(LastModifiedDate))",
+            false,
+        );
+        let snap = org().snapshot();
+        let tz = org().user_time_zone;
+        let mut want: std::collections::BTreeMap<String, i64> = Default::default();
+        for r in snap.objects[crate::fake_org::data::OPPORTUNITY].rows.iter() {
+            if !r.deleted
+                && r.modified >= ms("2025-03-01T00:00:00Z")
+                && r.modified < ms("2025-04-01T00:00:00Z")
+            {
+                let d = DateTime::from_timestamp_millis(r.modified)
+                    .unwrap()
+                    .with_timezone(&tz)
+                    .date_naive();
+                *want.entry(d.to_string()).or_default() += 1;
+            }
+        }
+        let got: std::collections::BTreeMap<String, i64> = got
+            .iter()
+            .map(|r| {
+                assert_eq!(
+                    r["attributes"],
+                    serde_json::json!({"type": "AggregateResult"})
+                );
+                (
+                    r["d"].as_str().unwrap().to_string(),
+                    r["n"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
+        let unaliased = records(
+            "SELECT CALENDAR_MONTH(CreatedDate), COUNT(Id) FROM Lead GROUP BY CALENDAR_MONTH(CreatedDate)",
+            false,
+        );
+        assert!(unaliased[0].get("expr0").is_some() && unaliased[0].get("expr1").is_some());
+    }
+
+    #[test]
+    fn too_many_groups_cannot_page() {
+        let e = err("SELECT Name, COUNT(Id) FROM Account GROUP BY Name");
+        assert!(e.message.contains("does not support queryMore()"), "{e}");
+        assert_eq!(
+            records(
+                "SELECT Name, COUNT(Id) FROM Account GROUP BY Name LIMIT 5",
+                false
+            )
+            .len(),
+            5
+        );
+    }
+
+    #[test]
+    fn type_errors_use_salesforce_messages() {
+        let e = err("SELECT Id FROM Opportunity WHERE CloseDate = 2025-03-10T00:00:00Z");
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(e.message.contains("value of filter criterion for field 'CloseDate' must be of type date and should not be enclosed in quotes"), "{}", e.message);
+        let e = err("SELECT Id FROM Opportunity WHERE LastModifiedDate >= 2025-03-10");
+        assert!(
+            e.message.contains("must be of type dateTime"),
+            "{}",
+            e.message
+        );
+        let e = err("SELECT Id FROM Opportunity WHERE Amount > '5'");
+        assert!(
+            e.message.contains("must be of type currency"),
+            "{}",
+            e.message
+        );
+        let e = err("SELECT Foo FROM Account");
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(e.message.starts_with("\nSELECT Foo FROM Account\n       ^\nERROR at Row:1:Column:8\nNo such column 'Foo' on entity 'Account'."), "{:?}", e.message);
+        let e = err("SELECT Id FROM Foo");
+        assert_eq!(e.code, "INVALID_TYPE");
+        assert!(e.message.contains("sObject type 'Foo' is not supported."));
+        assert_eq!(
+            err("SELECT Id FROM AggregateResult").code,
+            "INVALID_TYPE_FOR_OPERATION"
+        );
+        assert_eq!(
+            err("SELECT Id FROM Account ORDER BY Description").code,
+            "INVALID_FIELD"
+        );
+        assert_eq!(
+            err("SELECT Id FROM Account WHERE Description = 'x'").code,
+            "INVALID_FIELD"
+        );
+        assert_eq!(
+            err("SELECT COUNT() FROM Account ORDER BY Name").code,
+            "MALFORMED_QUERY"
+        );
+        assert_eq!(
+            err("SELECT COUNT(), Name FROM Account").code,
+            "MALFORMED_QUERY"
+        );
+        assert_eq!(
+            err("SELECT Id FROM Account OFFSET 2001").code,
+            "NUMBER_OUTSIDE_VALID_RANGE"
+        );
+        assert_eq!(
+            err("SELECT Name, COUNT(Id) FROM Account").code,
+            "MALFORMED_QUERY"
+        );
+    }
+
+    #[test]
+    fn filters_ordering_and_limits_agree_with_brute_force() {
+        let all = records(
+            "SELECT Id, Name, Industry, AnnualRevenue, Owner.Name FROM Account",
+            false,
+        );
+        let want: Vec<&serde_json::Value> = all
+            .iter()
+            .filter(|r| {
+                (r["Industry"] == "Banking" || r["Industry"] == "Retail")
+                    && r["Name"]
+                        .as_str()
+                        .unwrap()
+                        .to_lowercase()
+                        .starts_with("acme")
+            })
+            .collect();
+        let got = records(
+            "SELECT Id FROM Account WHERE Industry IN ('banking', 'Retail') AND Name LIKE 'ACME%' ORDER BY Id DESC LIMIT 7 OFFSET 2",
+            false,
+        );
+        let mut ids: Vec<&str> = want.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        ids.reverse();
+        let expected: Vec<&str> = ids.into_iter().skip(2).take(7).collect();
+        assert_eq!(
+            got.iter()
+                .map(|r| r["Id"].as_str().unwrap())
+                .collect::<Vec<_>>(),
+            expected
+        );
+        let nulls_last = records(
+            "SELECT Id, AnnualRevenue FROM Account ORDER BY AnnualRevenue DESC NULLS LAST LIMIT 3000",
+            false,
+        );
+        assert!(nulls_last.first().unwrap()["AnnualRevenue"].is_number());
+        let not = records(
+            "SELECT Id FROM Account WHERE NOT (Industry = null OR Industry != 'Media')",
+            false,
+        );
+        assert!(!not.is_empty());
+        assert_eq!(
+            not.len(),
+            all.iter().filter(|r| r["Industry"] == "Media").count()
+        );
+    }
+
+    #[test]
+    fn invoice_records_render_every_type() {
+        let describe = org().describe("Invoice__c", "62.0").unwrap();
+        let names: Vec<&str> = describe["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        let soql = format!("SELECT {} FROM Invoice__c LIMIT 500", names.join(", "));
+        let r = execute(org(), &soql, false).unwrap();
+        assert_eq!(r.max_page_size(), None);
+        let rows = records(&soql, false);
+        assert_eq!(rows.len(), 500);
+        for name in &names {
+            assert!(
+                rows.iter().all(|r| r.get(*name).is_some()),
+                "{name} missing"
+            );
+            if *name != "Id"
+                && describe["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["name"] == *name && f["nillable"] == true)
+            {
+                assert!(rows.iter().any(|r| r[*name].is_null()), "{name} never null");
+            }
+        }
+        let first = rows.iter().find(|r| !r["Location__c"].is_null()).unwrap();
+        assert!(first["Location__c"]["latitude"].is_number());
+        let t = rows
+            .iter()
+            .find_map(|r| r["Delivery_Window__c"].as_str())
+            .unwrap();
+        assert!(t.len() == 13 && t.ends_with(".000Z"), "{t}");
+        let dt = rows
+            .iter()
+            .find_map(|r| r["Issued_At__c"].as_str())
+            .unwrap();
+        assert!(dt.ends_with("+0000") && !dt.contains(".000+"), "{dt}");
+        assert!(
+            rows.iter()
+                .any(|r| r["Tags__c"].as_str().is_some_and(|t| t.contains(';')))
+        );
+        assert!(rows.iter().any(|r| {
+            r["Terms__c"]
+                .as_str()
+                .is_some_and(|t| t.contains('\n') && !t.is_ascii())
+        }));
+        assert_eq!(
+            org().describe("Invoice__c", "62.0").unwrap()["name"],
+            "Invoice__c"
+        );
+        let e = execute(
+            org(),
+            "SELECT Id, Terms__c, Description FROM Invoice__c",
+            false,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.code, "INVALID_FIELD");
+        let wide = execute(
+            org(),
+            "SELECT Id, Description, Comments FROM Case LIMIT 1",
+            false,
+        )
+        .unwrap();
+        assert_eq!(wide.max_page_size(), Some(LONG_TEXT_PAGE));
+        let one_long = execute(
+            org(),
+            "SELECT Id, Description, Subject FROM Case LIMIT 1",
+            false,
+        )
+        .unwrap();
+        assert_eq!(one_long.max_page_size(), None);
+    }
+
+    #[test]
+    fn a_result_is_frozen_against_later_edits() {
+        let mut org = Org::generate(3, 1);
+        let soql = "SELECT Id, Name, LastModifiedDate FROM Account WHERE LastModifiedDate < 2025-02-01T00:00:00Z";
+        let before = execute(&org, soql, false).unwrap();
+        let mut first = Vec::new();
+        before.render_records(0..before.len(), "62.0", &mut first);
+        let now = "2026-02-01T00:00:00Z".parse().unwrap();
+        assert_eq!(org.modify_rows(5_000, now, 1), 5_000);
+        let mut again = Vec::new();
+        before.render_records(0..before.len(), "62.0", &mut again);
+        assert_eq!(first, again);
+        let after = execute(&org, soql, false).unwrap();
+        assert!(after.len() < before.len());
+    }
 }
