@@ -209,7 +209,8 @@ struct Counters {
     renewals: AtomicU64,
 }
 
-/// The kind of request, for the counters and log lines.
+/// The kind of request, for the counters and log lines: token requests are `POST`s to the
+/// login host, data requests `GET`s to the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Token,
@@ -621,23 +622,24 @@ impl Inner {
         ))
     }
 
-    /// Requests a token, retrying transient failures; `first` bounds the attempts on a host
-    /// that cannot be reached at all.
+    /// Requests a token, retrying transient failures. On the `first` sign-in, a host that
+    /// cannot be reached at all gets [`SIGN_IN_CONNECT_ATTEMPTS`], not the full schedule.
     async fn request_token(&self, first: bool) -> Result<auth::Grant, FetchError> {
         let url = self
             .login
             .join(auth::TOKEN_PATH)
             .expect("a fixed path joins");
-        let mut policy = self.config.backoff();
-        if first {
-            policy.max_attempts = policy.max_attempts.min(SIGN_IN_CONNECT_ATTEMPTS);
-        }
-        let mut retry = retry::RetryState::new(policy);
+        let mut retry = retry::RetryState::new(self.config.backoff());
         loop {
             let error = match self.send_token(&url).await {
                 Ok(grant) => return Ok(grant),
                 Err(e) => e,
             };
+            let unreachable = matches!(error, FetchError::Connection { .. })
+                && retry.failures() + 1 >= SIGN_IN_CONNECT_ATTEMPTS;
+            if first && unreachable {
+                return Err(error);
+            }
             match retry.next_delay(&error) {
                 Some(delay) => self.back_off(&url, &error, delay, retry.failures()).await,
                 None => return Err(error),
@@ -673,12 +675,12 @@ impl Inner {
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, HeaderMap, Bytes), FetchError> {
         let _slot = self.gate.enter().await;
-        let counter = match kind {
-            Kind::Token => &self.counters.token,
-            Kind::Data => &self.counters.data,
+        let (counter, method) = match kind {
+            Kind::Token => (&self.counters.token, "POST"),
+            Kind::Data => (&self.counters.data, "GET"),
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(kind = ?kind, "GET/POST {}", loggable(url));
+        tracing::debug!("{method} {}", loggable(url));
         let response = request
             .send()
             .await

@@ -512,3 +512,21 @@ async fn the_daily_limit_answer_stops_the_run_resumably() {
     assert!(matches!(e, FetchError::DailyLimit { .. }), "{e:?}");
     assert_eq!(org.stats().requests - before, 1, "nothing more is sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_host_fails_the_sign_in_in_a_few_attempts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let started = Instant::now();
+    let e = SalesforceClient::connect(config(&url)).await.unwrap_err();
+    assert!(matches!(e, FetchError::Connection { .. }), "{e:?}");
+    assert_eq!(e.exit_kind(), ExitKind::Failure);
+    assert!(!e.to_string().contains('\n'), "{e}");
+    // three attempts with back-offs of about 0.1 s and 0.2 s, not the full schedule.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
