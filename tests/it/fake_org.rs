@@ -482,10 +482,10 @@ async fn a_cursor_keeps_its_snapshot_while_rows_change_and_pages_can_be_reread()
     let mut page = second;
     loop {
         pages.push(page["records"].as_array().unwrap().clone());
-        let Some(next) = page["nextRecordsUrl"].as_str() else {
+        let Some(next) = page["nextRecordsUrl"].as_str().map(str::to_owned) else {
             break;
         };
-        page = query_page(&org, &t, &next.to_string(), None).await;
+        page = query_page(&org, &t, &next, None).await;
     }
     assert_eq!(stamps(&pages), before, "the cursor saw the modification");
     let after = stamps(&all_pages(&org, &t, soql, None).await);
@@ -769,10 +769,8 @@ async fn a_query_over_the_timeout_threshold_times_out() {
             "Your query request was running for too long."
         )
     );
-    let small = format!(
-        "SELECT Id FROM Account WHERE LastModifiedDate >= 2025-03-01T00:00:00Z AND LastModifiedDate < 2025-03-03T00:00:00Z"
-    );
-    assert_eq!(data_get(&org, &t, &query_path(&small)).await.status(), 200);
+    let small = "SELECT Id FROM Account WHERE LastModifiedDate >= 2025-03-01T00:00:00Z AND LastModifiedDate < 2025-03-03T00:00:00Z";
+    assert_eq!(data_get(&org, &t, &query_path(small)).await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
