@@ -1010,3 +1010,238 @@ pub fn decimal_text(units: i64, scale: u8) -> String {
     let (int, frac) = padded.split_at(padded.len() - scale);
     format!("{sign}{int}.{frac}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn valid_statements_parse() {
+        for q in [
+            "SELECT Id FROM Account",
+            "select id, name from account where name = 'O\\'Brien' and industry != null",
+            "SELECT Id, Owner.Name FROM Account WHERE SystemModstamp >= 2024-03-10T00:00:00Z AND SystemModstamp < 2024-03-11T00:00:00.000Z ORDER BY SystemModstamp ASC, Id ASC",
+            "SELECT Id FROM Account WHERE CreatedDate > 2024-03-10T00:00:00+00:00 OR CreatedDate < 2024-03-10T00:00:00-05:00 OR CreatedDate = 2024-03-10T00:00:00+0000",
+            "SELECT COUNT() FROM Case WHERE CreatedDate >= 2024-03-10T00:00:00Z",
+            "SELECT DAY_ONLY(convertTimezone(CreatedDate)) d, COUNT(Id) n FROM Case GROUP BY DAY_ONLY(convertTimezone(CreatedDate))",
+            "SELECT CALENDAR_YEAR(CreatedDate), CALENDAR_MONTH(CreatedDate), DAY_IN_MONTH(CreatedDate), HOUR_IN_DAY(CreatedDate), MIN(Amount), MAX(Amount) FROM Opportunity GROUP BY CALENDAR_YEAR(CreatedDate), CALENDAR_MONTH(CreatedDate), DAY_IN_MONTH(CreatedDate), HOUR_IN_DAY(CreatedDate)",
+            "SELECT Id FROM Opportunity WHERE CloseDate = 2024-03-10 AND Amount > -12.50 AND IsWon = TRUE",
+            "SELECT Id FROM Lead WHERE NOT (Status IN ('A', 'B') OR Name LIKE 'x\\_%') AND Rating NOT IN ('Hot')",
+            "SELECT Id FROM Account ORDER BY Name DESC NULLS LAST, Id LIMIT 10 OFFSET 20",
+        ] {
+            let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {}", e.message));
+            assert_eq!(parse(&parsed.to_string()).unwrap(), parsed, "{q}");
+        }
+    }
+
+    #[test]
+    fn malformed_statements_are_refused_with_a_location() {
+        for (q, col) in [
+            ("SELECT FROM Account", 8),
+            ("SELECT Id Account", 0),
+            ("SELECT Id FROM", 15),
+            ("SELECT Id, FROM Account", 12),
+            (
+                "SELECT Id FROM Account WHERE Name = 'a' AND Id = 'b' OR Id = 'c'",
+                54,
+            ),
+            (
+                "SELECT Id FROM Account WHERE CreatedDate > 2024-03-10T00:00:00 ",
+                44,
+            ),
+            (
+                "SELECT Id FROM Account WHERE CreatedDate > 2024-03-10T00:00:00 00:00",
+                44,
+            ),
+            ("SELECT Id FROM Account WHERE Name = 'open", 37),
+            ("SELECT Id FROM Account LIMIT -1", 30),
+            ("SELECT Id FROM Account WHERE Name = 'a' garbage", 41),
+            ("SELECT Id FROM Account ORDER BY Name NULLS", 43),
+            ("SELECT Id FROM Account WHERE Name ~ 'a'", 35),
+            ("SELECT FOO(Id) FROM Account", 8),
+        ] {
+            let e = parse(q).expect_err(q);
+            assert_eq!(e.code, "MALFORMED_QUERY", "{q}");
+            if col > 0 {
+                assert!(
+                    e.message
+                        .contains(&format!("ERROR at Row:1:Column:{col}\n")),
+                    "{q}: {}",
+                    e.message
+                );
+            }
+        }
+        let e = parse("  ").unwrap_err();
+        assert_eq!(e.message, "SOQL statements cannot be empty or null");
+        let long = format!(
+            "SELECT Id FROM Account WHERE Name = '{}'",
+            "x".repeat(MAX_STATEMENT_CHARS)
+        );
+        assert_eq!(parse(&long).unwrap_err().code, "MALFORMED_QUERY");
+    }
+
+    #[test]
+    fn literals_keep_their_exact_values() {
+        let q = parse("SELECT Id FROM X WHERE A = 1.50 AND B = 2024-03-10T07:15:00.5-05:00 AND C = 'a\\nb\\\\'").unwrap();
+        let Some(Cond::And(parts)) = q.filter else {
+            panic!()
+        };
+        let rhs: Vec<&LitValue> = parts
+            .iter()
+            .map(|p| match p {
+                Cond::Compare { rhs, .. } => &rhs.value,
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            *rhs[0],
+            LitValue::Number {
+                units: 150,
+                scale: 2
+            }
+        );
+        let LitValue::DateTime(dt) = rhs[1] else {
+            panic!()
+        };
+        assert_eq!(
+            dt.timestamp_millis(),
+            "2024-03-10T12:15:00.500Z"
+                .parse::<DateTime<chrono::Utc>>()
+                .unwrap()
+                .timestamp_millis()
+        );
+        assert_eq!(*rhs[2], LitValue::Str("a\nb\\".into()));
+    }
+
+    fn ident() -> impl Strategy<Value = Ident> {
+        "[A-Za-z][A-Za-z0-9_]{0,8}"
+            .prop_filter("not a keyword", |s| {
+                !is_keyword(s) && Func::from_name(s).is_none()
+            })
+            .prop_map(|name| Ident { name, pos: 0 })
+    }
+
+    fn expr() -> impl Strategy<Value = Expr> {
+        let field = || prop::collection::vec(ident(), 1..3).prop_map(Expr::Field);
+        prop_oneof![
+            3 => field(),
+            1 => (prop::sample::select(vec![Func::DayOnly, Func::CalendarYear, Func::HourInDay]), field(), any::<bool>())
+                .prop_map(|(func, f, tz)| {
+                    let arg = if tz {
+                        Expr::Call { func: Func::ConvertTimezone, arg: Some(Box::new(f)), pos: Pos(0) }
+                    } else {
+                        f
+                    };
+                    Expr::Call { func, arg: Some(Box::new(arg)), pos: Pos(0) }
+                }),
+        ]
+    }
+
+    fn literal() -> impl Strategy<Value = Lit> {
+        let value = prop_oneof![
+            Just(LitValue::Null),
+            any::<bool>().prop_map(LitValue::Bool),
+            (any::<i32>(), 0u8..4).prop_map(|(u, scale)| LitValue::Number {
+                units: i64::from(u),
+                scale
+            }),
+            "[ -~\\n\\t\u{e9}\u{6771}]{0,12}".prop_map(LitValue::Str),
+            (0i64..20_000).prop_map(|d| LitValue::Date(
+                NaiveDate::from_num_days_from_ce_opt(730_000 + d as i32).unwrap()
+            )),
+            (0i64..2_000_000_000_000, -12i32..14, any::<bool>()).prop_map(|(ms, h, whole)| {
+                let ms = if whole { ms / 1000 * 1000 } else { ms };
+                let off = FixedOffset::east_opt(h * 3600).unwrap();
+                LitValue::DateTime(
+                    DateTime::from_timestamp_millis(ms)
+                        .unwrap()
+                        .with_timezone(&off),
+                )
+            }),
+        ];
+        value.prop_map(|value| Lit { value, pos: Pos(0) })
+    }
+
+    fn cond() -> impl Strategy<Value = Cond> {
+        let ops = prop::sample::select(vec![
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+        ]);
+        let leaf = prop_oneof![
+            (expr(), ops, literal()).prop_map(|(lhs, op, rhs)| Cond::Compare { lhs, op, rhs }),
+            (
+                expr(),
+                any::<bool>(),
+                prop::collection::vec(literal(), 1..4)
+            )
+                .prop_map(|(lhs, negated, values)| Cond::In {
+                    lhs,
+                    negated,
+                    values
+                }),
+            (expr(), "[a-z%_]{0,6}").prop_map(|(lhs, p)| Cond::Like {
+                lhs,
+                pattern: Lit {
+                    value: LitValue::Str(p),
+                    pos: Pos(0)
+                }
+            }),
+        ];
+        leaf.prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..4).prop_map(Cond::And),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(Cond::Or),
+                inner.prop_map(|c| Cond::Not(Box::new(c))),
+            ]
+        })
+    }
+
+    fn query() -> impl Strategy<Value = Query> {
+        let item = (expr(), prop::option::of(ident()))
+            .prop_map(|(expr, alias)| SelectItem { expr, alias });
+        let key = (
+            expr(),
+            prop::option::of(any::<bool>()),
+            prop::option::of(any::<bool>()),
+        )
+            .prop_map(|(expr, descending, nulls_first)| OrderKey {
+                expr,
+                descending,
+                nulls_first,
+            });
+        (
+            prop::collection::vec(item, 1..4),
+            ident(),
+            prop::option::of(cond()),
+            prop::collection::vec(expr(), 0..2),
+            prop::collection::vec(key, 0..3),
+            prop::option::of(0u64..5000),
+            prop::option::of(0u64..3000),
+        )
+            .prop_map(
+                |(select, from, filter, group_by, order_by, limit, offset)| Query {
+                    select,
+                    from,
+                    filter,
+                    group_by,
+                    order_by,
+                    limit,
+                    offset,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn display_round_trips(q in query()) {
+            let text = q.to_string();
+            let parsed = parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {}", e.message)))?;
+            prop_assert_eq!(parsed, q, "{}", text);
+        }
+    }
+}

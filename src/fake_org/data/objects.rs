@@ -107,7 +107,7 @@ fn audit(b: &mut SchemaBuilder) {
         .refers("User", "CreatedBy");
     b.push("LastModifiedDate", T::DateTime, Gen::LastModifiedDate)
         .not_null();
-    b.push("LastModifiedById", T::Reference, Gen::User(0x1a57_b1))
+    b.push("LastModifiedById", T::Reference, Gen::User(0x001a_57b1))
         .not_null()
         .refers("User", "LastModifiedBy");
     b.push("SystemModstamp", T::DateTime, Gen::SystemModstamp)

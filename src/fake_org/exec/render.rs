@@ -172,14 +172,14 @@ mod tests {
         );
         assert_eq!(
             text(&Value::Dec {
-                units: 10_000_000_00,
+                units: 1_000_000_000,
                 scale: 2
             }),
             "1.0E7"
         );
         assert_eq!(
             text(&Value::Dec {
-                units: -123_456_789_12,
+                units: -12_345_678_912,
                 scale: 2
             }),
             "-1.2345678912E8"
