@@ -165,7 +165,7 @@ impl FakeOrg {
     /// the current tokio runtime.
     ///
     /// # Errors
-    /// The port cannot be bound.
+    /// The port cannot be bound, or the data generator failed.
     pub async fn start(config: FakeOrgConfig) -> Result<FakeOrg, FakeOrgError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await
@@ -177,7 +177,7 @@ impl FakeOrg {
             .map_err(|e| FakeOrgError(format!("no local address: {e}")))?
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let org = generate(config.seed, config.scale, config.user_time_zone).await;
+        let org = generate(config.seed, config.scale, config.user_time_zone).await?;
         let shared = Arc::new(server::Shared::new(config, url.clone(), org));
         let app = server::router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -273,25 +273,17 @@ impl Drop for FakeOrg {
     }
 }
 
-/// Builds the org on a blocking thread. A failure is kept rather than returned so the
-/// token, limits and fault machinery still serve; data calls then answer `500`.
-async fn generate(seed: u64, scale: u32, zone: chrono_tz::Tz) -> Result<data::Org, String> {
-    let built = tokio::task::spawn_blocking(move || {
+/// Builds the org on a blocking thread: at large scales generation takes a while.
+async fn generate(seed: u64, scale: u32, zone: chrono_tz::Tz) -> Result<data::Org, FakeOrgError> {
+    tokio::task::spawn_blocking(move || {
         let mut org = data::Org::generate(seed, scale);
         org.user_time_zone = zone;
         org
     })
-    .await;
-    built.map_err(|e| {
-        let why = match e.try_into_panic() {
-            Ok(panic) => panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panicked".into()),
-            Err(e) => e.to_string(),
-        };
-        tracing::warn!("fake org data could not be generated: {why}");
-        why
+    .await
+    .map_err(|e| {
+        FakeOrgError(format!(
+            "cannot generate the data (seed {seed}, scale {scale}): {e}"
+        ))
     })
 }

@@ -49,10 +49,9 @@ pub struct Shared {
     pub config: FakeOrgConfig,
     /// `http://127.0.0.1:PORT`, the `instance_url` handed out with tokens.
     pub url: String,
-    /// The data, or why it could not be generated (then data calls answer `500`). Behind a
-    /// `std` lock: readers hold it only while a query runs on a blocking thread, and
-    /// `modify_rows` writes briefly; nobody holds it across an `.await`.
-    pub org: Result<RwLock<Org>, String>,
+    /// The data. Behind a `std` lock: readers hold it only while a query runs on a blocking
+    /// thread, and `modify_rows` writes briefly; nobody holds it across an `.await`.
+    pub org: RwLock<Org>,
     /// The live faults and the seeded generator; locked once per data request.
     pub faults: Mutex<FaultState>,
     pub tokens: Tokens,
@@ -65,7 +64,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: FakeOrgConfig, url: String, org: Result<Org, String>) -> Self {
+    pub fn new(config: FakeOrgConfig, url: String, org: Org) -> Self {
         Self {
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
             tokens: Tokens::new(config.token_lifetime),
@@ -73,7 +72,7 @@ impl Shared {
             stats: Recorder::default(),
             api_used: AtomicU64::new(config.daily_api_used),
             data_in_flight: AtomicUsize::new(0),
-            org: org.map(RwLock::new),
+            org: RwLock::new(org),
             config,
             url,
         }
@@ -86,13 +85,8 @@ impl Shared {
     /// Changes `count` rows now (cursor fields moved to the current time).
     pub fn modify_rows(&self, count: usize) -> usize {
         let seed = self.fault_state().next_u64();
-        match &self.org {
-            Ok(lock) => {
-                let mut org = lock.write().unwrap_or_else(|e| e.into_inner());
-                org.modify_rows(count, chrono::Utc::now(), seed)
-            }
-            Err(_) => 0,
-        }
+        let mut org = self.org.write().unwrap_or_else(|e| e.into_inner());
+        org.modify_rows(count, chrono::Utc::now(), seed)
     }
 
     fn usage_header(&self) -> HeaderValue {
@@ -364,11 +358,9 @@ fn api_version(raw: &str) -> Option<String> {
         .then(|| format!("v{major}.0"))
 }
 
-fn org(s: &Shared) -> Result<&RwLock<Org>, Response> {
-    s.org.as_ref().map_err(|why| {
-        tracing::error!("fake org data unavailable: {why}");
-        unknown_exception()
-    })
+/// The org for reading; a poisoned lock only means a query panicked, the data is intact.
+fn read_org(s: &Shared) -> std::sync::RwLockReadGuard<'_, Org> {
+    s.org.read().unwrap_or_else(|e| e.into_inner())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -447,14 +439,7 @@ async fn describe_global(State(s): S, Path(version): Path<String>, headers: Head
     let Some(version) = api_version(&version) else {
         return not_found();
     };
-    let lock = match org(&s) {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
-    let body = {
-        let org = lock.read().unwrap_or_else(|e| e.into_inner());
-        serde_json::to_vec(&org.describe_global(&version)).expect("serialisable")
-    };
+    let body = serde_json::to_vec(&read_org(&s).describe_global(&version)).expect("serialisable");
     ok_json(body, &admitted)
 }
 
@@ -470,14 +455,7 @@ async fn describe(
     let Some(version) = api_version(&version) else {
         return not_found();
     };
-    let lock = match org(&s) {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
-    let describe = {
-        let org = lock.read().unwrap_or_else(|e| e.into_inner());
-        org.describe(&name, &version)
-    };
+    let describe = read_org(&s).describe(&name, &version);
     match describe {
         Some(d) => ok_json(serde_json::to_vec(&d).expect("serialisable"), &admitted),
         None => not_found(),
@@ -567,9 +545,6 @@ async fn run_query(
             "SOQL statements cannot be empty or null",
         );
     };
-    if let Err(r) = org(s) {
-        return r;
-    }
     let locator = format!("01g{}", random_chars(&mut s.fault_state(), 15));
     let shared = s.clone();
     let requested = batch_size(headers);
@@ -605,11 +580,7 @@ fn first_page(
     version: &str,
     locator: &str,
 ) -> Result<Page, Response> {
-    let result = {
-        let lock = org(s)?;
-        let org = lock.read().unwrap_or_else(|e| e.into_inner());
-        exec::execute(&org, soql, all)
-    };
+    let result = exec::execute(&read_org(s), soql, all);
     let result = result.map_err(|e| api_error(StatusCode::BAD_REQUEST, e.code, &e.message))?;
     let timeout_over = s.fault_state().faults().query_timeout_over;
     if timeout_over.is_some_and(|n| result.total_size() > n) {
