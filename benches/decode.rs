@@ -202,7 +202,7 @@ fn account_record(rng: &mut fastrand::Rng) -> String {
                 json_str(pick(rng, &["Technology", "Banking", "Retail", "Energy"]))
             }),
         ),
-        ("AnnualRevenue", maybe(rng, 20, |rng| money(rng))),
+        ("AnnualRevenue", maybe(rng, 20, money)),
         (
             "NumberOfEmployees",
             maybe(rng, 20, |rng| rng.u32(1..200_000).to_string()),
@@ -213,7 +213,7 @@ fn account_record(rng: &mut fastrand::Rng) -> String {
         ("LastModifiedDate", datetime(rng)),
         ("LastModifiedById", id(rng, "005")),
         ("SystemModstamp", datetime(rng)),
-        ("LastActivityDate", maybe(rng, 40, |rng| date(rng))),
+        ("LastActivityDate", maybe(rng, 40, date)),
         (
             "Description",
             maybe(rng, 50, |_| {
@@ -293,7 +293,7 @@ fn invoice_record(rng: &mut fastrand::Rng) -> String {
         ("Lines__c", rng.u8(1..50).to_string()),
         ("Sequence__c", rng.u64(..1 << 50).to_string()),
         ("Due__c", date(rng)),
-        ("Paid__c", maybe(rng, 30, |rng| datetime(rng))),
+        ("Paid__c", maybe(rng, 30, datetime)),
         (
             "DueTime__c",
             format!("\"{:02}:{:02}:00.000Z\"", rng.u8(0..24), rng.u8(0..60)),
@@ -387,7 +387,7 @@ fn bench_object(
         body.len() / PAGE_RECORDS
     );
 
-    let mut group = c.benchmark_group(format!("{object}"));
+    let mut group = c.benchmark_group(object);
     group.throughput(Throughput::Elements(PAGE_RECORDS as u64));
     group.bench_function("decode", |b| {
         b.iter(|| black_box(decoder.decode(black_box(&body)).unwrap()))

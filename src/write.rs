@@ -15,7 +15,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use parquet::arrow::ArrowWriter;
@@ -23,6 +23,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{ExitKind, UserFacing};
 
@@ -166,9 +167,29 @@ impl std::fmt::Debug for ChunkFileWriter {
 /// Makes staged names unique within a process even when the clock repeats a value.
 static STAGED_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// The writer properties of every chunk file.
-fn writer_properties(meta: &FileMeta) -> WriterProperties {
-    WriterProperties::builder()
+/// Whether a column's values repeat enough for a dictionary to pay: not for the record `Id`
+/// nor for near-unique numbers and instants, where building one only costs time.
+fn wants_dictionary(field: &arrow::datatypes::Field) -> bool {
+    !(field.name() == "Id"
+        || matches!(
+            field.data_type(),
+            DataType::Timestamp(..)
+                | DataType::Float64
+                | DataType::Decimal128(..)
+                | DataType::Int64
+        ))
+}
+
+/// The writer properties of a chunk file of `schema`.
+fn writer_properties(schema: &SchemaRef, meta: &FileMeta) -> WriterProperties {
+    let builder = schema
+        .fields()
+        .iter()
+        .filter(|f| !wants_dictionary(f))
+        .fold(WriterProperties::builder(), |b, f| {
+            b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false)
+        });
+    builder
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(ZSTD_LEVEL).expect("a valid zstd level"),
         ))
@@ -200,7 +221,8 @@ impl ChunkFileWriter {
             .create_new(true)
             .open(&path)
             .map_err(|e| WriteError::from_io(&path, e))?;
-        let writer = ArrowWriter::try_new(file, schema, Some(writer_properties(meta)));
+        let properties = writer_properties(&schema, meta);
+        let writer = ArrowWriter::try_new(file, schema, Some(properties));
         match writer {
             Ok(w) => Ok(Self {
                 writer: Some(w),

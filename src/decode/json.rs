@@ -165,14 +165,20 @@ impl<'a> Reader<'a> {
             // Salesforce emits fields in select order: try the one after the last match first.
             let mut expected = 0;
             loop {
-                let key = self.key()?;
-                match find_column(names, self.bytes_of(key), expected) {
+                let found = match names.get(expected) {
+                    Some(name) if self.at_key(name)? => Some(expected),
+                    _ => {
+                        let key = self.key()?;
+                        find_column(names, self.bytes_of(key), expected)
+                    }
+                };
+                match found {
                     Some(c) => {
                         if columns[c].len() > row {
                             return Err(self.malformed(&format!(
                                 "record {} has the key `{}` twice",
                                 self.record,
-                                self.str_of(key)
+                                String::from_utf8_lossy(&names[c])
                             )));
                         }
                         self.value(&mut columns[c], &names[c], parent)?;
@@ -309,6 +315,20 @@ impl<'a> Reader<'a> {
         let key = self.string()?;
         self.expect(b':')?;
         Ok(key)
+    }
+
+    /// Consumes the key `"name":` when it is next, without scanning the key for escapes.
+    fn at_key(&mut self, name: &[u8]) -> Result<bool, DecodeError> {
+        let start = self.pos + 1;
+        let end = start + name.len();
+        let matches = self.peek()? == b'"'
+            && self.bytes.get(start..end) == Some(name)
+            && self.bytes.get(end) == Some(&b'"');
+        if matches {
+            self.pos = end + 1;
+            self.expect(b':')?;
+        }
+        Ok(matches)
     }
 
     fn str_of(&self, s: Str) -> &str {
@@ -494,12 +514,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn truncated(&self) -> DecodeError {
         DecodeError::Truncated {
             bytes: self.bytes.len(),
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn malformed(&self, what: &str) -> DecodeError {
         let near = self.text.get(self.pos..).map_or("", |rest| {
             let end = rest.char_indices().nth(24).map_or(rest.len(), |(i, _)| i);
@@ -546,22 +570,25 @@ const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The index of the first `"` or `\` at or after `from`, eight bytes per step.
 fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(chunk) = b.get(i..i + 8) {
+    let rest = b.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut offset = from;
+    for chunk in &mut chunks {
         let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         let q = w ^ (LO * u64::from(b'"'));
         let s = w ^ (LO * u64::from(b'\\'));
         // A zero byte in `q` or `s` marks a match; the lowest flagged byte is exact.
         let hits = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI;
         if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
+            return Some(offset + (hits.trailing_zeros() / 8) as usize);
         }
-        i += 8;
+        offset += 8;
     }
-    b.get(i..)?
+    chunks
+        .remainder()
         .iter()
         .position(|&c| c == b'"' || c == b'\\')
-        .map(|p| i + p)
+        .map(|p| offset + p)
 }
 
 #[cfg(test)]
