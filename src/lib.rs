@@ -5,6 +5,7 @@
 //! The modules mirror the pipeline, each with one owner:
 //!
 //! * [`plan`]: pure; objects and a `[start, end)` window into per-day chunks.
+//! * [`fetch_plan`]: pure; pending days into spans read by one query, cut by a row estimate.
 //! * [`schedule`]: the worker pool, cancellation and the per-run query budget.
 //! * [`fetch`]: the only code that speaks HTTP to Salesforce: sign-in, limits, retries, paging.
 //! * [`soql`]: builds queries from validated identifiers only.
@@ -26,6 +27,7 @@ pub mod describe;
 pub mod error;
 pub mod fake_org;
 pub mod fetch;
+pub mod fetch_plan;
 pub mod join;
 pub mod offpeak;
 pub mod plan;

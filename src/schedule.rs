@@ -1,8 +1,10 @@
 //! Runs a backfill's chunks: the worker pool, the per-run query budget and cancellation.
 //!
-//! Owns: which chunk runs when, at most `concurrency` at once; the `--query-limit` budget;
-//! the order in which a chunk's work happens (fetch a page, decode and write it off the async
-//! runtime, publish the file, then record it); and stopping (signal, budget, usage guard).
+//! Owns: which span of days runs when, at most `concurrency` at once; reading a span (one range
+//! query, cut into parts when its first page shows it is large, narrowed on `QUERY_TIMEOUT`);
+//! routing its rows into per-day files by cursor; the `--query-limit` budget; the order in
+//! which a day's work happens (fetch a page, decode and write it off the async runtime,
+//! publish the file, then record it); and stopping (signal, budget, usage guard).
 //! Does not own HTTP (`fetch`), bytes-to-Arrow (`decode`), files (`write`) or the journal's
 //! format (`checkpoint`): it is the only code that appends to the journal during a run.
 //!
@@ -10,22 +12,27 @@
 //! * A chunk is recorded done only after its file is fsync'd and renamed into place.
 //! * An abandoned chunk (signal, budget, usage guard) is not recorded: it stays pending and
 //!   its staged file, if any, is never published.
-//! * Memory per running chunk is one page of JSON and one page of Arrow, whatever the day's size.
+//! * Memory per running span is one page of JSON and one page of Arrow, whatever the day's size.
+//! * A span's rows arrive ordered by `(cursor, Id)`, so a day is finished (published, then
+//!   recorded) as soon as a row of a later day arrives; a restart reopens only the open day.
 
+use arrow::array::{Array, TimestampMillisecondArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use chrono::Utc;
-use std::collections::HashMap;
+use chrono::{NaiveDate, Utc};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{CheckpointError, Entry, Manifest};
 use crate::decode::{DecodeError, Page, PageDecoder};
 use crate::error::{ExitKind, UserFacing};
 use crate::fetch::{FetchError, QueryPage, SalesforceClient};
+use crate::fetch_plan::{self, Span};
 use crate::join::{GroupJoin, RowsShifted};
 use crate::offpeak::OffPeak;
 use crate::plan::Chunk;
@@ -249,14 +256,26 @@ impl UserFacing for ScheduleError {
     }
 }
 
-/// Shared by the chunk tasks of a run.
+/// Shared by the span tasks of a run.
 struct Context {
     client: SalesforceClient,
     out: PathBuf,
     staging: PathBuf,
     include_deleted: bool,
+    /// How many spans may run at once; a large span is cut into about this many parts.
+    concurrency: usize,
     budget: Arc<QueryBudget>,
     reporter: Arc<dyn Reporter>,
+    /// Finished days and split-off spans, to the coordinator: the only writer of the journal.
+    events: mpsc::UnboundedSender<Event>,
+}
+
+/// What a span task tells the coordinator while it runs.
+enum Event {
+    /// A day's file is in place (or the day had no rows): record it done.
+    DayDone { chunk: Chunk, done: ChunkDone },
+    /// Days split off a running span, to run on another worker.
+    Spawn(Span),
 }
 
 /// The settings of one run.
@@ -277,8 +296,10 @@ pub fn staging_dir(out: &Path) -> PathBuf {
     crate::checkpoint::manifest_dir(out).join("staging")
 }
 
-/// Runs `chunks`, at most `concurrency` at a time, recording each outcome in `manifest`.
+/// Runs `chunks`, at most `concurrency` spans at a time, recording each day in `manifest`.
 ///
+/// Consecutive days of an object are read as one span (see `fetch_plan`); a span whose first
+/// page shows it is large is counted by day and cut into parts that run side by side.
 /// Returns when every chunk is done or failed, or when the run stops (`shutdown` resolves,
 /// the query budget or the API usage guard is reached): then `stopped` says why.
 ///
@@ -296,13 +317,16 @@ pub async fn run(
         chunk: "staging".into(),
         source: ChunkError::Write(e),
     })?;
+    let (events, mut inbox) = mpsc::unbounded_channel();
     let ctx = Arc::new(Context {
         client: config.client,
         out: config.out,
         staging,
         include_deleted: config.include_deleted,
+        concurrency: config.concurrency,
         budget: config.budget,
         reporter: config.reporter,
+        events,
     });
     let mut per_object: Vec<(String, u64)> = Vec::new();
     for c in &chunks {
@@ -314,12 +338,12 @@ pub async fn run(
     ctx.reporter.on_run_start(&per_object);
 
     let mut summary = RunSummary::default();
-    let mut pending = chunks.into_iter().peekable();
+    let mut pending: VecDeque<Span> = fetch_plan::spans(chunks).into();
     let mut running = JoinSet::new();
     let mut waiting_reported = false;
     tokio::pin!(shutdown);
     loop {
-        let closed_until = closed_until(config.offpeak.as_ref(), pending.peek().is_some());
+        let closed_until = closed_until(config.offpeak.as_ref(), !pending.is_empty());
         if let (Some(opens), true) = (closed_until, config.exit_outside_window) {
             let opens = config
                 .offpeak
@@ -334,9 +358,11 @@ pub async fn run(
             && closed_until.is_none()
             && running.len() < config.concurrency
         {
-            let Some(chunk) = pending.next() else { break };
-            let job = jobs[&chunk.object].clone();
-            running.spawn(fetch_chunk(ctx.clone(), job, chunk));
+            let Some(span) = pending.pop_front() else {
+                break;
+            };
+            let job = jobs[&span.object].clone();
+            running.spawn(fetch_span(ctx.clone(), job, span));
             waiting_reported = false;
         }
         let opens = closed_until.filter(|_| summary.stopped.is_none());
@@ -355,6 +381,13 @@ pub async fn run(
         }
         let wait = opens.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
         tokio::select! {
+            biased;
+            Some(event) = inbox.recv() => {
+                if let Err(e) = on_event(&ctx, manifest, &mut summary, &mut pending, event) {
+                    running.abort_all();
+                    return Err(e);
+                }
+            }
             _ = &mut shutdown, if summary.stopped.is_none() => {
                 summary.stopped = Some(StopReason::Interrupted);
                 running.abort_all();
@@ -362,41 +395,48 @@ pub async fn run(
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
             joined = running.join_next(), if !running.is_empty() => {
                 let Some(joined) = joined else { break };
-                let (chunk, result) = match joined {
+                let (days, result) = match joined {
                     Ok(outcome) => outcome,
                     Err(e) if e.is_cancelled() => continue,
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 };
-                if let Err(e) = record(&ctx, manifest, &mut summary, chunk, result, config.query_limit) {
+                // The task's last days were sent before it ended: record them first.
+                while let Ok(event) = inbox.try_recv() {
+                    on_event(&ctx, manifest, &mut summary, &mut pending, event)?;
+                }
+                if let Err(e) = record_end(&ctx, manifest, &mut summary, days, result, config.query_limit) {
                     running.abort_all();
                     return Err(e);
                 }
             }
         }
     }
+    // Days published by tasks that a signal then abandoned are in place: record them too.
+    while let Ok(event) = inbox.try_recv() {
+        on_event(&ctx, manifest, &mut summary, &mut pending, event)?;
+    }
     summary.query_requests = ctx.budget.used();
     ctx.reporter.on_run_end();
     Ok(summary)
 }
 
-/// When chunks remain and the off-peak windows are closed now, the instant the next opens.
-fn closed_until(offpeak: Option<&OffPeak>, chunks_remain: bool) -> Option<chrono::DateTime<Utc>> {
-    let offpeak = offpeak.filter(|_| chunks_remain)?;
+/// When spans remain and the off-peak windows are closed now, the instant the next opens.
+fn closed_until(offpeak: Option<&OffPeak>, work_remains: bool) -> Option<chrono::DateTime<Utc>> {
+    let offpeak = offpeak.filter(|_| work_remains)?;
     let now = Utc::now();
     (!offpeak.is_open(now)).then(|| offpeak.next_open(now))
 }
 
-fn record(
+fn on_event(
     ctx: &Context,
     manifest: &mut Manifest,
     summary: &mut RunSummary,
-    chunk: Chunk,
-    result: Result<ChunkDone, ChunkError>,
-    query_limit: Option<u64>,
+    pending: &mut VecDeque<Span>,
+    event: Event,
 ) -> Result<(), ScheduleError> {
-    let run = manifest.run_id().to_string();
-    match result {
-        Ok(done) => {
+    match event {
+        Event::Spawn(span) => pending.push_front(span),
+        Event::DayDone { chunk, done } => {
             manifest.append(Entry::ChunkDone {
                 object: chunk.object.clone(),
                 day: chunk.day,
@@ -405,7 +445,7 @@ fn record(
                 rows: done.rows,
                 bytes: done.bytes,
                 file: done.file,
-                run,
+                run: manifest.run_id().to_string(),
                 at: Utc::now(),
             })?;
             summary.chunks_done += 1;
@@ -413,31 +453,49 @@ fn record(
             summary.bytes += done.bytes;
             ctx.reporter.on_chunk_done(&chunk, done.rows);
         }
-        Err(e) => {
-            if let Some(reason) = e.stop_reason(query_limit) {
-                summary.stopped.get_or_insert(reason);
-                return Ok(());
-            }
-            if e.ends_run() {
-                return Err(ScheduleError::Chunk {
-                    chunk: chunk.to_string(),
-                    source: e,
-                });
-            }
-            let error = e.to_string();
-            tracing::warn!("chunk {chunk} failed: {error}");
-            manifest.append(Entry::ChunkFailed {
-                object: chunk.object.clone(),
-                day: chunk.day,
-                start: chunk.window.start,
-                end: chunk.window.end,
-                error: error.clone(),
-                run,
-                at: Utc::now(),
-            })?;
-            summary.chunks_failed += 1;
-            ctx.reporter.on_chunk_failed(&chunk, &error);
-        }
+    }
+    Ok(())
+}
+
+/// Records how a span task ended: `days` are the days it did not finish.
+fn record_end(
+    ctx: &Context,
+    manifest: &mut Manifest,
+    summary: &mut RunSummary,
+    days: Vec<Chunk>,
+    result: Result<(), ChunkError>,
+    query_limit: Option<u64>,
+) -> Result<(), ScheduleError> {
+    let Err(e) = result else {
+        return Ok(());
+    };
+    if let Some(reason) = e.stop_reason(query_limit) {
+        summary.stopped.get_or_insert(reason);
+        return Ok(());
+    }
+    let Some(first) = days.first() else {
+        return Ok(());
+    };
+    if e.ends_run() {
+        return Err(ScheduleError::Chunk {
+            chunk: first.to_string(),
+            source: e,
+        });
+    }
+    let error = e.to_string();
+    tracing::warn!("chunk {first} and {} more failed: {error}", days.len() - 1);
+    for chunk in days {
+        manifest.append(Entry::ChunkFailed {
+            object: chunk.object.clone(),
+            day: chunk.day,
+            start: chunk.window.start,
+            end: chunk.window.end,
+            error: error.clone(),
+            run: manifest.run_id().to_string(),
+            at: Utc::now(),
+        })?;
+        summary.chunks_failed += 1;
+        ctx.reporter.on_chunk_failed(&chunk, &error);
     }
     Ok(())
 }
@@ -460,26 +518,303 @@ struct ChunkDone {
     file: Option<String>,
 }
 
-async fn fetch_chunk(
+/// Reads a span's days; returns the days it did not finish and why, if it stopped early.
+async fn fetch_span(
     ctx: Arc<Context>,
     job: Arc<ObjectJob>,
-    chunk: Chunk,
-) -> (Chunk, Result<ChunkDone, ChunkError>) {
+    span: Span,
+) -> (Vec<Chunk>, Result<(), ChunkError>) {
+    let mut reader = SpanReader {
+        days: span.days.into(),
+        may_refine: true,
+        narrow: None,
+    };
     let mut restarts = 0;
     let result = loop {
-        match fetch_chunk_once(&ctx, &job, &chunk).await {
+        match reader.read(&ctx, &job).await {
             Err(ChunkError::Fetch(e)) if e.is_expired_cursor() && restarts < MAX_CHUNK_RESTARTS => {
                 restarts += 1;
-                tracing::info!("chunk {chunk}: the query cursor expired; restarting the chunk");
+                tracing::info!(
+                    "{}: the query cursor expired; reading its open day again",
+                    reader.label()
+                );
             }
             Err(ChunkError::Shifted(e)) if restarts < MAX_CHUNK_RESTARTS => {
                 restarts += 1;
-                tracing::info!("chunk {chunk}: {e}; reading it again");
+                tracing::info!("{}: {e}; reading its open day again", reader.label());
+            }
+            Err(ChunkError::Fetch(e)) if e.is_query_timeout() => {
+                if !reader.narrow_after_timeout(&ctx) {
+                    break Err(ChunkError::Fetch(e));
+                }
+                tracing::info!(
+                    "{}: the query timed out; narrowed the range",
+                    reader.label()
+                );
             }
             other => break other,
         }
     };
-    (chunk, result)
+    (reader.days.into(), result)
+}
+
+/// A query narrowed below this after repeated `QUERY_TIMEOUT`s cannot be narrowed usefully.
+const MIN_QUERY_RANGE: chrono::Duration = chrono::Duration::seconds(1);
+
+/// The days of one span task still to finish, and how to query them.
+struct SpanReader {
+    /// Ordered and consecutive; the front day is the open one.
+    days: VecDeque<Chunk>,
+    /// A span is counted and cut at most once, on its first page.
+    may_refine: bool,
+    /// After a `QUERY_TIMEOUT` within one day: the widest range one query may cover.
+    narrow: Option<chrono::Duration>,
+}
+
+impl SpanReader {
+    fn label(&self) -> String {
+        match (self.days.front(), self.days.back()) {
+            (Some(a), Some(b)) if a.day != b.day => format!("{a}..{}", b.day),
+            (Some(a), _) => a.to_string(),
+            _ => "span".into(),
+        }
+    }
+
+    /// Halves the work after a `QUERY_TIMEOUT`: later days go to another worker, or a single
+    /// day is read in narrower ranges. False when the range is already as narrow as it gets.
+    fn narrow_after_timeout(&mut self, ctx: &Context) -> bool {
+        if self.days.len() > 1 {
+            let rest: Vec<Chunk> = self.days.drain(self.days.len() / 2..).collect();
+            let object = rest[0].object.clone();
+            let _ = ctx.events.send(Event::Spawn(Span { object, days: rest }));
+            return true;
+        }
+        let Some(day) = self.days.front() else {
+            return false;
+        };
+        let width = self.narrow.unwrap_or(day.window.end - day.window.start) / 2;
+        self.narrow = Some(width);
+        width >= MIN_QUERY_RANGE
+    }
+
+    /// Reads from the open day's start to the last day's end, finishing each day in order.
+    async fn read(&mut self, ctx: &Context, job: &ObjectJob) -> Result<(), ChunkError> {
+        let mut open: Option<ChunkSink> = None;
+        let Some(first) = self.days.front() else {
+            return Ok(());
+        };
+        let mut start = first.window.start;
+        while let Some(last) = self.days.back() {
+            let end = match self.narrow {
+                Some(width) => (start + width).min(last.window.end),
+                None => last.window.end,
+            };
+            if !self.read_range(ctx, job, &mut open, start, end).await? {
+                break;
+            }
+            self.finish_days_ending_by(ctx, job, &mut open, end).await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Reads `[start, end)`; false when the rows went past the last day (the span was cut).
+    async fn read_range(
+        &mut self,
+        ctx: &Context,
+        job: &ObjectJob,
+        open: &mut Option<ChunkSink>,
+        start: chrono::DateTime<Utc>,
+        end: chrono::DateTime<Utc>,
+    ) -> Result<bool, ChunkError> {
+        let sel = &job.selection;
+        let mut requests: Vec<Option<QueryPage>> = job
+            .groups
+            .iter()
+            .map(|g| {
+                Some(QueryPage::First {
+                    soql: soql::select_range(&sel.object, &g.fields, &sel.cursor, start, end),
+                    include_deleted: ctx.include_deleted,
+                })
+            })
+            .collect();
+        let positions = job.groups.iter().map(|g| g.positions.clone()).collect();
+        let mut join = GroupJoin::new(job.decoder.schema(), positions);
+        loop {
+            for g in join.hungry() {
+                let request = requests[g].take().expect("a hungry group has a next page");
+                let first_page = matches!(request, QueryPage::First { .. });
+                let page = fetch_page(ctx, &job.groups[g].decoder, &request, &self.label()).await?;
+                if g == 0 && first_page && std::mem::take(&mut self.may_refine) {
+                    self.refine(ctx, job, page.total_size, page.batch.num_rows() as u64)
+                        .await?;
+                }
+                requests[g] = match page.next_records_url {
+                    Some(url) if !page.done => Some(QueryPage::Next { url }),
+                    _ => None,
+                };
+                join.push(g, page.batch, requests[g].is_none());
+            }
+            match join.take()? {
+                Some(batch) if !self.route(ctx, job, open, &batch).await? => return Ok(false),
+                Some(_) => {}
+                None if join.is_finished() => return Ok(true),
+                None => {}
+            }
+        }
+    }
+
+    /// Cuts a large span after its first page: counts its rows by day and hands all parts but
+    /// the first to other workers. A failed count only costs the parallelism.
+    async fn refine(
+        &mut self,
+        ctx: &Context,
+        job: &ObjectJob,
+        total_rows: u64,
+        page_rows: u64,
+    ) -> Result<(), ChunkError> {
+        if !fetch_plan::should_refine(self.days.len(), total_rows, page_rows) {
+            return Ok(());
+        }
+        let days: Vec<Chunk> = self.days.iter().cloned().collect();
+        let parts = if days.len() > fetch_plan::MAX_COUNTED_DAYS {
+            fetch_plan::split_evenly(days.len(), ctx.concurrency * 2)
+        } else {
+            match count_by_day(ctx, job, &days).await {
+                Ok(counts) => {
+                    let estimates = fetch_plan::estimate_days(&days, &counts);
+                    let target = fetch_plan::part_target(total_rows, page_rows, ctx.concurrency);
+                    fetch_plan::split(&estimates, target)
+                }
+                Err(ChunkError::QueryLimit) => return Err(ChunkError::QueryLimit),
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: cannot count rows by day ({e}); reading it whole",
+                        self.label()
+                    );
+                    return Ok(());
+                }
+            }
+        };
+        if parts.len() > 1 {
+            self.days = days[parts[0].clone()].iter().cloned().collect();
+            for part in &parts[1..] {
+                let span = Span {
+                    object: days[0].object.clone(),
+                    days: days[part.clone()].to_vec(),
+                };
+                let _ = ctx.events.send(Event::Spawn(span));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a batch's rows into their days' files; rows are in cursor order, so each day
+    /// is finished when the first row of a later day arrives. False once a row lies past the
+    /// last day (the rest of the query belongs to parts read elsewhere).
+    async fn route(
+        &mut self,
+        ctx: &Context,
+        job: &ObjectJob,
+        open: &mut Option<ChunkSink>,
+        batch: &RecordBatch,
+    ) -> Result<bool, ChunkError> {
+        let cursor = batch
+            .column(CURSOR_COLUMN)
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .ok_or_else(|| ChunkError::Worker("the cursor column is not a date-time".into()))?
+            .values()
+            .clone();
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let Some(day) = self.days.front() else {
+                return Ok(false);
+            };
+            let end = day.window.end.timestamp_millis();
+            let until = offset + cursor[offset..].partition_point(|&t| t < end);
+            if until > offset {
+                let rows = batch.slice(offset, until - offset);
+                let count = rows.num_rows() as u64;
+                let mut sink = open.take().unwrap_or_else(|| ChunkSink::new(ctx, job, day));
+                *open = Some(
+                    run_blocking(move || {
+                        sink.write(&rows)?;
+                        Ok(sink)
+                    })
+                    .await?,
+                );
+                ctx.reporter.on_rows(&day.object, count);
+            }
+            if until < batch.num_rows() {
+                self.finish_front_day(ctx, job, open).await?;
+            }
+            offset = until;
+        }
+        Ok(true)
+    }
+
+    /// Finishes every day that ends at or before `end`: all its rows have been read.
+    async fn finish_days_ending_by(
+        &mut self,
+        ctx: &Context,
+        job: &ObjectJob,
+        open: &mut Option<ChunkSink>,
+        end: chrono::DateTime<Utc>,
+    ) -> Result<(), ChunkError> {
+        while self.days.front().is_some_and(|d| d.window.end <= end) {
+            self.finish_front_day(ctx, job, open).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the open day's file (a day with no rows has none) and reports it done.
+    async fn finish_front_day(
+        &mut self,
+        ctx: &Context,
+        job: &ObjectJob,
+        open: &mut Option<ChunkSink>,
+    ) -> Result<(), ChunkError> {
+        let chunk = self.days.front().expect("a day is open").clone();
+        let sink = open
+            .take()
+            .unwrap_or_else(|| ChunkSink::new(ctx, job, &chunk));
+        let out = ctx.out.clone();
+        let done = run_blocking(move || sink.publish(&out).map_err(ChunkError::from)).await?;
+        self.days.pop_front();
+        let _ = ctx.events.send(Event::DayDone { chunk, done });
+        Ok(())
+    }
+}
+
+/// The cursor is the second column of every selection (`select` puts `Id` then the cursor).
+const CURSOR_COLUMN: usize = 1;
+
+/// Rows per UTC day over the days' range, from one aggregate query.
+async fn count_by_day(
+    ctx: &Context,
+    job: &ObjectJob,
+    days: &[Chunk],
+) -> Result<BTreeMap<NaiveDate, u64>, ChunkError> {
+    if !ctx.budget.try_take() {
+        return Err(ChunkError::QueryLimit);
+    }
+    let sel = &job.selection;
+    let soql = soql::count_by_day(
+        &sel.object,
+        &sel.cursor,
+        days[0].window.start,
+        days[days.len() - 1].window.end,
+    );
+    let answer = ctx.client.query_json(&soql).await?;
+    let records = answer["records"].as_array().cloned().unwrap_or_default();
+    Ok(records
+        .iter()
+        .filter_map(|r| {
+            let day = NaiveDate::parse_from_str(r["d"].as_str()?, "%Y-%m-%d").ok()?;
+            Some((day, r["n"].as_u64()?))
+        })
+        .collect())
 }
 
 /// The Parquet file of one chunk while its pages arrive.
@@ -491,6 +826,39 @@ struct ChunkSink {
 }
 
 impl ChunkSink {
+    /// The sink of `chunk`'s day; its file is created with the day's first row.
+    fn new(ctx: &Context, job: &ObjectJob, chunk: &Chunk) -> Self {
+        let sel = &job.selection;
+        let soql = job
+            .groups
+            .iter()
+            .map(|g| {
+                soql::select_range(
+                    &sel.object,
+                    &g.fields,
+                    &sel.cursor,
+                    chunk.window.start,
+                    chunk.window.end,
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        Self {
+            writer: None,
+            staging: ctx.staging.clone(),
+            schema: job.decoder.schema(),
+            meta: FileMeta {
+                object: chunk.object.clone(),
+                day: chunk.day,
+                window_start: chunk.window.start,
+                window_end: chunk.window.end,
+                cursor_field: sel.cursor.to_string(),
+                soql,
+                extracted_at: Utc::now(),
+            },
+        }
+    }
+
     fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -535,85 +903,13 @@ impl ChunkSink {
     }
 }
 
-async fn fetch_chunk_once(
-    ctx: &Context,
-    job: &ObjectJob,
-    chunk: &Chunk,
-) -> Result<ChunkDone, ChunkError> {
-    let sel = &job.selection;
-    let queries: Vec<String> = job
-        .groups
-        .iter()
-        .map(|g| {
-            soql::select_range(
-                &sel.object,
-                &g.fields,
-                &sel.cursor,
-                chunk.window.start,
-                chunk.window.end,
-            )
-        })
-        .collect();
-    let mut sink = ChunkSink {
-        writer: None,
-        staging: ctx.staging.clone(),
-        schema: job.decoder.schema(),
-        meta: FileMeta {
-            object: chunk.object.clone(),
-            day: chunk.day,
-            window_start: chunk.window.start,
-            window_end: chunk.window.end,
-            cursor_field: sel.cursor.to_string(),
-            soql: queries.join("\n"),
-            extracted_at: Utc::now(),
-        },
-    };
-    let mut requests: Vec<Option<QueryPage>> = queries
-        .into_iter()
-        .map(|soql| {
-            Some(QueryPage::First {
-                soql,
-                include_deleted: ctx.include_deleted,
-            })
-        })
-        .collect();
-    let positions = job.groups.iter().map(|g| g.positions.clone()).collect();
-    let mut join = GroupJoin::new(job.decoder.schema(), positions);
-    loop {
-        for g in join.hungry() {
-            let request = requests[g].take().expect("a hungry group has a next page");
-            let page = fetch_page(ctx, &job.groups[g].decoder, &request, chunk).await?;
-            requests[g] = match page.next_records_url {
-                Some(url) if !page.done => Some(QueryPage::Next { url }),
-                _ => None,
-            };
-            join.push(g, page.batch, requests[g].is_none());
-        }
-        match join.take()? {
-            Some(batch) => {
-                let rows = batch.num_rows() as u64;
-                sink = run_blocking(move || {
-                    sink.write(&batch)?;
-                    Ok(sink)
-                })
-                .await?;
-                ctx.reporter.on_rows(&chunk.object, rows);
-            }
-            None if join.is_finished() => break,
-            None => {}
-        }
-    }
-    let out = ctx.out.clone();
-    run_blocking(move || sink.publish(&out).map_err(ChunkError::from)).await
-}
-
 /// Fetches and decodes one page, spending one query from the budget per request sent.
 /// A body cut off mid-JSON is fetched again (the same locator serves the same page).
 async fn fetch_page(
     ctx: &Context,
     decoder: &Arc<PageDecoder>,
     request: &QueryPage,
-    chunk: &Chunk,
+    label: &str,
 ) -> Result<Page, ChunkError> {
     let mut refetches = 0;
     loop {
@@ -625,7 +921,7 @@ async fn fetch_page(
         match run_blocking(move || decoder.decode(&body).map_err(ChunkError::from)).await {
             Err(ChunkError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
                 refetches += 1;
-                tracing::info!("chunk {chunk}: a page arrived cut off ({e}); fetching it again");
+                tracing::info!("{label}: a page arrived cut off ({e}); fetching it again");
             }
             other => return other,
         }

@@ -99,6 +99,21 @@ pub fn count_range(
     )
 }
 
+/// Rows per UTC day of the cursor in `[start, end)`, as `AggregateResult` rows `{d, n}`.
+/// `DAY_ONLY` without `convertTimezone` groups by the UTC date (salesforce-api.md §4.6).
+pub fn count_by_day(
+    object: &Identifier,
+    cursor: &Identifier,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
+    format!(
+        "SELECT DAY_ONLY({cursor}) d, COUNT(Id) n FROM {object} WHERE {cursor} >= {} AND {cursor} < {} GROUP BY DAY_ONLY({cursor})",
+        datetime_literal(start),
+        datetime_literal(end)
+    )
+}
+
 /// The whole object's row count, for `check`.
 pub fn count_all(object: &Identifier) -> String {
     format!("SELECT COUNT() FROM {object}")

@@ -1,0 +1,245 @@
+//! The fetch plan: which range queries serve which days, so a backfill costs close to the
+//! pages its rows need rather than one query per day.
+//!
+//! Owns the grouping of an object's pending days into [`Span`]s (consecutive days read by one
+//! query) and the rules that cut a large span into parts from a per-day row estimate. Pure: no
+//! I/O. Does not own the day boundaries (`plan`) nor running the queries (`schedule`).
+//!
+//! Invariants:
+//! * A span's days are consecutive (each day's window ends where the next begins), so its one
+//!   range query returns exactly the rows of those days; empty days cost nothing of their own.
+//! * Splitting never loses or repeats a day: the parts of a span tile it in order.
+//! * The manifest's unit stays the day; a span only decides how days are fetched.
+
+use chrono::{Duration, NaiveDate};
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use crate::plan::{Chunk, Window};
+
+/// A span is refined (counted and cut into parts fetched in parallel) only when its first page
+/// says it needs more than this many pages: below it, one more query costs more than the
+/// parallelism gains, and the count query plus a part's partial last page stay under 10 %.
+pub const REFINE_OVER_PAGES: u64 = 10;
+
+/// Salesforce returns at most 2,000 groups from an aggregate query (salesforce-api.md §4.6);
+/// a span longer than this many days is cut evenly instead of counted.
+pub const MAX_COUNTED_DAYS: usize = 1_900;
+
+/// Consecutive days of one object, read by one range query per field group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub object: String,
+    /// Ordered, consecutive, never empty.
+    pub days: Vec<Chunk>,
+}
+
+impl Span {
+    /// The span's time range: from its first day's start to its last day's end.
+    pub fn window(&self) -> Window {
+        Window {
+            start: self.days[0].window.start,
+            end: self.days[self.days.len() - 1].window.end,
+        }
+    }
+
+    /// The days `range` of this span, as a span.
+    pub fn part(&self, range: Range<usize>) -> Span {
+        Span {
+            object: self.object.clone(),
+            days: self.days[range].to_vec(),
+        }
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.days.as_slice() {
+            [one] => write!(f, "{one}"),
+            days => write!(
+                f,
+                "{}/{}..{}",
+                self.object,
+                days[0].day,
+                days[days.len() - 1].day
+            ),
+        }
+    }
+}
+
+/// Groups chunks into spans: each run of consecutive days of one object becomes one span.
+/// Chunks may come in any order; days already done leave gaps that start a new span.
+pub fn spans(mut chunks: Vec<Chunk>) -> Vec<Span> {
+    chunks.sort_by(|a, b| (&a.object, a.day).cmp(&(&b.object, b.day)));
+    let mut out: Vec<Span> = Vec::new();
+    for chunk in chunks {
+        match out.last_mut() {
+            Some(span)
+                if span.object == chunk.object
+                    && span.days[span.days.len() - 1].window.end == chunk.window.start =>
+            {
+                span.days.push(chunk)
+            }
+            _ => out.push(Span {
+                object: chunk.object.clone(),
+                days: vec![chunk],
+            }),
+        }
+    }
+    out
+}
+
+/// Whether a span whose first page held `page_rows` of `total_rows` should be refined.
+pub fn should_refine(span_days: usize, total_rows: u64, page_rows: u64) -> bool {
+    span_days > 1 && total_rows.div_ceil(page_rows.max(1)) > REFINE_OVER_PAGES
+}
+
+/// Each day's estimated rows from counts per UTC day (`DAY_ONLY` without `convertTimezone`),
+/// shared out by how much of each UTC day the chunk's window covers.
+pub fn estimate_days(days: &[Chunk], utc_counts: &BTreeMap<NaiveDate, u64>) -> Vec<f64> {
+    days.iter()
+        .map(|chunk| {
+            let (start, end) = (chunk.window.start, chunk.window.end);
+            let mut estimate = 0.0;
+            let mut day = start.date_naive();
+            while day.and_hms_opt(0, 0, 0).expect("midnight").and_utc() < end {
+                let day_start = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+                let day_end = day_start + Duration::days(1);
+                let overlap = (end.min(day_end) - start.max(day_start)).num_milliseconds();
+                if let (Some(n), true) = (utc_counts.get(&day), overlap > 0) {
+                    estimate += *n as f64 * overlap as f64 / 86_400_000.0;
+                }
+                day = day.succ_opt().expect("dates stay in range");
+            }
+            estimate
+        })
+        .collect()
+}
+
+/// Cuts `estimates.len()` consecutive days into parts of about `target` rows each: a part
+/// closes before a day that would take it past `target`, so a heavy day stands alone.
+pub fn split(estimates: &[f64], target: f64) -> Vec<Range<usize>> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut rows = 0.0;
+    for (i, &n) in estimates.iter().enumerate() {
+        if i > start && rows + n > target {
+            parts.push(start..i);
+            start = i;
+            rows = 0.0;
+        }
+        rows += n;
+    }
+    if start < estimates.len() {
+        parts.push(start..estimates.len());
+    }
+    parts
+}
+
+/// Cuts `days` days into `parts` runs of nearly equal length, for spans too long to count.
+pub fn split_evenly(days: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.clamp(1, days.max(1));
+    (0..parts)
+        .map(|p| p * days / parts..(p + 1) * days / parts)
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// The rows a part should hold: enough pages that its partial last page wastes little, and
+/// small enough that `concurrency` parts run side by side.
+pub fn part_target(total_rows: u64, page_rows: u64, concurrency: usize) -> f64 {
+    let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
+    (total_rows as f64 / concurrency.max(1) as f64).max(floor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{self, chunks};
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    fn june(tz: &str) -> Vec<Chunk> {
+        let tz = plan::parse_zone(tz).unwrap();
+        let w = Window::new(
+            Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2025, 7, 1, 0, 0, 0).unwrap(),
+        )
+        .unwrap();
+        chunks(&["Account".into(), "Case".into()], w, tz)
+    }
+
+    #[test]
+    fn consecutive_days_of_an_object_make_one_span_and_gaps_start_another() {
+        let mut all = june("UTC");
+        assert_eq!(spans(all.clone()).len(), 2);
+        all.retain(|c| c.day != NaiveDate::from_ymd_opt(2025, 6, 10).unwrap());
+        let s = spans(all);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.iter().map(|s| s.days.len()).sum::<usize>(), 58);
+        for span in &s {
+            for pair in span.days.windows(2) {
+                assert_eq!(pair[0].window.end, pair[1].window.start);
+            }
+        }
+    }
+
+    #[test]
+    fn a_heavy_day_stands_alone_and_light_days_share_a_part() {
+        let estimates = [10.0, 10.0, 30_000.0, 5.0, 5.0, 5.0];
+        assert_eq!(split(&estimates, 20_000.0), vec![0..2, 2..3, 3..6]);
+        assert_eq!(split(&[], 10.0), Vec::<Range<usize>>::new());
+        assert_eq!(split(&[50.0], 10.0), vec![0..1]);
+    }
+
+    #[test]
+    fn utc_counts_are_shared_out_over_zoned_days() {
+        let days: Vec<Chunk> = june("America/New_York")
+            .into_iter()
+            .filter(|c| c.object == "Account")
+            .collect();
+        let counts: BTreeMap<NaiveDate, u64> = (1..=30)
+            .map(|d| (NaiveDate::from_ymd_opt(2025, 6, d).unwrap(), 240))
+            .collect();
+        let est = estimate_days(&days, &counts);
+        // New York is UTC-4 in June: the first local day starts at 04:00 UTC on the 1st and
+        // takes 20 h of it plus 4 h of the 2nd; the last ends at 04:00 UTC on 1 July (no count).
+        assert!((est[0] - 240.0).abs() < 1e-9, "{}", est[0]);
+        assert!((est[29] - 200.0).abs() < 1e-9, "{}", est[29]);
+        assert!((est.iter().sum::<f64>() - 240.0 * 30.0 + 40.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn refining_needs_several_days_and_more_than_the_threshold_of_pages() {
+        assert!(!should_refine(1, 1_000_000, 2000));
+        assert!(!should_refine(30, 20_000, 2000));
+        assert!(should_refine(30, 20_001, 2000));
+        assert!(part_target(1_000_000, 2000, 4) >= 250_000.0);
+        assert_eq!(part_target(30_000, 2000, 4), 20_000.0);
+    }
+
+    proptest! {
+        #[test]
+        fn parts_tile_the_days_in_order(estimates in prop::collection::vec(0.0f64..50_000.0, 0..200), target in 1.0f64..100_000.0) {
+            let parts = split(&estimates, target);
+            let mut next = 0;
+            for p in &parts {
+                prop_assert_eq!(p.start, next);
+                prop_assert!(p.end > p.start);
+                next = p.end;
+            }
+            prop_assert_eq!(next, estimates.len());
+        }
+
+        #[test]
+        fn even_parts_tile_the_days(days in 1usize..3000, parts in 1usize..64) {
+            let ranges = split_evenly(days, parts);
+            let mut next = 0;
+            for r in &ranges {
+                prop_assert_eq!(r.start, next);
+                next = r.end;
+            }
+            prop_assert_eq!(next, days);
+        }
+    }
+}
