@@ -267,7 +267,7 @@ async fn list_objects(client: &SalesforceClient, json: bool) -> Result<(), Failu
         );
         return Ok(());
     }
-    println!("{:<40} {:<8} {}", "OBJECT", "CUSTOM", "LABEL");
+    println!("{:<40} {:<8} LABEL", "OBJECT", "CUSTOM");
     for o in objects {
         println!(
             "{:<40} {:<8} {}",
@@ -312,7 +312,7 @@ async fn describe_object(client: &SalesforceClient, name: &str, json: bool) -> R
         return Ok(());
     }
     println!("{} ({} fields)", describe.name, rows.len());
-    println!("{:<40} {:<16} {}", "FIELD", "SALESFORCE", "PARQUET (ARROW)");
+    println!("{:<40} {:<16} PARQUET (ARROW)", "FIELD", "SALESFORCE");
     for r in rows {
         let sf = r.salesforce_type.as_str().unwrap_or("?").to_string();
         println!("{:<40} {:<16} {}", r.name, sf, r.arrow_type);

@@ -30,6 +30,8 @@ pub const DEFAULT_RATE_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
 /// Stop at three quarters of the daily allowance, leaving the rest to other integrations.
 pub const DEFAULT_MAX_API_USAGE: f64 = 75.0;
+/// The smallest `--max-query-uri-bytes`: room for the key columns, the window and a few fields.
+pub const MIN_QUERY_URI_BYTES: usize = 500;
 /// The cursor the spec names as default.
 pub const DEFAULT_CURSOR_FIELD: &str = "LastModifiedDate";
 
@@ -294,10 +296,10 @@ pub fn limits(args: &LimitArgs, file: &ConfigFile) -> Result<Limits, ConfigError
         ));
     }
     let batch_size = args.batch_size.or(file.batch_size);
-    if let Some(b) = batch_size {
-        if !(200..=2000).contains(&b) {
-            return Err(invalid("--batch-size", b, "Salesforce accepts 200 to 2000"));
-        }
+    if let Some(b) = batch_size
+        && !(200..=2000).contains(&b)
+    {
+        return Err(invalid("--batch-size", b, "Salesforce accepts 200 to 2000"));
     }
     Ok(Limits {
         concurrency,
@@ -478,7 +480,7 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
         max_query_uri_bytes: args
             .max_query_uri_bytes
             .unwrap_or(crate::select::MAX_QUERY_URI_BYTES)
-            .max(1_000),
+            .max(MIN_QUERY_URI_BYTES),
         progress: args.progress,
     })
 }

@@ -5,22 +5,51 @@ use std::path::Path;
 
 use crate::support::*;
 
-const OBJECTS: &[&str] = &["Account", "Contact", "Opportunity", "Case", "Lead", "Invoice__c"];
+const OBJECTS: &[&str] = &[
+    "Account",
+    "Contact",
+    "Opportunity",
+    "Case",
+    "Lead",
+    "Invoice__c",
+];
 
 fn backfill_args<'a>(out: &'a str, objects: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
     vec![
-        "backfill", "--objects", objects, "--start", start, "--end", end, "--out", out,
-        "--all-fields", "--rate-limit", "1000", "--concurrency", "4", "--progress", "off",
+        "backfill",
+        "--objects",
+        objects,
+        "--start",
+        start,
+        "--end",
+        end,
+        "--out",
+        out,
+        "--all-fields",
+        "--rate-limit",
+        "1000",
+        "--concurrency",
+        "4",
+        "--progress",
+        "off",
     ]
 }
 
 /// The fields the output holds for `object`, from its first file's schema.
 fn output_fields(out: &Path, object: &str) -> Vec<String> {
     let rows = read_output(out, object);
-    rows.first().map(|r| r.keys().cloned().collect()).unwrap_or_default()
+    rows.first()
+        .map(|r| r.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
-async fn expected(url: &str, object: &str, fields: &[String], start: &str, end: &str) -> BTreeMap<String, Row> {
+async fn expected(
+    url: &str,
+    object: &str,
+    fields: &[String],
+    start: &str,
+    end: &str,
+) -> BTreeMap<String, Row> {
     let soql = format!(
         "SELECT {} FROM {object} WHERE LastModifiedDate >= {start} AND LastModifiedDate < {end}",
         fields.join(", ")
@@ -34,13 +63,24 @@ async fn backfill_of_every_seeded_object_equals_the_orgs_rows() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let objects = OBJECTS.join(",");
-    let o = run(&org.url(), &backfill_args(out, &objects, "2025-01-01", "2025-12-31")).await;
+    let o = run(
+        &org.url(),
+        &backfill_args(out, &objects, "2025-01-01", "2025-12-31"),
+    )
+    .await;
     assert_exit(&o, 0);
     for object in OBJECTS {
         let fields = output_fields(dir.path(), object);
         assert!(fields.contains(&"Id".to_string()), "{object} has output");
         let got = by_id(read_output(dir.path(), object));
-        let want = expected(&org.url(), object, &fields, "2025-01-01T00:00:00Z", "2026-01-01T00:00:00Z").await;
+        let want = expected(
+            &org.url(),
+            object,
+            &fields,
+            "2025-01-01T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+        )
+        .await;
         assert_eq!(got.len(), want.len(), "{object}: row count");
         for (id, row) in &want {
             assert_eq!(got.get(id), Some(row), "{object} {id}");
@@ -49,8 +89,21 @@ async fn backfill_of_every_seeded_object_equals_the_orgs_rows() {
     let login = run(
         &org.url(),
         &[
-            "backfill", "--objects", "LoginHistory", "--cursor-field", "LoginTime", "--start", "2025-01-01",
-            "--end", "2025-12-31", "--out", out, "--rate-limit", "1000", "--progress", "off",
+            "backfill",
+            "--objects",
+            "LoginHistory",
+            "--cursor-field",
+            "LoginTime",
+            "--start",
+            "2025-01-01",
+            "--end",
+            "2025-12-31",
+            "--out",
+            out,
+            "--rate-limit",
+            "1000",
+            "--progress",
+            "off",
         ],
     )
     .await;
@@ -69,9 +122,14 @@ async fn a_rerun_fetches_nothing() {
     assert_exit(&run(&org.url(), &args).await, 0);
     let after = org.stats();
     let queries = |s: &sfbackfill::fake_org::Stats| {
-        s.by_kind.get("query").copied().unwrap_or(0) + s.by_kind.get("query_more").copied().unwrap_or(0)
+        s.by_kind.get("query").copied().unwrap_or(0)
+            + s.by_kind.get("query_more").copied().unwrap_or(0)
     };
-    assert_eq!(queries(&after), queries(&before), "a rerun sent query requests");
+    assert_eq!(
+        queries(&after),
+        queries(&before),
+        "a rerun sent query requests"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,17 +137,52 @@ async fn a_run_stopped_by_the_query_limit_resumes_to_the_same_output() {
     let org = start_default_fake().await;
     let stopped = tempfile::tempdir().unwrap();
     let unbroken = tempfile::tempdir().unwrap();
-    let (s, u) = (stopped.path().to_str().unwrap(), unbroken.path().to_str().unwrap());
+    let (s, u) = (
+        stopped.path().to_str().unwrap(),
+        unbroken.path().to_str().unwrap(),
+    );
+    let before = org.stats();
+    assert_exit(
+        &run(
+            &org.url(),
+            &backfill_args(u, "Account,Case", "2025-06-10", "2025-06-25"),
+        )
+        .await,
+        0,
+    );
+    let after = org.stats();
+    let queries = |s: &sfbackfill::fake_org::Stats| {
+        s.by_kind.get("query").copied().unwrap_or(0)
+            + s.by_kind.get("query_more").copied().unwrap_or(0)
+    };
+    let needed = queries(&after) - queries(&before);
+    assert!(needed >= 2, "the window needs {needed} query requests");
+    let limit = (needed / 2).to_string();
     let mut limited = backfill_args(s, "Account,Case", "2025-06-10", "2025-06-25");
-    limited.extend(["--query-limit", "7"]);
+    limited.extend(["--query-limit", &limit]);
     let o = run(&org.url(), &limited).await;
     assert_exit(&o, 3);
     assert!(stderr(&o).contains("query limit"), "{}", stderr(&o));
-    assert_eq!(stderr(&o).lines().filter(|l| l.starts_with("error:")).count(), 1);
-    assert_exit(&run(&org.url(), &backfill_args(s, "Account,Case", "2025-06-10", "2025-06-25")).await, 0);
-    assert_exit(&run(&org.url(), &backfill_args(u, "Account,Case", "2025-06-10", "2025-06-25")).await, 0);
+    assert_eq!(
+        stderr(&o)
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1
+    );
+    assert_exit(
+        &run(
+            &org.url(),
+            &backfill_args(s, "Account,Case", "2025-06-10", "2025-06-25"),
+        )
+        .await,
+        0,
+    );
     for object in ["Account", "Case"] {
-        assert_eq!(by_id(read_output(stopped.path(), object)), by_id(read_output(unbroken.path(), object)));
+        assert_eq!(
+            by_id(read_output(stopped.path(), object)),
+            by_id(read_output(unbroken.path(), object))
+        );
         let names = |p: &Path| {
             parquet_files(p, object)
                 .into_iter()
@@ -106,11 +199,23 @@ async fn repull_of_one_week_replaces_only_that_weeks_files() {
     let org = start_default_fake().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    assert_exit(&run(&org.url(), &backfill_args(out, "Account", "2025-03-01", "2025-03-31")).await, 0);
+    assert_exit(
+        &run(
+            &org.url(),
+            &backfill_args(out, "Account", "2025-03-01", "2025-03-31"),
+        )
+        .await,
+        0,
+    );
     let inodes = |p: &Path| -> BTreeMap<String, u64> {
         parquet_files(p, "Account")
             .into_iter()
-            .map(|f| (f.to_string_lossy().into_owned(), std::fs::metadata(&f).unwrap().ino()))
+            .map(|f| {
+                (
+                    f.to_string_lossy().into_owned(),
+                    std::fs::metadata(&f).unwrap().ino(),
+                )
+            })
             .collect()
     };
     let before = inodes(dir.path());
@@ -118,9 +223,13 @@ async fn repull_of_one_week_replaces_only_that_weeks_files() {
     repull.push("--repull");
     assert_exit(&run(&org.url(), &repull).await, 0);
     let after = inodes(dir.path());
-    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
     for (file, ino) in &before {
-        let in_week = ("10"..="16").contains(&&file[file.find("date=2025-03-").unwrap() + 13..][..2]);
+        let in_week =
+            ("10"..="16").contains(&&file[file.find("date=2025-03-").unwrap() + 13..][..2]);
         assert_eq!(after[file] != *ino, in_week, "{file}");
     }
 }
@@ -130,14 +239,39 @@ async fn a_different_field_list_over_existing_chunks_is_refused() {
     let org = start_default_fake().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    assert_exit(&run(&org.url(), &backfill_args(out, "Account", "2025-03-01", "2025-03-03")).await, 0);
+    assert_exit(
+        &run(
+            &org.url(),
+            &backfill_args(out, "Account", "2025-03-01", "2025-03-03"),
+        )
+        .await,
+        0,
+    );
     let o = run(
         &org.url(),
-        &["backfill", "--objects", "Account", "--fields", "Account=Name", "--start", "2025-03-01", "--end", "2025-03-05", "--out", out, "--progress", "off"],
+        &[
+            "backfill",
+            "--objects",
+            "Account",
+            "--fields",
+            "Account=Name",
+            "--start",
+            "2025-03-01",
+            "--end",
+            "2025-03-05",
+            "--out",
+            out,
+            "--progress",
+            "off",
+        ],
     )
     .await;
     assert_exit(&o, 2);
-    assert!(stderr(&o).contains("already holds `Account` chunks"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already holds `Account` chunks"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("--repull"), "{}", stderr(&o));
 }
 
@@ -146,7 +280,14 @@ async fn status_reports_done_chunks_rows_and_bytes() {
     let org = start_default_fake().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    assert_exit(&run(&org.url(), &backfill_args(out, "Opportunity", "2025-04-01", "2025-04-30")).await, 0);
+    assert_exit(
+        &run(
+            &org.url(),
+            &backfill_args(out, "Opportunity", "2025-04-01", "2025-04-30"),
+        )
+        .await,
+        0,
+    );
     let o = sfbackfill(&org.url(), &["status", "--out", out, "--json"]);
     assert_exit(&o, 0);
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -201,14 +342,27 @@ async fn sigterm_stops_with_exit_3_and_the_rerun_completes_exactly() {
     let child = spawn_backfill(&org.url(), &args);
     wait_for_first_file(dir.path(), "Account").await;
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
     assert_exit(&o, 3);
-    assert!(stderr(&o).contains("run the same command again"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run the same command again"),
+        "{}",
+        stderr(&o)
+    );
     org.set_faults(Default::default());
     assert_exit(&run(&org.url(), &args).await, 0);
     let fields = output_fields(dir.path(), "Account");
     let got = by_id(read_output(dir.path(), "Account"));
-    let want = expected(&org.url(), "Account", &fields, "2025-02-01T00:00:00Z", "2025-05-01T00:00:00Z").await;
+    let want = expected(
+        &org.url(),
+        "Account",
+        &fields,
+        "2025-02-01T00:00:00Z",
+        "2025-05-01T00:00:00Z",
+    )
+    .await;
     assert_eq!(got, want);
 }
 
@@ -217,13 +371,26 @@ async fn a_second_backfill_on_the_same_folder_is_refused_naming_the_first() {
     let org = start_fake(slow_org_config()).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let first = spawn_backfill(&org.url(), &backfill_args(out, "Account", "2025-02-01", "2025-04-30"));
+    let first = spawn_backfill(
+        &org.url(),
+        &backfill_args(out, "Account", "2025-02-01", "2025-04-30"),
+    );
     wait_for_first_file(dir.path(), "Account").await;
-    let o = run(&org.url(), &backfill_args(out, "Contact", "2025-02-01", "2025-02-03")).await;
+    let o = run(
+        &org.url(),
+        &backfill_args(out, "Contact", "2025-02-01", "2025-02-03"),
+    )
+    .await;
     assert_exit(&o, 2);
-    assert!(stderr(&o).contains(&format!("pid {}", first.id())), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("pid {}", first.id())),
+        "{}",
+        stderr(&o)
+    );
     unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
-    let o = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap()).await.unwrap();
+    let o = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
     assert_exit(&o, 3);
 }
 
@@ -236,10 +403,20 @@ async fn outside_the_window_with_exit_outside_window_exits_3_without_a_request()
     let hour = (chrono::Utc::now().hour() + 3) % 24;
     let window = format!("{hour:02}:00-{:02}:00", (hour + 1) % 24);
     let mut args = backfill_args(out, "Account", "2025-03-01", "2025-03-02");
-    args.extend(["--window", &window, "--window-tz", "UTC", "--exit-outside-window"]);
+    args.extend([
+        "--window",
+        &window,
+        "--window-tz",
+        "UTC",
+        "--exit-outside-window",
+    ]);
     let o = run(&org.url(), &args).await;
     assert_exit(&o, 3);
-    assert!(stderr(&o).contains("outside the off-peak windows"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("outside the off-peak windows"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(org.stats().requests, 0, "a request was sent");
 }
 
@@ -248,16 +425,41 @@ async fn a_field_list_too_long_for_one_url_is_split_and_joined_by_id() {
     let org = start_default_fake().await;
     let split = tempfile::tempdir().unwrap();
     let whole = tempfile::tempdir().unwrap();
-    let mut args = backfill_args(split.path().to_str().unwrap(), "Invoice__c", "2025-05-01", "2025-05-20");
-    args.extend(["--max-query-uri-bytes", "1000"]);
+    let mut args = backfill_args(
+        split.path().to_str().unwrap(),
+        "Invoice__c",
+        "2025-05-01",
+        "2025-05-20",
+    );
+    args.extend(["--max-query-uri-bytes", "500"]);
     let before = org.stats();
     assert_exit(&run(&org.url(), &args).await, 0);
-    let split_queries = org.stats().by_kind.get("query").copied().unwrap_or(0) - before.by_kind.get("query").copied().unwrap_or(0);
+    let split_queries = org.stats().by_kind.get("query").copied().unwrap_or(0)
+        - before.by_kind.get("query").copied().unwrap_or(0);
     let before = org.stats();
-    assert_exit(&run(&org.url(), &backfill_args(whole.path().to_str().unwrap(), "Invoice__c", "2025-05-01", "2025-05-20")).await, 0);
-    let whole_queries = org.stats().by_kind.get("query").copied().unwrap_or(0) - before.by_kind.get("query").copied().unwrap_or(0);
-    assert!(split_queries >= 2 * whole_queries, "the field list was not split ({split_queries} vs {whole_queries})");
-    let (a, b) = (by_id(read_output(split.path(), "Invoice__c")), by_id(read_output(whole.path(), "Invoice__c")));
+    assert_exit(
+        &run(
+            &org.url(),
+            &backfill_args(
+                whole.path().to_str().unwrap(),
+                "Invoice__c",
+                "2025-05-01",
+                "2025-05-20",
+            ),
+        )
+        .await,
+        0,
+    );
+    let whole_queries = org.stats().by_kind.get("query").copied().unwrap_or(0)
+        - before.by_kind.get("query").copied().unwrap_or(0);
+    assert!(
+        split_queries >= 2 * whole_queries,
+        "the field list was not split ({split_queries} vs {whole_queries})"
+    );
+    let (a, b) = (
+        by_id(read_output(split.path(), "Invoice__c")),
+        by_id(read_output(whole.path(), "Invoice__c")),
+    );
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }

@@ -28,7 +28,14 @@ pub async fn start_default_fake() -> FakeOrg {
 
 /// Runs the real binary with the fake org's credentials in its environment.
 pub fn sfbackfill(url: &str, args: &[&str]) -> Output {
-    sfbackfill_with_env(args, &[("SF_INSTANCE_URL", url), ("SF_CLIENT_ID", CLIENT_ID), ("SF_CLIENT_SECRET", CLIENT_SECRET)])
+    sfbackfill_with_env(
+        args,
+        &[
+            ("SF_INSTANCE_URL", url),
+            ("SF_CLIENT_ID", CLIENT_ID),
+            ("SF_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    )
 }
 
 pub fn sfbackfill_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -111,7 +118,10 @@ pub fn read_output(out: &Path, object: &str) -> Vec<Row> {
             for i in 0..batch.num_rows() {
                 let mut row = Row::new();
                 for (c, field) in schema.fields().iter().enumerate() {
-                    row.insert(field.name().clone(), arrow_text(batch.column(c).as_ref(), i));
+                    row.insert(
+                        field.name().clone(),
+                        arrow_text(batch.column(c).as_ref(), i),
+                    );
                 }
                 rows.push(row);
             }
@@ -127,28 +137,68 @@ fn arrow_text(col: &dyn Array, i: usize) -> String {
         return NULL.into();
     }
     match col.data_type() {
-        DataType::Utf8 => col.as_any().downcast_ref::<StringArray>().unwrap().value(i).to_string(),
-        DataType::Boolean => col.as_any().downcast_ref::<BooleanArray>().unwrap().value(i).to_string(),
-        DataType::Int32 => col.as_any().downcast_ref::<Int32Array>().unwrap().value(i).to_string(),
-        DataType::Int64 => col.as_any().downcast_ref::<Int64Array>().unwrap().value(i).to_string(),
-        DataType::Float64 => format!("{:?}", col.as_any().downcast_ref::<Float64Array>().unwrap().value(i)),
+        DataType::Utf8 => col
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .value(i)
+            .to_string(),
+        DataType::Boolean => col
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .unwrap()
+            .value(i)
+            .to_string(),
+        DataType::Int32 => col
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap()
+            .value(i)
+            .to_string(),
+        DataType::Int64 => col
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(i)
+            .to_string(),
+        DataType::Float64 => format!(
+            "{:?}",
+            col.as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap()
+                .value(i)
+        ),
         DataType::Decimal128(_, scale) => {
-            let v = col.as_any().downcast_ref::<Decimal128Array>().unwrap().value(i);
+            let v = col
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .unwrap()
+                .value(i);
             format!("{v}e-{scale}")
         }
         DataType::Date32 => {
             let d = col.as_any().downcast_ref::<Date32Array>().unwrap().value(i);
-            (NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(d as i64)).to_string()
+            (NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(d as i64))
+                .to_string()
         }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            col.as_any().downcast_ref::<TimestampMillisecondArray>().unwrap().value(i).to_string()
-        }
-        DataType::Time32(TimeUnit::Millisecond) => {
-            col.as_any().downcast_ref::<Time32MillisecondArray>().unwrap().value(i).to_string()
-        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => col
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .unwrap()
+            .value(i)
+            .to_string(),
+        DataType::Time32(TimeUnit::Millisecond) => col
+            .as_any()
+            .downcast_ref::<Time32MillisecondArray>()
+            .unwrap()
+            .value(i)
+            .to_string(),
         DataType::List(_) => {
             let list = col.as_any().downcast_ref::<ListArray>().unwrap().value(i);
-            (0..list.len()).map(|j| arrow_text(list.as_ref(), j)).collect::<Vec<_>>().join(";")
+            (0..list.len())
+                .map(|j| arrow_text(list.as_ref(), j))
+                .collect::<Vec<_>>()
+                .join(";")
         }
         DataType::Struct(fields) => {
             let s = col.as_any().downcast_ref::<StructArray>().unwrap();
@@ -175,13 +225,15 @@ pub fn json_text(value: &Value, sf_type: &str, scale: i64) -> String {
         "double" | "percent" => format!("{:?}", value.as_f64().unwrap()),
         "currency" => format!("{}e-{scale}", scaled_decimal(&value.to_string(), scale)),
         "datetime" => {
-            let t = DateTime::parse_from_str(value.as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap();
+            let t = DateTime::parse_from_str(value.as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.3f%z")
+                .unwrap();
             t.timestamp_millis().to_string()
         }
         "time" => {
             let s = value.as_str().unwrap().trim_end_matches('Z');
             let t = NaiveTime::parse_from_str(s, "%H:%M:%S%.3f").unwrap();
-            (t.num_seconds_from_midnight() as i64 * 1000 + (t.nanosecond() / 1_000_000) as i64).to_string()
+            (t.num_seconds_from_midnight() as i64 * 1000 + (t.nanosecond() / 1_000_000) as i64)
+                .to_string()
         }
         "address" | "location" => {
             let mut parts: Vec<String> = value
@@ -189,7 +241,11 @@ pub fn json_text(value: &Value, sf_type: &str, scale: i64) -> String {
                 .unwrap()
                 .iter()
                 .map(|(k, v)| {
-                    let t = if matches!(k.as_str(), "latitude" | "longitude") { "double" } else { "string" };
+                    let t = if matches!(k.as_str(), "latitude" | "longitude") {
+                        "double"
+                    } else {
+                        "string"
+                    };
                     format!("{k}={}", json_text(v, t, 0))
                 })
                 .collect();
@@ -225,11 +281,22 @@ pub fn scaled_decimal(text: &str, scale: i64) -> i128 {
     if negative { -value } else { value }
 }
 
+/// A plain HTTP client for reading the fake org independently of ours (rustls needs its
+/// crypto provider installed once per process).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// An access token from the fake org, fetched as any client would.
 pub async fn token(url: &str) -> String {
-    let body: Value = reqwest::Client::new()
+    let body: Value = http()
         .post(format!("{url}/services/oauth2/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
         .send()
         .await
         .unwrap()
@@ -242,8 +309,10 @@ pub async fn token(url: &str) -> String {
 /// The describe `fields` of `object`: name → (type, scale).
 pub async fn field_types(url: &str, object: &str) -> BTreeMap<String, (String, i64)> {
     let token = token(url).await;
-    let body: Value = reqwest::Client::new()
-        .get(format!("{url}/services/data/v62.0/sobjects/{object}/describe"))
+    let body: Value = http()
+        .get(format!(
+            "{url}/services/data/v62.0/sobjects/{object}/describe"
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -258,7 +327,10 @@ pub async fn field_types(url: &str, object: &str) -> BTreeMap<String, (String, i
         .map(|f| {
             (
                 f["name"].as_str().unwrap().to_string(),
-                (f["type"].as_str().unwrap().to_string(), f["scale"].as_i64().unwrap_or(0)),
+                (
+                    f["type"].as_str().unwrap().to_string(),
+                    f["scale"].as_i64().unwrap_or(0),
+                ),
             )
         })
         .collect()
@@ -268,11 +340,19 @@ pub async fn field_types(url: &str, object: &str) -> BTreeMap<String, (String, i
 pub async fn org_rows(url: &str, object: &str, soql: &str) -> Vec<Row> {
     let token = token(url).await;
     let types = field_types(url, object).await;
-    let client = reqwest::Client::new();
+    let client = http();
     let mut next = format!("{url}/services/data/v62.0/query?q={}", urlencode(soql));
     let mut rows = Vec::new();
     loop {
-        let page: Value = client.get(&next).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let page: Value = client
+            .get(&next)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         for record in page["records"].as_array().unwrap() {
             let mut row = Row::new();
             for (k, v) in record.as_object().unwrap() {
