@@ -211,7 +211,9 @@ impl FaultState {
             .unwrap_or_default();
         let delay = f.latency.unwrap_or_default() + jitter;
         let revoke = f.revoke_after == Some(self.requests);
-        let modify = f.modify_every.is_some_and(|n| self.requests.is_multiple_of(n));
+        let modify = f
+            .modify_every
+            .is_some_and(|n| self.requests.is_multiple_of(n));
         // One uniform draw split into bands keeps the rates exact shares of requests
         // even when several are set.
         let x = self.rng.f64();
