@@ -1611,4 +1611,23 @@ mod tests {
         let after = execute(&org, soql, false).unwrap();
         assert!(after.len() < before.len());
     }
+
+    #[test]
+    #[ignore = "prints generation and rendering speed; run with --release"]
+    fn print_speed() {
+        let t = std::time::Instant::now();
+        let org = Org::generate(42, 10);
+        println!("generate scale 10: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let r = execute(&org, "SELECT Id, Name, Type, Industry, AnnualRevenue, NumberOfEmployees, Phone, Website, BillingStreet, BillingCity, BillingState, BillingPostalCode, BillingCountry, OwnerId, CreatedDate, LastModifiedDate, SystemModstamp, IsDeleted FROM Account ORDER BY SystemModstamp, Id", false).unwrap();
+        println!("execute {} rows: {:?}", r.len(), t.elapsed());
+        let t = std::time::Instant::now();
+        let mut out = Vec::with_capacity(1 << 20);
+        for start in (0..r.len()).step_by(2000) {
+            out.clear();
+            r.render_records(start..start + 2000, "62.0", &mut out);
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!("render: {:.0} records/s", r.len() as f64 / s);
+    }
 }
