@@ -202,11 +202,14 @@ mod tests {
             .map(|d| (NaiveDate::from_ymd_opt(2025, 6, d).unwrap(), 240))
             .collect();
         let est = estimate_days(&days, &counts);
-        // New York is UTC-4 in June: the first local day starts at 04:00 UTC on the 1st and
-        // takes 20 h of it plus 4 h of the 2nd; the last ends at 04:00 UTC on 1 July (no count).
-        assert!((est[0] - 240.0).abs() < 1e-9, "{}", est[0]);
-        assert!((est[29] - 200.0).abs() < 1e-9, "{}", est[29]);
-        assert!((est.iter().sum::<f64>() - 240.0 * 30.0 + 40.0).abs() < 1e-6);
+        // New York is UTC-4 in June: the window's first local day (31 May) holds the first
+        // 4 h of 1 June UTC, a whole local day spans 20 h of one UTC day and 4 h of the next,
+        // and the last (30 June) ends at the window's end, 00:00 UTC on 1 July.
+        assert_eq!(est.len(), 31);
+        assert!((est[0] - 40.0).abs() < 1e-9, "{}", est[0]);
+        assert!((est[1] - 240.0).abs() < 1e-9, "{}", est[1]);
+        assert!((est[30] - 200.0).abs() < 1e-9, "{}", est[30]);
+        assert!((est.iter().sum::<f64>() - 240.0 * 30.0).abs() < 1e-6);
     }
 
     #[test]

@@ -5,4 +5,5 @@ mod cli; // commands as a user runs them: exit codes, errors, secrets
 mod client; // the Salesforce client: sign-in, retries, rate and concurrency limits, usage guard
 mod fake_org; // the fake org itself, so that what it fakes is faithful
 mod readers; // the output read back by an independent reader
-mod support; // helpers: start the fake org, run the binary, read output back
+mod support;
+mod thrift; // API thrift: requests against the pages the rows need, QUERY_TIMEOUT // helpers: start the fake org, run the binary, read output back
