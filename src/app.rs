@@ -17,6 +17,7 @@ use crate::config::{self, BackfillSettings, Connection, Limits, ProcessEnv};
 use crate::describe::ObjectDescribe;
 use crate::error::{ExitKind, UserFacing};
 use crate::fetch::{ClientConfig, SalesforceClient};
+use crate::fetch_plan;
 use crate::plan::{self, Chunk};
 use crate::progress;
 use crate::schedule::{self, ObjectJob, QueryBudget, Reporter, RunConfig, RunSummary, StopReason};
@@ -588,51 +589,87 @@ async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     let client = connect(&settings.connection, &settings.limits).await?;
     let prepared = prepare_objects(&client, settings).await?;
     let state = checkpoint::read(&settings.out)?;
-    let page = u64::from(settings.limits.batch_size.unwrap_or(2000));
     let per_second =
         f64::from(settings.limits.rate_limit) / settings.limits.rate_interval.as_secs_f64();
     println!(
-        "{:<24} {:>6} {:>6} {:>8} {:>10} {:>10} {:>10}",
-        "OBJECT", "DAYS", "DONE", "PENDING", "ROWS", "REQUESTS", "FLOOR"
+        "{:<24} {:>5} {:>5} {:>6} {:>9} {:>8} {:>9} {:>7}",
+        "OBJECT", "DAYS", "DONE", "EMPTY", "ROWS", "QUERIES", "REQUESTS", "FLOOR"
     );
-    let mut total_requests = 0u64;
+    let (mut total_requests, mut total_floor) = (0u64, 0u64);
     for (_, selection) in &prepared {
         let object = selection.object.to_string();
-        let days = plan::days(settings.window, settings.chunk_timezone).len() as u64;
+        let days = plan::days(settings.window, settings.chunk_timezone).len();
         let pending = pending_chunks(settings, &state, &object);
-        let count_soql = soql::count_range(
-            &selection.object,
-            &selection.cursor,
-            settings.window.start,
-            settings.window.end,
-        );
-        let rows = client
-            .query_json(&count_soql)
-            .await?
-            .get("totalSize")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
+        let counts = day_counts(&client, selection, settings.window).await?;
+        let page = page_rows(settings, selection);
+        let (mut rows, mut empty, mut cost) = (0.0, 0, fetch_plan::Cost::default());
+        for span in fetch_plan::spans(pending.clone()) {
+            let estimates = fetch_plan::estimate_days(&span.days, &counts);
+            empty += estimates.iter().filter(|&&n| n == 0.0).count();
+            rows += estimates.iter().sum::<f64>();
+            let c = fetch_plan::expected_cost(&estimates, page, settings.limits.concurrency);
+            cost.queries += c.queries;
+            cost.requests += c.requests;
+        }
+        let rows = rows.round() as u64;
+        // The describe is part of both: the floor is the pages the rows need plus it.
         let floor = rows.div_ceil(page) + 1;
-        let expected = pending.len() as u64 + rows / page;
-        total_requests += expected;
+        total_requests += cost.requests + 1;
+        total_floor += floor;
         println!(
-            "{:<24} {:>6} {:>6} {:>8} {:>10} {:>10} {:>10}",
+            "{:<24} {:>5} {:>5} {:>6} {:>9} {:>8} {:>9} {:>7}",
             object,
             days,
-            days - pending.len() as u64,
-            pending.len(),
+            days - pending.len(),
+            empty,
             rows,
-            expected,
+            cost.queries,
+            cost.requests + 1,
             floor
         );
     }
     let secs = total_requests as f64 / per_second;
     println!(
-        "about {total_requests} query requests (one per pending day plus next pages); at {per_second:.1} requests/s about {}",
+        "about {total_requests} requests against a lower bound of {total_floor} (pages the rows need, plus each describe); at {per_second:.1} requests/s about {}",
         human_duration(Duration::from_secs_f64(secs))
     );
     println!("{}", usage_line(&client));
     Ok(())
+}
+
+/// Rows per UTC day of the object's cursor over `window`, one aggregate query per stretch of
+/// days that fits Salesforce's 2,000-group limit.
+async fn day_counts(
+    client: &SalesforceClient,
+    selection: &Selection,
+    window: plan::Window,
+) -> Result<BTreeMap<chrono::NaiveDate, u64>, Failure> {
+    let mut counts = BTreeMap::new();
+    let stretch = chrono::Duration::days(fetch_plan::MAX_COUNTED_DAYS as i64);
+    let mut start = window.start;
+    while start < window.end {
+        let end = (start + stretch).min(window.end);
+        let soql = soql::count_by_day(&selection.object, &selection.cursor, start, end);
+        counts.extend(fetch_plan::day_counts(&client.query_json(&soql).await?));
+        start = end;
+    }
+    Ok(counts)
+}
+
+/// Rows per page the org will serve this selection: the batch size, or 200 when two or more
+/// long-text fields are selected (salesforce-api.md §4.3).
+fn page_rows(settings: &BackfillSettings, selection: &Selection) -> u64 {
+    let long_text = selection
+        .fields
+        .iter()
+        .filter(|f| f.field_type == crate::describe::FieldType::Textarea && f.length > 255)
+        .count();
+    let batch = u64::from(settings.limits.batch_size.unwrap_or(2000));
+    if long_text >= 2 {
+        batch.min(200)
+    } else {
+        batch
+    }
 }
 
 fn human_duration(d: Duration) -> String {

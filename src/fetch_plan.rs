@@ -152,6 +152,57 @@ pub fn part_target(total_rows: u64, page_rows: u64, concurrency: usize) -> f64 {
     (total_rows as f64 / concurrency.max(1) as f64).max(floor)
 }
 
+/// The rows per UTC day in an answer to `soql::count_by_day` (`AggregateResult` rows `{d, n}`).
+pub fn day_counts(answer: &serde_json::Value) -> BTreeMap<NaiveDate, u64> {
+    answer["records"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| {
+                    let day = NaiveDate::parse_from_str(r["d"].as_str()?, "%Y-%m-%d").ok()?;
+                    Some((day, r["n"].as_u64()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The expected cost of reading one span: first pages (one per query) and requests in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    pub queries: u64,
+    pub requests: u64,
+}
+
+/// What the scheduler is expected to send for a span whose days hold `estimates` rows, at
+/// `page_rows` per page: one query paged through, or when refined, a count query, one query
+/// per part and at most one page of the first query read past its part.
+pub fn expected_cost(estimates: &[f64], page_rows: u64, concurrency: usize) -> Cost {
+    let page = page_rows.max(1);
+    let pages = |rows: f64| (rows.ceil() as u64).div_ceil(page).max(1);
+    let total: f64 = estimates.iter().sum();
+    if !should_refine(estimates.len(), total.ceil() as u64, page) {
+        return Cost {
+            queries: 1,
+            requests: pages(total),
+        };
+    }
+    let parts = split(
+        estimates,
+        part_target(total.ceil() as u64, page, concurrency),
+    );
+    let part_pages: u64 = parts
+        .iter()
+        .map(|p| pages(estimates[p.clone()].iter().sum()))
+        .sum();
+    let overshoot = u64::from(parts.len() > 1);
+    Cost {
+        queries: parts.len() as u64,
+        requests: part_pages + 1 + overshoot,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +270,31 @@ mod tests {
         assert!(should_refine(30, 20_001, 2000));
         assert!(part_target(1_000_000, 2000, 4) >= 250_000.0);
         assert_eq!(part_target(30_000, 2000, 4), 20_000.0);
+    }
+
+    #[test]
+    fn a_small_span_costs_its_pages_and_a_large_one_a_count_and_its_parts() {
+        assert_eq!(
+            expected_cost(&[0.0; 30], 2000, 4),
+            Cost {
+                queries: 1,
+                requests: 1
+            }
+        );
+        assert_eq!(expected_cost(&[300.0; 30], 2000, 4).requests, 5);
+        let heavy = expected_cost(&[1000.0, 1000.0, 60_000.0, 1000.0], 2000, 4);
+        assert_eq!(heavy.queries, 3);
+        assert_eq!(heavy.requests, 1 + 30 + 1 + 1 + 1);
+    }
+
+    #[test]
+    fn day_counts_read_the_aggregate_rows() {
+        let answer = serde_json::json!({"totalSize": 2, "done": true, "records": [
+            {"attributes": {"type": "AggregateResult"}, "d": "2024-03-10", "n": 418},
+            {"attributes": {"type": "AggregateResult"}, "d": "2024-03-11", "n": 377}]});
+        let counts = day_counts(&answer);
+        assert_eq!(counts[&NaiveDate::from_ymd_opt(2024, 3, 10).unwrap()], 418);
+        assert_eq!(counts.values().sum::<u64>(), 795);
     }
 
     proptest! {

@@ -807,14 +807,7 @@ async fn count_by_day(
         days[days.len() - 1].window.end,
     );
     let answer = ctx.client.query_json(&soql).await?;
-    let records = answer["records"].as_array().cloned().unwrap_or_default();
-    Ok(records
-        .iter()
-        .filter_map(|r| {
-            let day = NaiveDate::parse_from_str(r["d"].as_str()?, "%Y-%m-%d").ok()?;
-            Some((day, r["n"].as_u64()?))
-        })
-        .collect())
+    Ok(fetch_plan::day_counts(&answer))
 }
 
 /// The Parquet file of one chunk while its pages arrive.

@@ -198,3 +198,46 @@ async fn a_query_timeout_narrows_the_range_and_the_run_still_completes() {
     assert!(want.len() > 300);
     assert_eq!(by_id(read_output(dir.path(), "Opportunity")), want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_predicts_the_requests_a_backfill_then_sends() {
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let out = out.to_str().unwrap();
+    let window = [
+        "--start",
+        "2025-01-01",
+        "--end",
+        "2025-12-31",
+        "--out",
+        out,
+        "--rate-limit",
+        "1000",
+    ];
+    let mut plan_args = vec!["plan", "--objects", "Account,Lead"];
+    plan_args.extend(window);
+    let o = run(&org.url(), &plan_args).await;
+    assert_exit(&o, 0);
+    assert!(
+        !std::path::Path::new(out).exists(),
+        "plan wrote to the output folder"
+    );
+    let text = stdout(&o);
+    let predicted: u64 = text
+        .split("about ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no total in {text}"));
+    let mut backfill_args = vec!["backfill", "--objects", "Account,Lead", "--progress", "off"];
+    backfill_args.extend(window);
+    let before = org.stats();
+    assert_exit(&run(&org.url(), &backfill_args).await, 0);
+    let kinds = ["query", "query_more", "describe"];
+    let sent = requests(&org.stats(), &kinds) - requests(&before, &kinds);
+    assert!(
+        sent.abs_diff(predicted) <= 2,
+        "plan said {predicted}, the backfill sent {sent}"
+    );
+}
