@@ -20,6 +20,7 @@ use arrow::array::{Array, TimestampMillisecondArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, Utc};
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -599,7 +600,7 @@ impl SpanReader {
 
     /// Reads from the open day's start to the last day's end, finishing each day in order.
     async fn read(&mut self, ctx: &Context, job: &ObjectJob) -> Result<(), ChunkError> {
-        let mut open: Option<ChunkSink> = None;
+        let mut open: Option<OpenDay> = None;
         let Some(first) = self.days.front() else {
             return Ok(());
         };
@@ -623,7 +624,7 @@ impl SpanReader {
         &mut self,
         ctx: &Context,
         job: &ObjectJob,
-        open: &mut Option<ChunkSink>,
+        open: &mut Option<OpenDay>,
         start: chrono::DateTime<Utc>,
         end: chrono::DateTime<Utc>,
     ) -> Result<bool, ChunkError> {
@@ -716,7 +717,7 @@ impl SpanReader {
         &mut self,
         ctx: &Context,
         job: &ObjectJob,
-        open: &mut Option<ChunkSink>,
+        open: &mut Option<OpenDay>,
         batch: &RecordBatch,
     ) -> Result<bool, ChunkError> {
         let cursor = batch
@@ -736,14 +737,12 @@ impl SpanReader {
             if until > offset {
                 let rows = batch.slice(offset, until - offset);
                 let count = rows.num_rows() as u64;
-                let mut sink = open.take().unwrap_or_else(|| ChunkSink::new(ctx, job, day));
-                *open = Some(
-                    run_blocking(move || {
-                        sink.write(&rows)?;
-                        Ok(sink)
-                    })
-                    .await?,
-                );
+                let mut sink = OpenDay::take(open, ctx, job, day).await?;
+                // Not awaited: the next page is fetched while this one is written.
+                *open = Some(OpenDay(Box::pin(run_blocking(move || {
+                    sink.write(&rows)?;
+                    Ok(sink)
+                }))));
                 ctx.reporter.on_rows(&day.object, count);
             }
             if until < batch.num_rows() {
@@ -759,7 +758,7 @@ impl SpanReader {
         &mut self,
         ctx: &Context,
         job: &ObjectJob,
-        open: &mut Option<ChunkSink>,
+        open: &mut Option<OpenDay>,
         end: chrono::DateTime<Utc>,
     ) -> Result<(), ChunkError> {
         while self.days.front().is_some_and(|d| d.window.end <= end) {
@@ -773,17 +772,34 @@ impl SpanReader {
         &mut self,
         ctx: &Context,
         job: &ObjectJob,
-        open: &mut Option<ChunkSink>,
+        open: &mut Option<OpenDay>,
     ) -> Result<(), ChunkError> {
         let chunk = self.days.front().expect("a day is open").clone();
-        let sink = open
-            .take()
-            .unwrap_or_else(|| ChunkSink::new(ctx, job, &chunk));
+        let sink = OpenDay::take(open, ctx, job, &chunk).await?;
         let out = ctx.out.clone();
         let done = run_blocking(move || sink.publish(&out).map_err(ChunkError::from)).await?;
         self.days.pop_front();
         let _ = ctx.events.send(Event::DayDone { chunk, done });
         Ok(())
+    }
+}
+
+/// The open day's file, writing its latest batch on the rayon pool while the next page is
+/// fetched. At most one write per span is in flight, so memory stays about a page per span.
+struct OpenDay(BoxFuture<'static, Result<ChunkSink, ChunkError>>);
+
+impl OpenDay {
+    /// The open day's sink once its write has finished, or a new one for `chunk`.
+    async fn take(
+        open: &mut Option<OpenDay>,
+        ctx: &Context,
+        job: &ObjectJob,
+        chunk: &Chunk,
+    ) -> Result<ChunkSink, ChunkError> {
+        match open.take() {
+            Some(OpenDay(write)) => write.await,
+            None => Ok(ChunkSink::new(ctx, job, chunk)),
+        }
     }
 }
 
