@@ -121,13 +121,9 @@ async fn a_rerun_fetches_nothing() {
     let before = org.stats();
     assert_exit(&run(&org.url(), &args).await, 0);
     let after = org.stats();
-    let queries = |s: &sfbackfill::fake_org::Stats| {
-        s.by_kind.get("query").copied().unwrap_or(0)
-            + s.by_kind.get("query_more").copied().unwrap_or(0)
-    };
     assert_eq!(
-        queries(&after),
-        queries(&before),
+        query_requests(&after),
+        query_requests(&before),
         "a rerun sent query requests"
     );
 }
@@ -151,11 +147,7 @@ async fn a_run_stopped_by_the_query_limit_resumes_to_the_same_output() {
         0,
     );
     let after = org.stats();
-    let queries = |s: &sfbackfill::fake_org::Stats| {
-        s.by_kind.get("query").copied().unwrap_or(0)
-            + s.by_kind.get("query_more").copied().unwrap_or(0)
-    };
-    let needed = queries(&after) - queries(&before);
+    let needed = query_requests(&after) - query_requests(&before);
     assert!(needed >= 2, "the window needs {needed} query requests");
     let limit = (needed / 2).to_string();
     let mut limited = backfill_args(s, "Account,Case", "2025-06-10", "2025-06-25");
@@ -434,8 +426,7 @@ async fn a_field_list_too_long_for_one_url_is_split_and_joined_by_id() {
     args.extend(["--max-query-uri-bytes", "500"]);
     let before = org.stats();
     assert_exit(&run(&org.url(), &args).await, 0);
-    let split_queries = org.stats().by_kind.get("query").copied().unwrap_or(0)
-        - before.by_kind.get("query").copied().unwrap_or(0);
+    let split_queries = requests(&org.stats(), &["query"]) - requests(&before, &["query"]);
     let before = org.stats();
     assert_exit(
         &run(
@@ -450,8 +441,7 @@ async fn a_field_list_too_long_for_one_url_is_split_and_joined_by_id() {
         .await,
         0,
     );
-    let whole_queries = org.stats().by_kind.get("query").copied().unwrap_or(0)
-        - before.by_kind.get("query").copied().unwrap_or(0);
+    let whole_queries = requests(&org.stats(), &["query"]) - requests(&before, &["query"]);
     assert!(
         split_queries >= 2 * whole_queries,
         "the field list was not split ({split_queries} vs {whole_queries})"

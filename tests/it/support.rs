@@ -385,3 +385,16 @@ pub fn by_id(rows: Vec<Row>) -> BTreeMap<String, Row> {
     }
     out
 }
+
+/// Requests of the given kinds the fake org has served (`query`, `query_more`, `describe`...).
+pub fn requests(stats: &sfbackfill::fake_org::Stats, kinds: &[&str]) -> u64 {
+    kinds
+        .iter()
+        .map(|k| stats.by_kind.get(*k).copied().unwrap_or(0))
+        .sum()
+}
+
+/// Query requests (first pages and next pages) the fake org has served.
+pub fn query_requests(stats: &sfbackfill::fake_org::Stats) -> u64 {
+    requests(stats, &["query", "query_more"])
+}

@@ -40,13 +40,6 @@ async fn rows_and_page_size(url: &str, soql: &str) -> (u64, u64) {
     )
 }
 
-fn requests(s: &sfbackfill::fake_org::Stats, kinds: &[&str]) -> u64 {
-    kinds
-        .iter()
-        .map(|k| s.by_kind.get(*k).copied().unwrap_or(0))
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_backfill_sends_at_most_a_fifth_more_requests_than_its_rows_need() {
     let org = start_default_fake().await;
