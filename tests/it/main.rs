@@ -6,5 +6,5 @@ mod client; // the Salesforce client: sign-in, retries, rate and concurrency lim
 mod crash; // kill -9 at random points and every fault at once: the next run is exact
 mod fake_org; // the fake org itself, so that what it fakes is faithful
 mod readers; // the output read back by an independent reader
-mod support;
-mod thrift; // API thrift: requests against the pages the rows need, QUERY_TIMEOUT // helpers: start the fake org, run the binary, read output back
+mod support; // helpers: start the fake org, run the binary, read output back
+mod thrift; // API thrift: requests against the pages the rows need, QUERY_TIMEOUT
