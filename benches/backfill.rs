@@ -208,7 +208,10 @@ fn kinds(stats: &Stats, kinds: &[&str]) -> u64 {
 struct ObjectFigures {
     object: &'static str,
     rows: u64,
+    /// Rows per page the org serves for the selected fields (the rows, when one page holds all).
     page: u64,
+    /// Whether the whole window fits in one page (so the page size is only known to be ≥ rows).
+    one_page: bool,
     floor: u64,
     naive: u64,
 }
@@ -257,7 +260,7 @@ fn thrift(
                 end + Days::new(1)
             );
             let select = format!("SELECT {} FROM {object} WHERE {range}", fields.join(", "));
-            let (rows, page) = rows_and_page_size(&http, &url, &token, &select).await;
+            let (rows, page, one_page) = rows_and_page_size(&http, &url, &token, &select).await;
             assert_eq!(
                 written, rows,
                 "{object}: rows written against rows in the org"
@@ -279,6 +282,7 @@ fn thrift(
                 object,
                 rows,
                 page,
+                one_page,
                 floor: rows.div_ceil(page) + 1,
                 naive,
             });
@@ -333,6 +337,12 @@ fn rate_bound(
         })
         .filter(|(_, n)| *n > 0)
         .collect();
+    // The org is fresh and nothing else talked to it: its peak is the engine's.
+    assert!(
+        run.after.peak_per_second <= u64::from(rate),
+        "{} requests in one second against a limit of {rate}",
+        run.after.peak_per_second
+    );
     org_runtime.block_on(org.shutdown());
     RateBound {
         run,
@@ -407,22 +417,20 @@ async fn query(http: &reqwest::Client, url: &str, token: &str, soql: &str) -> Va
     body
 }
 
-/// Rows of `soql` and rows per page as the org serves it (its page size for these fields).
+/// Rows of `soql`, rows per page as the org serves it (its page size for these fields), and
+/// whether one page held them all.
 async fn rows_and_page_size(
     http: &reqwest::Client,
     url: &str,
     token: &str,
     soql: &str,
-) -> (u64, u64) {
+) -> (u64, u64, bool) {
     let page = query(http, url, token, soql).await;
     let rows = page["totalSize"].as_u64().expect("totalSize");
     let served = page["records"].as_array().expect("records").len() as u64;
-    let page_size = if page["done"].as_bool().expect("done") {
-        rows.max(1)
-    } else {
-        served
-    };
-    (rows, page_size)
+    let done = page["done"].as_bool().expect("done");
+    let page_size = if done { rows.max(1) } else { served };
+    (rows, page_size, done)
 }
 
 /// Rows per UTC day in `range`, from the org's `GROUP BY DAY_ONLY(LastModifiedDate)`.
@@ -535,7 +543,11 @@ fn print_report(
             "| `{}` | {} | {} | {} | {} |",
             o.object,
             thousands(o.rows),
-            thousands(o.page),
+            if o.one_page {
+                format!("≥ {} (one page)", thousands(o.page))
+            } else {
+                thousands(o.page)
+            },
             thousands(o.naive),
             thousands(o.floor)
         );
@@ -555,14 +567,15 @@ fn print_report(
     );
     println!();
     println!(
-        "| wall | records/s | CPU engine (user + sys) | engine CPU s per million records | CPU fake org | org start-up |"
+        "| wall | records/s | CPU engine (user + sys) | engine CPU s per million records | CPU fake org | CPU process | org start-up |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     println!(
-        "| {wall:.2} s | {} | {engine_cpu:.2} s | {:.1} | {:.2} s | {:.2} s |",
+        "| {wall:.2} s | {} | {engine_cpu:.2} s | {:.1} | {:.2} s | {:.2} s | {:.2} s |",
         thousands((rows as f64 / wall) as u64),
         engine_cpu / (rows as f64 / 1e6),
         t.run.cpu_org,
+        t.run.cpu_total,
         t.startup.as_secs_f64()
     );
     println!();
@@ -579,14 +592,15 @@ fn print_report(
         "## Rate-bound: {rate_start} .. {rate_end}, 6 objects, --all-fields, scale 1, rate limit {rate} per 1 s ({profile} profile)\n"
     );
     println!(
-        "| rows | requests (all, at the org) | requests / rate | wall | wall / (requests / rate) |"
+        "| rows | requests (all, at the org) | requests / rate | wall | wall / (requests / rate) | peak requests in one second |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| {} | {} ({}) | {bound:.2} s | {rb_wall:.2} s | {:.3} |",
+        "| {} | {} ({}) | {bound:.2} s | {rb_wall:.2} s | {:.3} | {} |",
         thousands(b.run.summary.rows),
         b.requests,
         kinds.join(", "),
-        rb_wall / bound
+        rb_wall / bound,
+        b.run.after.peak_per_second
     );
 }
