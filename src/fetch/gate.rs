@@ -8,8 +8,8 @@
 //! * The rate limiter is a GCRA with a burst of one: sends are spaced at least `interval /
 //!   rate` apart. A burst of `rate` would let nearly `2 × rate` through in one window (a full
 //!   burst at its end, another as the next begins), which a server counting per window sees.
-//! * The spacing is 2% wider than `interval / rate`, so that `rate + 1` sends never fit in
-//!   one interval even when network jitter bunches their arrivals by up to 2% of it.
+//! * The spacing is 5% wider than `interval / rate`, so that `rate + 1` sends never fit in
+//!   one interval even when network jitter bunches their arrivals by up to 5% of it.
 //! * A permit is held from before the rate wait until the body has been read, and never while
 //!   a retry sleeps in back-off.
 
