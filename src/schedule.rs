@@ -184,6 +184,9 @@ pub enum ChunkError {
     /// The `--query-limit` budget is spent; the chunk is abandoned, not failed.
     #[error("the query limit is reached")]
     QueryLimit,
+    /// The off-peak windows closed while a span ran: its days wait for the next window.
+    #[error("the off-peak window closed")]
+    WindowClosed,
     /// Rows changed between the queries of a wide object's field groups; read again.
     #[error(transparent)]
     Shifted(#[from] RowsShifted),
@@ -265,6 +268,8 @@ struct Context {
     include_deleted: bool,
     /// How many spans may run at once; a large span is cut into about this many parts.
     concurrency: usize,
+    /// No request starts outside these windows; a running span pauses at its next page.
+    offpeak: Option<OffPeak>,
     budget: Arc<QueryBudget>,
     reporter: Arc<dyn Reporter>,
     /// Finished days and split-off spans, to the coordinator: the only writer of the journal.
@@ -325,6 +330,7 @@ pub async fn run(
         staging,
         include_deleted: config.include_deleted,
         concurrency: config.concurrency,
+        offpeak: config.offpeak.clone(),
         budget: config.budget,
         reporter: config.reporter,
         events,
@@ -404,6 +410,11 @@ pub async fn run(
                 // The task's last days were sent before it ended: record them first.
                 while let Ok(event) = inbox.try_recv() {
                     on_event(&ctx, manifest, &mut summary, &mut pending, event)?;
+                }
+                if let (Err(ChunkError::WindowClosed), Some(first)) = (&result, days.first()) {
+                    let object = first.object.clone();
+                    pending.push_front(Span { object, days });
+                    continue;
                 }
                 if let Err(e) = record_end(&ctx, manifest, &mut summary, days, result, config.query_limit) {
                     running.abort_all();
@@ -922,6 +933,9 @@ async fn fetch_page(
 ) -> Result<Page, ChunkError> {
     let mut refetches = 0;
     loop {
+        if ctx.offpeak.as_ref().is_some_and(|w| !w.is_open(Utc::now())) {
+            return Err(ChunkError::WindowClosed);
+        }
         if !ctx.budget.try_take() {
             return Err(ChunkError::QueryLimit);
         }
