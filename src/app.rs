@@ -574,8 +574,9 @@ fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Result<(), Failu
         None if summary.chunks_failed > 0 => Err(Failure::new(
             ExitKind::Failure,
             format!(
-                "{} chunks failed after their retries (see `sfbackfill status --out {}`)",
+                "{} chunk{} failed after their retries (see `sfbackfill status --out {}`)",
                 summary.chunks_failed,
+                if summary.chunks_failed == 1 { "" } else { "s" },
                 settings.out.display()
             ),
             Some("run the same command again to retry them".into()),
