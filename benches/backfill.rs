@@ -37,14 +37,7 @@ use sfbackfill::schedule::{Reporter, RunSummary};
 use sfbackfill::secret::Secret;
 use sfbackfill::soql::Identifier;
 
-const OBJECTS: &[&str] = &[
-    "Account",
-    "Contact",
-    "Opportunity",
-    "Case",
-    "Lead",
-    "Invoice__c",
-];
+use sfbackfill::app::DEMO_OBJECTS as OBJECTS;
 /// The name of the fake org's runtime threads (workers and blocking pool).
 const ORG_THREAD: &str = "fake-org";
 const API: &str = "v62.0";

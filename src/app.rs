@@ -821,7 +821,7 @@ fn status_table(statuses: &[ObjectStatus]) -> String {
 // demo
 
 /// The demo's objects: the standard ones plus the custom object with every field type.
-const DEMO_OBJECTS: &[&str] = &[
+pub const DEMO_OBJECTS: &[&str] = &[
     "Account",
     "Contact",
     "Opportunity",

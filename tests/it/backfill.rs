@@ -5,14 +5,7 @@ use std::path::Path;
 
 use crate::support::*;
 
-const OBJECTS: &[&str] = &[
-    "Account",
-    "Contact",
-    "Opportunity",
-    "Case",
-    "Lead",
-    "Invoice__c",
-];
+use sfbackfill::app::DEMO_OBJECTS as OBJECTS;
 
 fn backfill_args<'a>(out: &'a str, objects: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
     vec![

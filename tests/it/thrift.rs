@@ -4,14 +4,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const DEMO_OBJECTS: &[&str] = &[
-    "Account",
-    "Contact",
-    "Opportunity",
-    "Case",
-    "Lead",
-    "Invoice__c",
-];
+use sfbackfill::app::DEMO_OBJECTS;
 
 /// Rows and rows per page of `soql` as the org serves it (its page size for these fields).
 async fn rows_and_page_size(url: &str, soql: &str) -> (u64, u64) {
