@@ -238,7 +238,7 @@ fn read_secret_file(path: &Path) -> Result<Secret, ConfigError> {
         path: path.to_path_buf(),
         message: message.to_string(),
     };
-    let text = fs::read_to_string(path).map_err(|e| err(&e.kind().to_string()))?;
+    let text = fs::read_to_string(path).map_err(|e| err(&e.to_string()))?;
     let secret = Secret::new(text.trim());
     if secret.is_empty() {
         return Err(err("the file is empty"));

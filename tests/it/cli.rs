@@ -129,12 +129,15 @@ async fn each_setup_error_names_the_fix_in_salesforce_setup() {
     no_secret_in(&wrong_secret, None);
 }
 
-/// `base` with the flag of `extra` set to its value: replaced where `base` has it, else added.
-fn with_flag<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+/// `base` with each flag of `extra` (flag, value pairs) set: replaced where `base` has it, else
+/// added.
+fn with_flags<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = base.to_vec();
-    match args.iter().position(|a| *a == extra[0]) {
-        Some(i) => args[i + 1] = extra[1],
-        None => args.extend_from_slice(extra),
+    for pair in extra.chunks(2) {
+        match args.iter().position(|a| *a == pair[0]) {
+            Some(i) => args[i + 1] = pair[1],
+            None => args.extend_from_slice(pair),
+        }
     }
     args
 }
@@ -144,6 +147,18 @@ async fn bad_invocations_fail_before_any_request_with_one_line() {
     let org = start_default_fake().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
+    let inputs = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = inputs.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (bad_config, empty_secret, a_file) = (
+        file("bad.toml", "bogus-key = 1\n"),
+        file("empty-secret", ""),
+        file("a-file", "x"),
+    );
+    let missing = inputs.path().join("missing").to_str().unwrap().to_string();
     let base = [
         "backfill",
         "--objects",
@@ -173,9 +188,47 @@ async fn bad_invocations_fail_before_any_request_with_one_line() {
         ),
         (&["--instance-url", "http://example.com"], "https"),
         (&["--instance-url", "not a url"], "not a url"),
+        (&["--start", "2025-13-01"], "--start 2025-13-01"),
+        (&["--end", "not-a-date"], "--end not-a-date"),
+        (&["--window", "22:00"], "HH:MM-HH:MM"),
+        (
+            &["--window", "22:00-06:00", "--window-tz", "Nowhere/Zone"],
+            "Nowhere/Zone",
+        ),
+        (&["--rate-limit", "0"], "--rate-limit 0"),
+        (
+            &["--rate-limit-timeout-ms", "0"],
+            "--rate-limit-timeout-ms 0",
+        ),
+        (&["--request-timeout", "0"], "--request-timeout 0"),
+        (&["--max-api-usage", "0"], "--max-api-usage 0"),
+        (&["--max-api-usage", "150"], "--max-api-usage 150"),
+        (&["--batch-size", "100"], "200 to 2000"),
+        (&["--batch-size", "5000"], "200 to 2000"),
+        (&["--fields", "Account="], "at least one field"),
+        (&["--objects", ""], "--objects is required"),
+        (
+            &["--cursor-field", "Last Modified"],
+            "not a valid Salesforce API name",
+        ),
+        (&["--api-version", "62"], "vNN.N"),
+        (
+            &["--instance-url", "https://test.salesforce.com"],
+            "My Domain",
+        ),
+        (&["--instance-url", "ftp://acme.my.salesforce.com"], "https"),
+        (&["--config", &missing], "config file"),
+        (&["--config", &bad_config], "unknown field `bogus-key`"),
+        (&["--client-secret-file", &missing], "--client-secret-file"),
+        (
+            &["--client-secret-file", &empty_secret],
+            "the file is empty",
+        ),
+        (&["--out", &a_file], "not a folder"),
     ];
+    assert!(cases.len() >= 30);
     for (extra, needle) in cases {
-        let args = with_flag(&base, extra);
+        let args = with_flags(&base, extra);
         let before = org.stats().requests;
         let o = run(&org.url(), &args).await;
         assert_exit(&o, 2);
