@@ -5,7 +5,7 @@
 CREATE OR REPLACE VIEW invoices AS
 SELECT * FROM read_parquet('sfbackfill-demo/Invoice__c/date=*/*.parquet', hive_partitioning = true);
 
--- Types arrive exact: Amount__c is DECIMAL(18,2), CreatedDate is TIMESTAMP WITH TIME ZONE.
+-- Types arrive exact: Amount__c is DECIMAL(16,2), CreatedDate is TIMESTAMP WITH TIME ZONE.
 DESCRIBE invoices;
 
 SELECT date, count(*) AS rows, sum(Amount__c) AS amount
