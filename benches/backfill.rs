@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use serde_json::Value;
 use sfbackfill::app;
 use sfbackfill::cli::ProgressMode;
 use sfbackfill::config::{BackfillSettings, Connection, Limits};
@@ -38,9 +37,11 @@ use sfbackfill::secret::Secret;
 use sfbackfill::soql::Identifier;
 
 use sfbackfill::app::DEMO_OBJECTS as OBJECTS;
+
+mod common;
+use common::{API, query, token};
 /// The name of the fake org's runtime threads (workers and blocking pool).
 const ORG_THREAD: &str = "fake-org";
-const API: &str = "v62.0";
 
 /// Follows nothing: the bench reads the summary and the org's counters.
 struct Quiet;
@@ -56,7 +57,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let scale: u32 = env_or("SFB_BENCH_SCALE", 10);
     let start: NaiveDate = env_or("SFB_BENCH_START", date("2025-01-01"));
     let end: NaiveDate = env_or("SFB_BENCH_END", date("2025-12-31"));
@@ -242,7 +242,7 @@ fn thrift(
 
     let url = org.url();
     let objects = engine.block_on(async {
-        let http = reqwest::Client::new();
+        let http = common::http();
         let token = token(&http, &url).await;
         let mut figures = Vec::new();
         for &object in OBJECTS {
@@ -376,38 +376,6 @@ fn output_fields_and_rows(out: &Path, object: &str) -> (Vec<String>, u64) {
         fields.unwrap_or_else(|| panic!("{object}: no Parquet file")),
         rows,
     )
-}
-
-async fn token(http: &reqwest::Client, url: &str) -> String {
-    let config = FakeOrgConfig::default();
-    let body: Value = http
-        .post(format!("{url}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", config.client_id.as_str()),
-            ("client_secret", config.client_secret.as_str()),
-        ])
-        .send()
-        .await
-        .expect("token request")
-        .json()
-        .await
-        .expect("token body");
-    body["access_token"].as_str().expect("a token").to_string()
-}
-
-async fn query(http: &reqwest::Client, url: &str, token: &str, soql: &str) -> Value {
-    let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
-    let response = http
-        .get(format!("{url}/services/data/{API}/query?q={encoded}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("query request");
-    let status = response.status();
-    let body: Value = response.json().await.expect("query body");
-    assert!(status.is_success(), "{soql}: {status} {body}");
-    body
 }
 
 /// Rows of `soql`, rows per page as the org serves it (its page size for these fields), and

@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
 
+mod common;
+use common::token;
+
 /// The object with the most fields and every field type.
 const OBJECT: &str = "Invoice__c";
 /// Concurrent clients paging at once; the engine's default concurrency is 4.
 const DEFAULT_CLIENTS: usize = 4;
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let clients = std::env::var("FAKE_ORG_BENCH_CLIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -46,7 +48,7 @@ async fn bench_scale(scale: u32, clients: usize) {
     .await
     .expect("fake org starts");
     let startup = started.elapsed();
-    let http = reqwest::Client::new();
+    let http = common::http();
     let token = token(&http, &org.url()).await;
     let soql = all_fields_query(&http, &org.url(), &token).await;
     org.reset_stats();
@@ -88,24 +90,6 @@ fn report(
         requests as f64 / secs,
         bytes as f64 / 1e6 / secs,
     );
-}
-
-async fn token(http: &reqwest::Client, url: &str) -> String {
-    let config = FakeOrgConfig::default();
-    let body: Value = http
-        .post(format!("{url}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", config.client_id.as_str()),
-            ("client_secret", config.client_secret.as_str()),
-        ])
-        .send()
-        .await
-        .expect("token request")
-        .json()
-        .await
-        .expect("token body");
-    body["access_token"].as_str().expect("a token").to_string()
 }
 
 /// `SELECT` every non-compound field of [`OBJECT`], as a heavy backfill would.

@@ -41,8 +41,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use serde_json::Value;
 use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
+
+mod common;
 
 const OBJECT: &str = "Case";
 const FIELDS: &str = "Case=Subject,Status,Priority,Origin,Description";
@@ -73,7 +74,6 @@ fn main() -> ExitCode {
     if let Some(result) = std::env::var_os(LAUNCH_ENV) {
         return launch(Path::new(&result));
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let scale = match std::env::var("SFB_MEM_SCALE") {
         Ok(v) => match v.parse::<u32>() {
             Ok(s) if s >= 1 => s,
@@ -416,21 +416,8 @@ fn parquet_rows(dir: &Path) -> (u64, usize) {
 
 /// The org's own count of `Case` rows modified on `day` (UTC), as the backfill selects them.
 async fn count_day(url: &str, day: &str) -> u64 {
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{url}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .expect("token request")
-        .json()
-        .await
-        .expect("token body");
-    let token = token["access_token"].as_str().expect("access_token");
+    let http = common::http();
+    let token = common::token(&http, url).await;
     let next = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .expect("day")
         .succ_opt()
@@ -439,17 +426,9 @@ async fn count_day(url: &str, day: &str) -> u64 {
         "SELECT COUNT() FROM {OBJECT} WHERE LastModifiedDate >= {day}T00:00:00Z \
          AND LastModifiedDate < {next}T00:00:00Z"
     );
-    let body: Value = http
-        .get(format!("{url}/services/data/v62.0/query"))
-        .query(&[("q", soql.as_str())])
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("count request")
-        .json()
-        .await
-        .expect("count body");
-    body["totalSize"].as_u64().expect("totalSize")
+    common::query(&http, url, &token, &soql).await["totalSize"]
+        .as_u64()
+        .expect("totalSize")
 }
 
 fn thousands(n: u64) -> String {
