@@ -11,21 +11,6 @@ use std::time::Duration;
 
 const V: &str = "v62.0";
 
-/// reqwest is built without a default TLS crypto provider; plain HTTP still needs one set.
-fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-fn http() -> reqwest::Client {
-    install_crypto();
-    reqwest::Client::new()
-}
-
-async fn start(config: FakeOrgConfig) -> FakeOrg {
-    install_crypto();
-    start_fake(config).await
-}
-
 async fn token_response(url: &str, form: &[(&str, &str)]) -> (u16, Value) {
     let r = http()
         .post(format!("{url}/services/oauth2/token"))
@@ -131,7 +116,7 @@ async fn every_token_error_has_its_documented_body() {
         ),
     ];
     for (scenario, error, description) in cases {
-        let org = start(FakeOrgConfig {
+        let org = start_fake(FakeOrgConfig {
             auth_scenario: scenario.clone(),
             ..Default::default()
         })
@@ -143,7 +128,7 @@ async fn every_token_error_has_its_documented_body() {
             serde_json::json!({"error": error, "error_description": description})
         );
     }
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let url = org.url();
     let bad = [
         (
@@ -193,7 +178,7 @@ async fn every_token_error_has_its_documented_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_the_documented_shape_signed_with_the_secret() {
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let (status, body) = token_response(&org.url(), &GOOD_FORM).await;
     assert_eq!(status, 200);
     let obj = body.as_object().unwrap();
@@ -246,7 +231,7 @@ async fn revoked_and_expired_tokens_get_invalid_session_id() {
         "INVALID_SESSION_ID".to_string(),
         "Session expired or invalid".to_string(),
     );
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let limits = format!("/services/data/{V}/limits");
     let t = token(&org.url()).await;
     assert_eq!(data_get(&org, &t, &limits).await.status(), 200);
@@ -271,7 +256,7 @@ async fn revoked_and_expired_tokens_get_invalid_session_id() {
         session_expired
     );
 
-    let short = start(FakeOrgConfig {
+    let short = start_fake(FakeOrgConfig {
         token_lifetime: Some(Duration::from_millis(300)),
         ..Default::default()
     })
@@ -284,7 +269,7 @@ async fn revoked_and_expired_tokens_get_invalid_session_id() {
         session_expired
     );
 
-    let revoking = start(FakeOrgConfig {
+    let revoking = start_fake(FakeOrgConfig {
         faults: Faults {
             revoke_after: Some(3),
             ..Default::default()
@@ -310,7 +295,7 @@ async fn revoked_and_expired_tokens_get_invalid_session_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_end_at_v68_and_unknown_versions_and_objects_are_not_found() {
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let list: Value = http()
         .get(format!("{}/services/data/", org.url()))
         .send()
@@ -381,7 +366,7 @@ async fn versions_end_at_v68_and_unknown_versions_and_objects_are_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_covers_every_row_exactly_once_and_matches_count() {
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let t = token(&org.url()).await;
     let n = count(
         &org,
@@ -415,7 +400,7 @@ async fn paging_covers_every_row_exactly_once_and_matches_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_size_is_honoured_clamped_and_capped_for_wide_rows() {
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let t = token(&org.url()).await;
     let soql = "SELECT Id FROM Account";
     let first = |batch: Option<&'static str>| {
@@ -431,7 +416,7 @@ async fn batch_size_is_honoured_clamped_and_capped_for_wide_rows() {
     assert_eq!(first(Some("300")).await, 300);
     assert_eq!(first(Some("50")).await, 200);
     assert_eq!(first(Some("9000")).await, 2000);
-    let wide = start(FakeOrgConfig {
+    let wide = start_fake(FakeOrgConfig {
         wide_page_size: Some(150),
         ..Default::default()
     })
@@ -464,7 +449,7 @@ fn stamps(pages: &[Vec<Value>]) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_keeps_its_snapshot_while_rows_change_and_pages_can_be_reread() {
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let t = token(&org.url()).await;
     let soql = "SELECT Id, LastModifiedDate FROM Account ORDER BY Id";
     let before = stamps(&all_pages(&org, &t, soql, None).await);
@@ -495,7 +480,7 @@ async fn a_cursor_keeps_its_snapshot_while_rows_change_and_pages_can_be_reread()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_and_legacy_killed_cursors_are_invalid_query_locators() {
     let soql = format!("SELECT Id FROM Account WHERE {MARCH}");
-    let org = start(FakeOrgConfig {
+    let org = start_fake(FakeOrgConfig {
         faults: Faults {
             cursor_ttl: Some(Duration::from_millis(300)),
             ..Default::default()
@@ -525,7 +510,7 @@ async fn expired_and_legacy_killed_cursors_are_invalid_query_locators() {
     .await;
     assert_eq!((status, code.as_str()), (400, "INVALID_QUERY_LOCATOR"));
 
-    let legacy = start(FakeOrgConfig {
+    let legacy = start_fake(FakeOrgConfig {
         legacy_cursor_limit: true,
         ..Default::default()
     })
@@ -564,7 +549,7 @@ fn usage(r: &reqwest::Response) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_rises_per_request_and_the_two_limits_have_distinct_messages() {
-    let org = start(FakeOrgConfig {
+    let org = start_fake(FakeOrgConfig {
         daily_api_max: 10,
         daily_api_used: 7,
         ..Default::default()
@@ -599,7 +584,7 @@ async fn usage_rises_per_request_and_the_two_limits_have_distinct_messages() {
     org.set_daily_api_used(0);
     assert_eq!(data_get(&org, &t, &limits).await.status(), 200);
 
-    let busy = start(FakeOrgConfig {
+    let busy = start_fake(FakeOrgConfig {
         concurrent_limit: Some(2),
         faults: Faults {
             latency: Some(Duration::from_millis(300)),
@@ -634,7 +619,7 @@ async fn usage_rises_per_request_and_the_two_limits_have_distinct_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fault_observably_happens() {
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let t = token(&org.url()).await;
     let limits = format!("/services/data/{V}/limits");
     let only = |f: Faults| org.set_faults(f);
@@ -750,7 +735,7 @@ async fn each_fault_observably_happens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_over_the_timeout_threshold_times_out() {
-    let org = start(FakeOrgConfig {
+    let org = start_fake(FakeOrgConfig {
         faults: Faults {
             query_timeout_over: Some(1000),
             ..Default::default()
@@ -775,7 +760,7 @@ async fn a_query_over_the_timeout_threshold_times_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soql_errors_are_400_arrays_and_uris_over_16384_bytes_are_414() {
-    let org = start(FakeOrgConfig::default()).await;
+    let org = start_fake(FakeOrgConfig::default()).await;
     let t = token(&org.url()).await;
     let (status, code, _) =
         api_error(data_get(&org, &t, &query_path("SELECT Nope__x FROM Account")).await).await;
@@ -791,7 +776,7 @@ async fn soql_errors_are_400_arrays_and_uris_over_16384_bytes_are_414() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_count_kinds_statuses_and_the_peak_in_flight() {
-    let org = start(FakeOrgConfig {
+    let org = start_fake(FakeOrgConfig {
         faults: Faults {
             latency: Some(Duration::from_millis(300)),
             ..Default::default()
