@@ -52,21 +52,6 @@ impl Span {
     }
 }
 
-impl std::fmt::Display for Span {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.days.as_slice() {
-            [one] => write!(f, "{one}"),
-            days => write!(
-                f,
-                "{}/{}..{}",
-                self.object,
-                days[0].day,
-                days[days.len() - 1].day
-            ),
-        }
-    }
-}
-
 /// Groups chunks into spans: each run of consecutive days of one object becomes one span.
 /// Chunks may come in any order; days already done leave gaps that start a new span.
 pub fn spans(mut chunks: Vec<Chunk>) -> Vec<Span> {

@@ -656,7 +656,8 @@ impl SpanReader {
             for g in join.hungry() {
                 let request = requests[g].take().expect("a hungry group has a next page");
                 let first_page = matches!(request, QueryPage::First { .. });
-                let page = fetch_page(ctx, &job.groups[g].decoder, &request, &self.label()).await?;
+                let page =
+                    fetch_page(ctx, &job.groups[g].decoder, &request, &|| self.label()).await?;
                 if g == 0 && first_page && std::mem::take(&mut self.may_refine) {
                     self.refine(ctx, job, page.total_size, page.batch.num_rows() as u64)
                         .await?;
@@ -688,13 +689,17 @@ impl SpanReader {
         if !fetch_plan::should_refine(self.days.len(), total_rows, page_rows) {
             return Ok(());
         }
-        let days: Vec<Chunk> = self.days.iter().cloned().collect();
+        let whole = Span {
+            object: job.selection.object.to_string(),
+            days: self.days.iter().cloned().collect(),
+        };
+        let days = &whole.days;
         let parts = if days.len() > fetch_plan::MAX_COUNTED_DAYS {
             fetch_plan::split_evenly(days.len(), ctx.concurrency * 2)
         } else {
-            match count_by_day(ctx, job, &days).await {
+            match count_by_day(ctx, job, days).await {
                 Ok(counts) => {
-                    let estimates = fetch_plan::estimate_days(&days, &counts);
+                    let estimates = fetch_plan::estimate_days(days, &counts);
                     let target = fetch_plan::part_target(total_rows, page_rows, ctx.concurrency);
                     fetch_plan::split(&estimates, target)
                 }
@@ -709,13 +714,9 @@ impl SpanReader {
             }
         };
         if parts.len() > 1 {
-            self.days = days[parts[0].clone()].iter().cloned().collect();
+            self.days = whole.part(parts[0].clone()).days.into();
             for part in &parts[1..] {
-                let span = Span {
-                    object: days[0].object.clone(),
-                    days: days[part.clone()].to_vec(),
-                };
-                let _ = ctx.events.send(Event::Spawn(span));
+                let _ = ctx.events.send(Event::Spawn(whole.part(part.clone())));
             }
         }
         Ok(())
@@ -929,7 +930,7 @@ async fn fetch_page(
     ctx: &Context,
     decoder: &Arc<PageDecoder>,
     request: &QueryPage,
-    label: &str,
+    label: &(dyn Fn() -> String + Sync),
 ) -> Result<Page, ChunkError> {
     let mut refetches = 0;
     loop {
@@ -944,7 +945,10 @@ async fn fetch_page(
         match run_blocking(move || decoder.decode(&body).map_err(ChunkError::from)).await {
             Err(ChunkError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
                 refetches += 1;
-                tracing::info!("{label}: a page arrived cut off ({e}); fetching it again");
+                tracing::info!(
+                    "{}: a page arrived cut off ({e}); fetching it again",
+                    label()
+                );
             }
             other => return other,
         }
