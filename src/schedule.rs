@@ -540,6 +540,7 @@ async fn fetch_span(
         days: span.days.into(),
         may_refine: true,
         narrow: None,
+        soql: String::new(),
     };
     let mut restarts = 0;
     let result = loop {
@@ -581,6 +582,9 @@ struct SpanReader {
     may_refine: bool,
     /// After a `QUERY_TIMEOUT` within one day: the widest range one query may cover.
     narrow: Option<chrono::Duration>,
+    /// The SOQL of the range being read, one line per field group: a day's file records the
+    /// query that read its rows (the first one, when `narrow` reads a day in several ranges).
+    soql: String,
 }
 
 impl SpanReader {
@@ -640,12 +644,17 @@ impl SpanReader {
         end: chrono::DateTime<Utc>,
     ) -> Result<bool, ChunkError> {
         let sel = &job.selection;
-        let mut requests: Vec<Option<QueryPage>> = job
+        let queries: Vec<String> = job
             .groups
             .iter()
-            .map(|g| {
+            .map(|g| soql::select_range(&sel.object, &g.fields, &sel.cursor, start, end))
+            .collect();
+        self.soql = queries.join("\n");
+        let mut requests: Vec<Option<QueryPage>> = queries
+            .into_iter()
+            .map(|soql| {
                 Some(QueryPage::First {
-                    soql: soql::select_range(&sel.object, &g.fields, &sel.cursor, start, end),
+                    soql,
                     include_deleted: ctx.include_deleted,
                 })
             })
@@ -749,7 +758,7 @@ impl SpanReader {
             if until > offset {
                 let rows = batch.slice(offset, until - offset);
                 let count = rows.num_rows() as u64;
-                let mut sink = OpenDay::take(open, ctx, job, day).await?;
+                let mut sink = OpenDay::take(open, ctx, job, day, &self.soql).await?;
                 // Not awaited: the next page is fetched while this one is written.
                 *open = Some(OpenDay(Box::pin(run_blocking(move || {
                     sink.write(&rows)?;
@@ -787,7 +796,7 @@ impl SpanReader {
         open: &mut Option<OpenDay>,
     ) -> Result<(), ChunkError> {
         let chunk = self.days.front().expect("a day is open").clone();
-        let sink = OpenDay::take(open, ctx, job, &chunk).await?;
+        let sink = OpenDay::take(open, ctx, job, &chunk, &self.soql).await?;
         let out = ctx.out.clone();
         let done = run_blocking(move || sink.publish(&out).map_err(ChunkError::from)).await?;
         self.days.pop_front();
@@ -807,10 +816,11 @@ impl OpenDay {
         ctx: &Context,
         job: &ObjectJob,
         chunk: &Chunk,
+        soql: &str,
     ) -> Result<ChunkSink, ChunkError> {
         match open.take() {
             Some(OpenDay(write)) => write.await,
-            None => Ok(ChunkSink::new(ctx, job, chunk)),
+            None => Ok(ChunkSink::new(ctx, job, chunk, soql)),
         }
     }
 }
@@ -847,23 +857,8 @@ struct ChunkSink {
 }
 
 impl ChunkSink {
-    /// The sink of `chunk`'s day; its file is created with the day's first row.
-    fn new(ctx: &Context, job: &ObjectJob, chunk: &Chunk) -> Self {
-        let sel = &job.selection;
-        let soql = job
-            .groups
-            .iter()
-            .map(|g| {
-                soql::select_range(
-                    &sel.object,
-                    &g.fields,
-                    &sel.cursor,
-                    chunk.window.start,
-                    chunk.window.end,
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+    /// The sink of `chunk`'s day, read by `soql`; its file is created with the day's first row.
+    fn new(ctx: &Context, job: &ObjectJob, chunk: &Chunk, soql: &str) -> Self {
         Self {
             writer: None,
             staging: ctx.staging.clone(),
@@ -873,8 +868,8 @@ impl ChunkSink {
                 day: chunk.day,
                 window_start: chunk.window.start,
                 window_end: chunk.window.end,
-                cursor_field: sel.cursor.to_string(),
-                soql,
+                cursor_field: job.selection.cursor.to_string(),
+                soql: soql.to_string(),
                 extracted_at: Utc::now(),
             },
         }

@@ -81,6 +81,25 @@ async fn the_demo_backfill_sends_at_most_a_fifth_more_requests_than_its_rows_nee
         ratio <= 1.2,
         "{sent} requests against a lower bound of {floor} ({ratio:.2})"
     );
+    // A day's file names the query that really read it: the month's, not a per-day one.
+    let file = dir.path().join("Lead/date=2025-06-10/part-00000.parquet");
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(file).unwrap())
+            .unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap();
+    let soql = meta
+        .iter()
+        .find(|kv| kv.key == "sfbackfill.soql")
+        .and_then(|kv| kv.value.clone())
+        .unwrap();
+    assert!(
+        soql.contains(">= 2025-06-01T00:00:00.000Z") && soql.contains("< 2025-07-01T00:00:00.000Z"),
+        "{soql}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
