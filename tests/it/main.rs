@@ -4,7 +4,9 @@ mod backfill; // the historical run end to end
 mod cli; // commands as a user runs them: exit codes, errors, secrets
 mod client; // the Salesforce client: sign-in, retries, rate and concurrency limits, usage guard
 mod crash; // kill -9 at random points and every fault at once: the next run is exact
+mod disk; // a full disk and a folder that turns read-only mid-run
 mod fake_org; // the fake org itself, so that what it fakes is faithful
 mod readers; // the output read back by an independent reader
 mod support; // helpers: start the fake org, run the binary, read output back
+mod sync; // the incremental run beside the backfill
 mod thrift; // API thrift: requests against the pages the rows need, QUERY_TIMEOUT

@@ -1,0 +1,1 @@
+//! The incremental run against a fake org whose records change during and between syncs.
