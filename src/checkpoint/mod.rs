@@ -1,0 +1,756 @@
+//! The checkpoint manifest: the sole truth on which chunks are done.
+//!
+//! Owns everything under `OUT/_sfbackfill/`: the append-only journal of chunk outcomes and the
+//! lock that keeps a second writer out, and (in [`cursors`]) the sync journal with its own lock. Does not own the Parquet files (`write`) nor decide
+//! what runs (`schedule`); only the run's coordinator appends.
+//!
+//! Invariants:
+//! * Recording a chunk costs one appended line and one `fsync`, whatever the manifest's size.
+//! * A chunk is recorded done only after its file is durable and in place (the caller's order).
+//! * A kill at any moment leaves at worst a torn last line, which the next open drops: the
+//!   chunk it described is simply not done and runs again, replacing its file atomically.
+//! * Any other unreadable line means the manifest is corrupt or foreign; we refuse to guess.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{ExitKind, UserFacing};
+
+pub mod cursors;
+use crate::plan::Window;
+
+/// The manifest folder's name inside the output folder.
+pub const MANIFEST_DIR: &str = "_sfbackfill";
+/// The backfill journal's file name.
+const JOURNAL_FILE: &str = "backfill.journal";
+/// The lock file's name; its content names the holder.
+const LOCK_FILE: &str = "backfill.lock";
+/// The first line of every journal; tells our manifests from anything else.
+const FORMAT: &str = "sfbackfill-manifest";
+/// Bumped when the journal's lines change incompatibly.
+const FORMAT_VERSION: u32 = 1;
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// The first line: identifies the file as ours.
+    Header {
+        format: String,
+        version: u32,
+        created_at: DateTime<Utc>,
+    },
+    /// A run began (for `status` and for people reading the journal).
+    RunStarted {
+        run: String,
+        pid: u32,
+        at: DateTime<Utc>,
+    },
+    /// The field list and cursor an object's chunks are written with.
+    ObjectConfig {
+        object: String,
+        fields: Vec<String>,
+        cursor_field: String,
+        chunk_timezone: String,
+        include_deleted: bool,
+    },
+    /// A run planned these days of an object; those not done since are pending.
+    Planned {
+        object: String,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        chunk_timezone: String,
+    },
+    /// A chunk's file (if it had rows) is durable and in place.
+    ChunkDone {
+        object: String,
+        day: NaiveDate,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        rows: u64,
+        bytes: u64,
+        file: Option<String>,
+        run: String,
+        at: DateTime<Utc>,
+    },
+    /// A chunk gave up after its retries; it runs again next time.
+    ChunkFailed {
+        object: String,
+        day: NaiveDate,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        error: String,
+        run: String,
+        at: DateTime<Utc>,
+    },
+    /// A run ended, normally or stopped early.
+    RunEnded {
+        run: String,
+        at: DateTime<Utc>,
+        outcome: String,
+    },
+}
+
+/// What the manifest knows of one chunk: the latest entry about it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChunkState {
+    Done {
+        window: Window,
+        rows: u64,
+        bytes: u64,
+        file: Option<String>,
+    },
+    Failed {
+        window: Window,
+        error: String,
+    },
+}
+
+/// An object's recorded field list and cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectConfig {
+    pub fields: Vec<String>,
+    pub cursor_field: String,
+    pub chunk_timezone: String,
+    pub include_deleted: bool,
+}
+
+/// Everything the journal says, folded: the latest state per chunk.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestState {
+    pub chunks: BTreeMap<(String, NaiveDate), ChunkState>,
+    pub objects: BTreeMap<String, ObjectConfig>,
+    /// Per object, the windows runs planned, with their chunk zone.
+    pub planned: BTreeMap<String, Vec<(Window, String)>>,
+    pub last_run_started: Option<DateTime<Utc>>,
+    pub last_run_ended: Option<(DateTime<Utc>, String)>,
+}
+
+impl ManifestState {
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Header { .. } => {}
+            Entry::RunStarted { at, .. } => self.last_run_started = Some(at),
+            Entry::RunEnded { at, outcome, .. } => self.last_run_ended = Some((at, outcome)),
+            Entry::Planned {
+                object,
+                start,
+                end,
+                chunk_timezone,
+            } => {
+                let plans = self.planned.entry(object).or_default();
+                let plan = (Window { start, end }, chunk_timezone);
+                if !plans.contains(&plan) {
+                    plans.push(plan);
+                }
+            }
+            Entry::ObjectConfig {
+                object,
+                fields,
+                cursor_field,
+                chunk_timezone,
+                include_deleted,
+            } => {
+                self.objects.insert(
+                    object,
+                    ObjectConfig {
+                        fields,
+                        cursor_field,
+                        chunk_timezone,
+                        include_deleted,
+                    },
+                );
+            }
+            Entry::ChunkDone {
+                object,
+                day,
+                start,
+                end,
+                rows,
+                bytes,
+                file,
+                ..
+            } => {
+                let window = Window { start, end };
+                let state = ChunkState::Done {
+                    window,
+                    rows,
+                    bytes,
+                    file,
+                };
+                self.chunks.insert((object, day), state);
+            }
+            Entry::ChunkFailed {
+                object,
+                day,
+                start,
+                end,
+                error,
+                ..
+            } => {
+                let state = ChunkState::Failed {
+                    window: Window { start, end },
+                    error,
+                };
+                self.chunks.insert((object, day), state);
+            }
+        }
+    }
+
+    /// True when the chunk of `object` on `day` is done over at least `window`.
+    pub fn is_done(&self, object: &str, day: NaiveDate, window: &Window) -> bool {
+        matches!(
+            self.chunks.get(&(object.to_string(), day)),
+            Some(ChunkState::Done { window: w, .. }) if w.start <= window.start && window.end <= w.end
+        )
+    }
+
+    /// Done chunks of `object`.
+    pub fn done_chunks<'a>(&'a self, object: &'a str) -> impl Iterator<Item = NaiveDate> + 'a {
+        self.chunks.iter().filter_map(move |((o, day), s)| {
+            (o == object && matches!(s, ChunkState::Done { .. })).then_some(*day)
+        })
+    }
+}
+
+/// Why the manifest could not be read, locked or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Another process holds the lock.
+    #[error(
+        "another sfbackfill is writing `{out}` ({holder}): wait for it to finish, or stop it, then run again"
+    )]
+    Locked { out: PathBuf, holder: String },
+    /// The journal has an unreadable line that is not a torn last line.
+    #[error("the manifest `{path}` is corrupt at line {line}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// The folder holds a manifest of another tool or format.
+    #[error("`{path}` is not an sfbackfill manifest (format {found}): use another `--out` folder")]
+    Foreign { path: PathBuf, found: String },
+    /// Reading or writing under `_sfbackfill/` failed.
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl UserFacing for CheckpointError {
+    fn exit_kind(&self) -> ExitKind {
+        match self {
+            CheckpointError::Locked { .. }
+            | CheckpointError::Corrupt { .. }
+            | CheckpointError::Foreign { .. } => ExitKind::Usage,
+            CheckpointError::Io { .. } => ExitKind::Failure,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            CheckpointError::Corrupt { path, .. } => Some(format!(
+                "move `{}` aside to start that output folder afresh (its chunks will be fetched again)",
+                path.display()
+            )),
+            CheckpointError::Io { .. } => Some(
+                "fix the folder's space or permissions, then run the same command again".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> CheckpointError + 'a {
+    move |source| CheckpointError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Path of the manifest folder in `out`.
+pub fn manifest_dir(out: &Path) -> PathBuf {
+    out.join(MANIFEST_DIR)
+}
+
+/// Reads the manifest of `out` without locking it (for `status` and `plan`).
+///
+/// A folder without a manifest reads as empty.
+pub fn read(out: &Path) -> Result<ManifestState, CheckpointError> {
+    let path = manifest_dir(out).join(JOURNAL_FILE);
+    match File::open(&path) {
+        Ok(file) => {
+            let mut state = ManifestState::default();
+            read_journal(&path, file, (FORMAT, FORMAT_VERSION), |e| state.apply(e))?;
+            Ok(state)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            refuse_foreign_folder(out)?;
+            Ok(ManifestState::default())
+        }
+        Err(e) => Err(io_err("read", &path)(e)),
+    }
+}
+
+/// A `_sfbackfill` folder with files but no journal was not made by us.
+fn refuse_foreign_folder(out: &Path) -> Result<(), CheckpointError> {
+    let dir = manifest_dir(out);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let ours = |name: &str| {
+        name == "staging"
+            || name.ends_with(".lock")
+            || name == cursors::SYNC_JOURNAL_FILE
+            || name == cursors::SYNC_STAGING_DIR
+    };
+    let foreign = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| !ours(name));
+    match foreign {
+        Some(name) => Err(CheckpointError::Foreign {
+            path: dir,
+            found: format!("unknown file `{name}`"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A journal's line type: the first line of every journal is a header naming its format.
+pub(crate) trait JournalLine: Serialize + DeserializeOwned {
+    /// `(format, version)` when this line is a header.
+    fn header(&self) -> Option<(&str, u32)>;
+}
+
+impl JournalLine for Entry {
+    fn header(&self) -> Option<(&str, u32)> {
+        match self {
+            Entry::Header {
+                format, version, ..
+            } => Some((format, *version)),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a journal of `format`, handing each line to `apply`; returns the byte length of its
+/// valid prefix (a torn last line is not part of it).
+pub(crate) fn read_journal<E: JournalLine>(
+    path: &Path,
+    file: File,
+    format: (&str, u32),
+    mut apply: impl FnMut(E),
+) -> Result<u64, CheckpointError> {
+    let mut reader = BufReader::new(file);
+    let mut valid_len = 0u64;
+    let mut line = Vec::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io_err("read", path))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        let complete = line.ends_with(b"\n");
+        let parsed = serde_json::from_slice::<E>(&line);
+        match (parsed, complete) {
+            (Ok(entry), true) => {
+                check_header(path, number, entry.header(), format)?;
+                apply(entry);
+                valid_len += n as u64;
+            }
+            // A torn last line: the write it belonged to never finished.
+            (_, false) => break,
+            (Err(e), true) => {
+                if number == 1 {
+                    return Err(CheckpointError::Foreign {
+                        path: path.to_path_buf(),
+                        found: "unreadable first line".into(),
+                    });
+                }
+                return Err(CheckpointError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: number,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(valid_len)
+}
+
+fn check_header(
+    path: &Path,
+    number: usize,
+    header: Option<(&str, u32)>,
+    expected: (&str, u32),
+) -> Result<(), CheckpointError> {
+    match (number, header) {
+        (1, Some(found)) if found == expected => Ok(()),
+        (1, Some((format, version))) => Err(CheckpointError::Foreign {
+            path: path.to_path_buf(),
+            found: format!("`{format}` version {version}"),
+        }),
+        (1, None) => Err(CheckpointError::Foreign {
+            path: path.to_path_buf(),
+            found: "no header".into(),
+        }),
+        (_, Some(_)) => Err(CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            line: number,
+            reason: "a second header".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An open, locked, append-only journal under `_sfbackfill/`. Dropping it releases the lock.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    file: File,
+    path: PathBuf,
+    _lock: File,
+}
+
+impl Journal {
+    /// Locks `lock_name` and opens `journal_name` in the manifest folder of `out`, writing
+    /// `header` into a new journal and handing every line of an existing one to `apply`. A torn
+    /// last line left by a killed process is cut off.
+    pub(crate) fn open<E: JournalLine>(
+        out: &Path,
+        journal_name: &str,
+        lock_name: &str,
+        run: &str,
+        header: E,
+        apply: impl FnMut(E),
+    ) -> Result<Self, CheckpointError> {
+        let dir = manifest_dir(out);
+        let path = dir.join(journal_name);
+        let format = header.header().expect("a header line");
+        let format = (format.0.to_string(), format.1);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let lock = acquire_lock(out, &dir.join(lock_name), run)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        let is_new = file.metadata().map_err(io_err("read", &path))?.len() == 0;
+        if is_new {
+            append_line(&mut file, &path, &header)?;
+            sync_dir(&dir)?;
+        } else {
+            let reader = file.try_clone().map_err(io_err("read", &path))?;
+            let valid_len = read_journal(&path, reader, (&format.0, format.1), apply)?;
+            drop_torn_tail(&file, &path, valid_len)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io_err("open", &path))?;
+        Ok(Self {
+            file,
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Appends one line and makes it durable before returning.
+    pub(crate) fn append(&mut self, entry: &impl Serialize) -> Result<(), CheckpointError> {
+        append_line(&mut self.file, &self.path, entry)
+    }
+}
+
+/// The open, locked manifest of one output folder. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct Manifest {
+    journal: Journal,
+    state: ManifestState,
+    run: String,
+}
+
+impl Manifest {
+    /// Opens (creating if needed) and locks the manifest of `out`.
+    ///
+    /// # Errors
+    /// `Locked` when another process holds it, naming that process; `Corrupt`/`Foreign` for
+    /// a journal we did not write; `Io` when the folder cannot be created or written.
+    pub fn open(out: &Path, run: &str) -> Result<Self, CheckpointError> {
+        if !manifest_dir(out).join(JOURNAL_FILE).exists() {
+            refuse_foreign_folder(out)?;
+        }
+        let header = Entry::Header {
+            format: FORMAT.into(),
+            version: FORMAT_VERSION,
+            created_at: Utc::now(),
+        };
+        let mut state = ManifestState::default();
+        let journal = Journal::open(out, JOURNAL_FILE, LOCK_FILE, run, header, |e| {
+            state.apply(e)
+        })?;
+        let mut manifest = Self {
+            journal,
+            state,
+            run: run.to_string(),
+        };
+        manifest.append(Entry::RunStarted {
+            run: run.to_string(),
+            pid: std::process::id(),
+            at: Utc::now(),
+        })?;
+        Ok(manifest)
+    }
+
+    pub fn state(&self) -> &ManifestState {
+        &self.state
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
+    /// Appends one entry and makes it durable before returning.
+    pub fn append(&mut self, entry: Entry) -> Result<(), CheckpointError> {
+        self.journal.append(&entry)?;
+        self.state.apply(entry);
+        Ok(())
+    }
+}
+
+fn append_line(
+    file: &mut File,
+    path: &Path,
+    entry: &impl Serialize,
+) -> Result<(), CheckpointError> {
+    let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
+    line.push(b'\n');
+    // One write call per line: a crash tears at most this line, which the next open drops.
+    file.write_all(&line).map_err(io_err("write", path))?;
+    file.sync_data().map_err(io_err("sync", path))
+}
+
+fn drop_torn_tail(journal: &File, path: &Path, valid_len: u64) -> Result<(), CheckpointError> {
+    let len = journal.metadata().map_err(io_err("read", path))?.len();
+    if len > valid_len {
+        tracing::warn!(
+            "dropping a torn last line of `{}` left by an interrupted run",
+            path.display()
+        );
+        journal.set_len(valid_len).map_err(io_err("repair", path))?;
+        journal.sync_data().map_err(io_err("sync", path))?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync", dir))
+}
+
+/// Takes the advisory lock; the file's text names the holder for the next process's message.
+fn acquire_lock(out: &Path, path: &Path, run: &str) -> Result<File, CheckpointError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(path)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "holder unknown".into());
+            return Err(CheckpointError::Locked {
+                out: out.to_path_buf(),
+                holder: holder.trim().to_string(),
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", path)(e)),
+    }
+    let text = format!(
+        "pid {}, started {}, run {run}",
+        std::process::id(),
+        Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    file.set_len(0).map_err(io_err("write", path))?;
+    file.write_all(text.as_bytes())
+        .map_err(io_err("write", path))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(d: u32) -> Window {
+        let start = NaiveDate::from_ymd_opt(2025, 3, d)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        Window {
+            start,
+            end: start + chrono::Duration::days(1),
+        }
+    }
+
+    fn done(object: &str, d: u32, rows: u64) -> Entry {
+        let w = window(d);
+        Entry::ChunkDone {
+            object: object.into(),
+            day: w.start.date_naive(),
+            start: w.start,
+            end: w.end,
+            rows,
+            bytes: rows * 10,
+            file: Some(format!(
+                "{object}/date={}/part-00000.parquet",
+                w.start.date_naive()
+            )),
+            run: "r1".into(),
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn reopened_manifest_remembers_done_chunks() {
+        let out = tempfile::tempdir().unwrap();
+        {
+            let mut m = Manifest::open(out.path(), "r1").unwrap();
+            m.append(done("Account", 1, 5)).unwrap();
+            m.append(done("Account", 2, 7)).unwrap();
+        }
+        let m = Manifest::open(out.path(), "r2").unwrap();
+        let day = |d| NaiveDate::from_ymd_opt(2025, 3, d).unwrap();
+        assert!(m.state().is_done("Account", day(1), &window(1)));
+        assert!(m.state().is_done("Account", day(2), &window(2)));
+        assert!(!m.state().is_done("Account", day(3), &window(3)));
+        assert!(!m.state().is_done("Contact", day(1), &window(1)));
+    }
+
+    #[test]
+    fn a_failed_entry_after_done_makes_the_chunk_pending_again() {
+        let out = tempfile::tempdir().unwrap();
+        let mut m = Manifest::open(out.path(), "r1").unwrap();
+        m.append(done("Account", 1, 5)).unwrap();
+        let w = window(1);
+        m.append(Entry::ChunkFailed {
+            object: "Account".into(),
+            day: w.start.date_naive(),
+            start: w.start,
+            end: w.end,
+            error: "boom".into(),
+            run: "r1".into(),
+            at: Utc::now(),
+        })
+        .unwrap();
+        assert!(!m.state().is_done("Account", w.start.date_naive(), &w));
+    }
+
+    #[test]
+    fn second_writer_is_refused_and_told_who_holds_the_lock() {
+        let out = tempfile::tempdir().unwrap();
+        let _first = Manifest::open(out.path(), "r1").unwrap();
+        let err = Manifest::open(out.path(), "r2").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, CheckpointError::Locked { .. }));
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        assert!(msg.contains("started"), "{msg}");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_its_chunk_runs_again() {
+        let out = tempfile::tempdir().unwrap();
+        {
+            let mut m = Manifest::open(out.path(), "r1").unwrap();
+            m.append(done("Account", 1, 5)).unwrap();
+        }
+        let path = manifest_dir(out.path()).join(JOURNAL_FILE);
+        let full = serde_json::to_string(&done("Account", 2, 7)).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&full.as_bytes()[..full.len() / 2]).unwrap();
+        drop(f);
+        let mut m = Manifest::open(out.path(), "r2").unwrap();
+        let day2 = NaiveDate::from_ymd_opt(2025, 3, 2).unwrap();
+        assert!(!m.state().is_done("Account", day2, &window(2)));
+        m.append(done("Account", 3, 1)).unwrap();
+        drop(m);
+        let again = read(out.path()).unwrap();
+        assert_eq!(again.chunks.len(), 2);
+    }
+
+    #[test]
+    fn a_corrupt_middle_line_is_refused_not_guessed() {
+        let out = tempfile::tempdir().unwrap();
+        drop(Manifest::open(out.path(), "r1").unwrap());
+        let path = manifest_dir(out.path()).join(JOURNAL_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{not json}\n").unwrap();
+        drop(f);
+        let err = Manifest::open(out.path(), "r2").unwrap_err();
+        assert!(
+            matches!(err, CheckpointError::Corrupt { line: 3, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_foreign_manifest_is_refused() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = manifest_dir(out.path());
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(JOURNAL_FILE), "hello\n").unwrap();
+        assert!(matches!(
+            Manifest::open(out.path(), "r").unwrap_err(),
+            CheckpointError::Foreign { .. }
+        ));
+        fs::remove_file(dir.join(JOURNAL_FILE)).unwrap();
+        fs::write(dir.join("state.db"), "x").unwrap();
+        assert!(matches!(
+            read(out.path()).unwrap_err(),
+            CheckpointError::Foreign { .. }
+        ));
+    }
+
+    #[test]
+    fn appending_costs_one_line_whatever_the_size() {
+        let out = tempfile::tempdir().unwrap();
+        let mut m = Manifest::open(out.path(), "r1").unwrap();
+        let path = manifest_dir(out.path()).join(JOURNAL_FILE);
+        let before = fs::metadata(&path).unwrap().len();
+        m.append(done("Account", 1, 5)).unwrap();
+        let one = fs::metadata(&path).unwrap().len() - before;
+        for d in 2..=28 {
+            m.append(done("Account", d, 5)).unwrap();
+        }
+        let before = fs::metadata(&path).unwrap().len();
+        m.append(done("Contact", 1, 5)).unwrap();
+        let grew = fs::metadata(&path).unwrap().len() - before;
+        assert!(
+            grew <= one + 2,
+            "appending grew the journal by {grew} bytes, one line is {one}"
+        );
+    }
+}
