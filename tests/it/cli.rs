@@ -159,6 +159,38 @@ async fn bad_invocations_fail_before_any_request_with_one_line() {
         file("a-file", "x"),
     );
     let missing = inputs.path().join("missing").to_str().unwrap().to_string();
+    // Output folders whose manifest is corrupt or not ours, made from a real journal.
+    let journal = seed_journal(&org.url()).await;
+    let manifest_out = |name: &str, files: &[(&str, String)]| {
+        let out = inputs.path().join(name);
+        std::fs::create_dir_all(out.join("_sfbackfill")).unwrap();
+        for (file, text) in files {
+            std::fs::write(out.join("_sfbackfill").join(file), text).unwrap();
+        }
+        out.to_str().unwrap().to_string()
+    };
+    let lines: Vec<&str> = journal.lines().collect();
+    assert!(lines.len() >= 4, "a real journal: {journal}");
+    let mut garbled = lines.clone();
+    garbled.insert(2, "{\"kind\":\"chunk_done\",\"object\":"); // a whole line, not JSON
+    let garbled = garbled.join("\n") + "\n";
+    let header: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(header["kind"], "header", "{journal}");
+    let mut other = header.clone();
+    other["format"] = "other-tool".into();
+    let other_tool = format!("{other}\n{}\n", lines[1..].join("\n"));
+    let mut newer = header.clone();
+    newer["version"] = 99.into();
+    let newer = format!("{newer}\n{}\n", lines[1..].join("\n"));
+    let corrupt_out = manifest_out("corrupt", &[("backfill.journal", garbled)]);
+    let other_tool_out = manifest_out("other-tool", &[("backfill.journal", other_tool)]);
+    let newer_out = manifest_out("newer", &[("backfill.journal", newer)]);
+    let csv_out = manifest_out(
+        "csv",
+        &[("backfill.journal", "Id,Day\n001,2025-01-01\n".into())],
+    );
+    let unknown_out = manifest_out("unknown", &[("state.db", "SQLite format 3".into())]);
+    let inputs_before = tree(inputs.path());
     let base = [
         "backfill",
         "--objects",
@@ -225,8 +257,27 @@ async fn bad_invocations_fail_before_any_request_with_one_line() {
             "the file is empty",
         ),
         (&["--out", &a_file], "not a folder"),
+        (
+            &["--out", &corrupt_out],
+            "corrupt/_sfbackfill/backfill.journal` is corrupt at line 3",
+        ),
+        (&["--out", &corrupt_out], "move `"),
+        (
+            &["--out", &other_tool_out],
+            "backfill.journal` is not an sfbackfill manifest (format `other-tool` version 1): \
+             use another `--out` folder",
+        ),
+        (
+            &["--out", &newer_out],
+            "(format `sfbackfill-manifest` version 99)",
+        ),
+        (
+            &["--out", &csv_out],
+            "csv/_sfbackfill/backfill.journal` is not an sfbackfill",
+        ),
+        (&["--out", &unknown_out], "unknown file `state.db`"),
     ];
-    assert!(cases.len() >= 30);
+    assert!(cases.len() >= 38);
     for (extra, needle) in cases {
         let args = with_flags(&base, extra);
         let before = org.stats().requests;
@@ -240,6 +291,48 @@ async fn bad_invocations_fail_before_any_request_with_one_line() {
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "the output folder was changed"
     );
+    assert!(
+        tree(inputs.path()) == inputs_before,
+        "a refused run changed a folder with a corrupt or foreign manifest"
+    );
+}
+
+/// The journal of a real one-day backfill (header, run, object, plan, chunks, end).
+async fn seed_journal(url: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = run(
+        url,
+        &[
+            "backfill",
+            "--objects",
+            "Account",
+            "--start",
+            "2025-01-02",
+            "--end",
+            "2025-01-02",
+            "--out",
+            out,
+        ],
+    )
+    .await;
+    assert_exit(&o, 0);
+    std::fs::read_to_string(dir.path().join("_sfbackfill").join("backfill.journal")).unwrap()
+}
+
+/// Every file and folder under `dir` with its bytes (folders as `None`).
+fn tree(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+            out.insert(p, None);
+        } else {
+            out.insert(p.clone(), Some(std::fs::read(&p).unwrap()));
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
