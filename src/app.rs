@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::checkpoint::cursors::{self, SyncEntry, SyncJournal};
 use crate::checkpoint::{self, ChunkState, Entry, Manifest, ManifestState};
 use crate::cli::{self, Command};
-use crate::config::{self, BackfillSettings, Connection, Limits, ProcessEnv};
+use crate::config::{self, BackfillSettings, Connection, Limits, ProcessEnv, SyncSettings};
 use crate::describe::ObjectDescribe;
 use crate::error::{ExitKind, UserFacing};
 use crate::fetch::{ClientConfig, SalesforceClient};
@@ -24,6 +25,7 @@ use crate::schedule::{self, ObjectJob, QueryBudget, Reporter, RunConfig, RunSumm
 use crate::schema;
 use crate::select::{self, Selection};
 use crate::soql::{self, Identifier};
+use crate::sync;
 
 /// Attempts per request before a chunk is marked failed: enough to ride out a minute of
 /// Salesforce maintenance with the back-off's doubling.
@@ -71,6 +73,11 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
             let reporter: Arc<dyn Reporter> = Arc::from(progress::reporter(settings.progress));
             let summary = backfill(&settings, reporter, shutdown_signal()).await?;
             finish(&settings, &summary)
+        }
+        Command::Sync(args) => {
+            let settings = config::sync(&args, &ProcessEnv)?;
+            let summary = sync(&settings, shutdown_signal()).await?;
+            finish_sync(&settings, &summary)
         }
         Command::Status(args) => status(&args.out, args.json),
         Command::Demo(args) => demo(&args).await,
@@ -324,14 +331,24 @@ async fn describe_object(client: &SalesforceClient, name: &str, json: bool) -> R
 // ---------------------------------------------------------------------------------------
 // backfill and plan
 
-/// The objects of a run, described and selected; fails before any chunk runs.
+/// What a run asks of its objects' fields and cursor.
+struct FieldRequest<'a> {
+    objects: &'a [Identifier],
+    /// `--fields`, per object, as given.
+    fields: &'a BTreeMap<String, Vec<Identifier>>,
+    all_fields: bool,
+}
+
+/// The objects of a run, described and selected; fails before any chunk runs. `cursor_of`
+/// picks each object's cursor from its describe.
 async fn prepare_objects(
     client: &SalesforceClient,
-    settings: &BackfillSettings,
+    request: FieldRequest<'_>,
+    cursor_of: impl Fn(&ObjectDescribe) -> Result<Identifier, Failure>,
 ) -> Result<Vec<(ObjectDescribe, Selection)>, Failure> {
     let global = client.describe_global().await?;
     let mut prepared = Vec::new();
-    for object in &settings.objects {
+    for object in request.objects {
         let Some(entry) = global
             .iter()
             .find(|o| o.name.eq_ignore_ascii_case(object.as_str()))
@@ -349,20 +366,24 @@ async fn prepare_objects(
             ));
         };
         let describe = client.describe(&entry.name).await?;
-        let requested = settings
+        let requested = request
             .fields
             .iter()
             .find(|(o, _)| o.eq_ignore_ascii_case(object.as_str()))
             .map(|(_, f)| f.as_slice());
-        let selection = select::select(
-            &describe,
-            requested,
-            settings.all_fields,
-            &settings.cursor_field,
-        )?;
+        let cursor = cursor_of(&describe)?;
+        let selection = select::select(&describe, requested, request.all_fields, &cursor)?;
         prepared.push((describe, selection));
     }
     Ok(prepared)
+}
+
+fn backfill_fields(settings: &BackfillSettings) -> FieldRequest<'_> {
+    FieldRequest {
+        objects: &settings.objects,
+        fields: &settings.fields,
+        all_fields: settings.all_fields,
+    }
 }
 
 /// The chunks of the window still to fetch: all of them with `--repull`.
@@ -391,38 +412,13 @@ fn check_object_config(
     if state.done_chunks(object).next().is_none() || settings.repull {
         return Ok(());
     }
-    let fields = selection.field_names();
-    let zone = settings.chunk_timezone.name();
-    let what = if recorded.fields != fields {
-        let added: Vec<_> = fields
-            .iter()
-            .filter(|f| !recorded.fields.contains(f))
-            .cloned()
-            .collect();
-        let removed: Vec<_> = recorded
-            .fields
-            .iter()
-            .filter(|f| !fields.contains(f))
-            .cloned()
-            .collect();
-        format!(
-            "another field list (added: [{}], removed: [{}])",
-            added.join(", "),
-            removed.join(", ")
-        )
-    } else if recorded.cursor_field != selection.cursor.as_str() {
-        format!(
-            "cursor `{}`, not `{}`",
-            recorded.cursor_field, selection.cursor
-        )
-    } else if recorded.chunk_timezone != zone {
-        format!(
-            "chunk time zone `{}`, not `{zone}`",
-            recorded.chunk_timezone
-        )
-    } else if recorded.include_deleted != settings.include_deleted {
-        "another --include-deleted setting".to_string()
-    } else {
+    let now = checkpoint::ObjectConfig {
+        fields: selection.field_names(),
+        cursor_field: selection.cursor.to_string(),
+        chunk_timezone: settings.chunk_timezone.name().to_string(),
+        include_deleted: settings.include_deleted,
+    };
+    let Some(what) = config_difference(recorded, &now) else {
         return Ok(());
     };
     Err(Failure::new(
@@ -433,6 +429,46 @@ fn check_object_config(
         ),
         Some("add --repull to replace the window's chunks, or use another --out folder".into()),
     ))
+}
+
+/// How the settings an object's files were written with differ from `now`, in words.
+fn config_difference(
+    recorded: &checkpoint::ObjectConfig,
+    now: &checkpoint::ObjectConfig,
+) -> Option<String> {
+    if recorded.fields != now.fields {
+        let added: Vec<_> = now
+            .fields
+            .iter()
+            .filter(|f| !recorded.fields.contains(f))
+            .cloned()
+            .collect();
+        let removed: Vec<_> = recorded
+            .fields
+            .iter()
+            .filter(|f| !now.fields.contains(f))
+            .cloned()
+            .collect();
+        Some(format!(
+            "another field list (added: [{}], removed: [{}])",
+            added.join(", "),
+            removed.join(", ")
+        ))
+    } else if recorded.cursor_field != now.cursor_field {
+        Some(format!(
+            "cursor `{}`, not `{}`",
+            recorded.cursor_field, now.cursor_field
+        ))
+    } else if recorded.chunk_timezone != now.chunk_timezone {
+        Some(format!(
+            "chunk time zone `{}`, not `{}`",
+            recorded.chunk_timezone, now.chunk_timezone
+        ))
+    } else if recorded.include_deleted != now.include_deleted {
+        Some("another --include-deleted setting".to_string())
+    } else {
+        None
+    }
 }
 
 /// Runs a backfill to the end or until it stops; the caller reports the summary.
@@ -455,7 +491,10 @@ pub async fn backfill(
         }
     }
     let client = connect(&settings.connection, &settings.limits).await?;
-    let prepared = prepare_objects(&client, settings).await?;
+    let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
+        Ok(settings.cursor_field.clone())
+    })
+    .await?;
     let existing = checkpoint::read(&settings.out)?;
     for (_, selection) in &prepared {
         check_object_config(settings, &existing, &settings.out, selection)?;
@@ -588,7 +627,10 @@ fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Result<(), Failu
 async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     client_config(&settings.connection, &settings.limits).validate()?;
     let client = connect(&settings.connection, &settings.limits).await?;
-    let prepared = prepare_objects(&client, settings).await?;
+    let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
+        Ok(settings.cursor_field.clone())
+    })
+    .await?;
     let state = checkpoint::read(&settings.out)?;
     let per_second =
         f64::from(settings.limits.rate_limit) / settings.limits.rate_interval.as_secs_f64();
@@ -770,10 +812,12 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
     }
     let state = checkpoint::read(out)?;
     let statuses = object_statuses(&state);
+    let synced = sync_statuses(&cursors::read(out)?);
     if json {
         let doc = serde_json::json!({
             "out": out,
             "objects": statuses,
+            "sync": synced,
             "last_run_started": state.last_run_started,
             "last_run_ended": state.last_run_ended.as_ref().map(|(at, outcome)| serde_json::json!({"at": at, "outcome": outcome})),
         });
@@ -790,7 +834,74 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
             at.format("%Y-%m-%d %H:%M:%S UTC")
         );
     }
+    if !synced.is_empty() {
+        print!("\n{}", sync_table(&synced));
+    }
     Ok(())
+}
+
+/// One object's incremental state, for `status`.
+#[derive(Debug, Serialize)]
+pub struct SyncStatus {
+    pub object: String,
+    pub cursor_field: Option<String>,
+    /// Every row before this is written.
+    pub cursor: Option<String>,
+    /// The `Id` that breaks a tie at `cursor`, when a sync stopped inside one second.
+    pub cursor_id: Option<String>,
+    pub last_synced: Option<String>,
+    pub syncs: u64,
+    pub rows: u64,
+    /// How far an unfinished `--full-every` re-read got.
+    pub full_reread_at: Option<String>,
+}
+
+pub fn sync_statuses(state: &cursors::SyncState) -> Vec<SyncStatus> {
+    state
+        .objects
+        .iter()
+        .map(|(object, c)| SyncStatus {
+            object: object.clone(),
+            cursor_field: c.config.as_ref().map(|c| c.cursor_field.clone()),
+            cursor: c.cursor.as_ref().map(|p| soql::datetime_literal(p.at)),
+            cursor_id: c
+                .cursor
+                .as_ref()
+                .map(|p| p.id.clone())
+                .filter(|id| !id.is_empty()),
+            last_synced: c.last_synced.map(soql::datetime_literal),
+            syncs: c.passes,
+            rows: c.rows,
+            full_reread_at: c.full_pass.as_ref().map(|p| soql::datetime_literal(p.at)),
+        })
+        .collect()
+}
+
+fn sync_table(statuses: &[SyncStatus]) -> String {
+    let mut s = format!(
+        "{:<20} {:<16} {:<26} {:<26} {:>6} {:>10}\n",
+        "SYNCED OBJECT", "CURSOR FIELD", "CURSOR", "LAST SYNC", "SYNCS", "ROWS"
+    );
+    for o in statuses {
+        let cursor = match (&o.cursor, &o.cursor_id) {
+            (Some(at), Some(id)) => format!("{at} after {id}"),
+            (Some(at), None) => at.clone(),
+            _ => "-".into(),
+        };
+        s += &format!(
+            "{:<20} {:<16} {:<26} {:<26} {:>6} {:>10}\n",
+            o.object,
+            o.cursor_field.as_deref().unwrap_or("-"),
+            cursor,
+            o.last_synced.as_deref().unwrap_or("never finished"),
+            o.syncs,
+            o.rows
+        );
+        if let Some(at) = &o.full_reread_at {
+            s += &format!("    a full re-read is under way, at {at}\n");
+        }
+    }
+    s
 }
 
 fn status_table(statuses: &[ObjectStatus]) -> String {
@@ -815,6 +926,340 @@ fn status_table(statuses: &[ObjectStatus]) -> String {
         }
     }
     s
+}
+
+// ---------------------------------------------------------------------------------------
+// sync
+
+/// The cursors a sync prefers, in order (salesforce-api.md §3.4): `SystemModstamp` moves on
+/// every change, system ones included; `LastModifiedDate` only on user and API edits.
+const SYNC_CURSORS: &[&str] = &["SystemModstamp", "LastModifiedDate"];
+
+/// Runs a sync to the end or until it stops; the caller reports the summary.
+pub async fn sync(
+    settings: &SyncSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<sync::SyncSummary, Failure> {
+    client_config(&settings.connection, &settings.limits).validate()?;
+    config::check_writable_output(&settings.out)?;
+    let cursors = cursors::read(&settings.out)?;
+    let backfilled = checkpoint::read(&settings.out)?;
+    refuse_unseeded(settings, &cursors)?;
+    let client = connect(&settings.connection, &settings.limits).await?;
+    let fields = sync_fields(settings, &cursors, &backfilled);
+    let request = FieldRequest {
+        objects: &settings.objects,
+        fields: &fields,
+        all_fields: settings.all_fields,
+    };
+    let prepared =
+        prepare_objects(&client, request, |d| sync_cursor(settings, &cursors, d)).await?;
+    config::ensure_writable_output(&settings.out)?;
+    let run_id = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    let mut journal = SyncJournal::open(&settings.out, &run_id)?;
+    let upto = chrono::Utc::now() - settings.safety_lag;
+    let mut objects = Vec::new();
+    for (_, selection) in prepared {
+        let object = selection.object.to_string();
+        let known = journal.state().objects.get(&object).cloned();
+        sync::discard_uncommitted(
+            &settings.out,
+            &known
+                .as_ref()
+                .map(|k| k.uncommitted.clone())
+                .unwrap_or_default(),
+        )?;
+        let zone = sync_zone(settings, known.as_ref(), backfilled.objects.get(&object));
+        let Some(pass) = sync::plan_pass(
+            known.as_ref(),
+            settings.start,
+            settings.lookback,
+            upto,
+            settings.full_every,
+        ) else {
+            return Err(unseeded(settings, &object));
+        };
+        record_sync_config(
+            &mut journal,
+            settings,
+            &selection,
+            zone,
+            known.as_ref(),
+            &pass,
+        )?;
+        let job = sync_job(settings, selection)?;
+        objects.push(sync::SyncObject {
+            job: Arc::new(job),
+            zone,
+            pass,
+        });
+    }
+    let journal = Arc::new(tokio::sync::Mutex::new(journal));
+    let run = sync::SyncRun {
+        client,
+        out: settings.out.clone(),
+        include_deleted: settings.include_deleted,
+        budget: Arc::new(QueryBudget::new(settings.query_limit)),
+        query_limit: settings.query_limit,
+        journal: journal.clone(),
+    };
+    let result = sync::run(run, objects, settings.limits.concurrency, shutdown).await;
+    let outcome = match &result {
+        Ok(s) if s.stopped.is_some() => "stopped",
+        Ok(s) if s.failed > 0 => "failed objects",
+        Ok(_) => "complete",
+        Err(_) => "error",
+    };
+    journal.lock().await.append(SyncEntry::RunEnded {
+        run: run_id,
+        at: chrono::Utc::now(),
+        outcome: outcome.into(),
+    })?;
+    Ok(result?)
+}
+
+/// An object never synced needs `--start`: refused before any request is sent.
+fn refuse_unseeded(settings: &SyncSettings, cursors: &cursors::SyncState) -> Result<(), Failure> {
+    if settings.start.is_some() {
+        return Ok(());
+    }
+    let known = |o: &Identifier| {
+        cursors.objects.iter().any(|(name, c)| {
+            name.eq_ignore_ascii_case(o.as_str()) && (c.cursor.is_some() || c.full_pass.is_some())
+        })
+    };
+    match settings.objects.iter().find(|o| !known(o)) {
+        Some(object) => Err(unseeded(settings, object.as_str())),
+        None => Ok(()),
+    }
+}
+
+fn unseeded(settings: &SyncSettings, object: &str) -> Failure {
+    Failure::new(
+        ExitKind::Usage,
+        format!(
+            "`{object}` has no sync cursor in `{}` yet: its first sync needs --start",
+            settings.out.display()
+        ),
+        Some(
+            "a backfill seeds the history: backfill up to a day, then sync with --start that \
+             day's end (e.g. --start 2026-01-01); later syncs continue from the stored cursor"
+                .into(),
+        ),
+    )
+}
+
+/// `--fields` as given; else the list this folder already holds the object with (its syncs',
+/// then its backfill's), so that a sync continues the backfill with the same columns.
+fn sync_fields(
+    settings: &SyncSettings,
+    cursors: &cursors::SyncState,
+    backfilled: &ManifestState,
+) -> BTreeMap<String, Vec<Identifier>> {
+    let mut fields = settings.fields.clone();
+    if settings.all_fields {
+        return fields;
+    }
+    for object in &settings.objects {
+        let name = object.to_string();
+        if fields.keys().any(|o| o.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
+        let recorded = cursors
+            .objects
+            .get(&name)
+            .and_then(|c| c.config.as_ref().map(|c| c.fields.clone()))
+            .or_else(|| backfilled.objects.get(&name).map(|o| o.fields.clone()));
+        if let Some(list) = recorded {
+            let ids = list
+                .iter()
+                .filter_map(|f| Identifier::parse(f).ok())
+                .collect();
+            fields.insert(name, ids);
+        }
+    }
+    fields
+}
+
+/// `--cursor-field`, else the one the object was synced with, else `SystemModstamp`, else
+/// `LastModifiedDate`; an object with none of them is refused, naming its date-time fields.
+fn sync_cursor(
+    settings: &SyncSettings,
+    cursors: &cursors::SyncState,
+    describe: &ObjectDescribe,
+) -> Result<Identifier, Failure> {
+    if let Some(field) = &settings.cursor_field {
+        return Ok(field.clone());
+    }
+    let recorded = cursors
+        .objects
+        .get(&describe.name)
+        .and_then(|c| c.config.as_ref())
+        .map(|c| c.cursor_field.as_str());
+    let found = recorded
+        .into_iter()
+        .chain(SYNC_CURSORS.iter().copied())
+        .find(|name| describe.field(name).is_some_and(|f| f.is_datetime()));
+    if let Some(name) = found {
+        return Ok(Identifier::parse(name).expect("describe names are identifiers"));
+    }
+    let candidates = select::cursor_candidates(describe);
+    let advice = match candidates.as_slice() {
+        [] => "it has no date-time field, so it cannot be synced incrementally: back it up with `backfill --repull` instead".to_string(),
+        some => format!(
+            "pass --cursor-field with one of its date-time fields: {}",
+            some.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Err(Failure::new(
+        ExitKind::Usage,
+        format!(
+            "`{}` has neither SystemModstamp nor LastModifiedDate to follow its changes",
+            describe.name
+        ),
+        Some(advice),
+    ))
+}
+
+/// `--chunk-timezone`, else the zone the object was synced or backfilled with, else UTC.
+fn sync_zone(
+    settings: &SyncSettings,
+    known: Option<&cursors::ObjectCursor>,
+    backfilled: Option<&checkpoint::ObjectConfig>,
+) -> chrono_tz::Tz {
+    let recorded = known
+        .and_then(|k| k.config.as_ref().map(|c| c.chunk_timezone.clone()))
+        .or_else(|| backfilled.map(|b| b.chunk_timezone.clone()));
+    settings
+        .chunk_timezone
+        .or_else(|| recorded.and_then(|z| plan::parse_zone(&z).ok()))
+        .unwrap_or(chrono_tz::Tz::UTC)
+}
+
+/// Records the object's sync settings the first time, and refuses a sync with other ones:
+/// its files would not match those already written.
+fn record_sync_config(
+    journal: &mut SyncJournal,
+    settings: &SyncSettings,
+    selection: &Selection,
+    zone: chrono_tz::Tz,
+    known: Option<&cursors::ObjectCursor>,
+    pass: &sync::Pass,
+) -> Result<(), Failure> {
+    let object = selection.object.to_string();
+    let now = checkpoint::ObjectConfig {
+        fields: selection.field_names(),
+        cursor_field: selection.cursor.to_string(),
+        chunk_timezone: zone.name().to_string(),
+        include_deleted: settings.include_deleted,
+    };
+    if let Some(recorded) = known.and_then(|k| k.config.as_ref()) {
+        let before = checkpoint::ObjectConfig {
+            fields: recorded.fields.clone(),
+            cursor_field: recorded.cursor_field.clone(),
+            chunk_timezone: recorded.chunk_timezone.clone(),
+            include_deleted: recorded.include_deleted,
+        };
+        return match config_difference(&before, &now) {
+            None => Ok(()),
+            Some(what) => Err(Failure::new(
+                ExitKind::Usage,
+                format!(
+                    "`{}` holds syncs of `{object}` made with {what}",
+                    settings.out.display()
+                ),
+                Some("sync with the same settings, or into another --out folder".into()),
+            )),
+        };
+    }
+    journal.append(SyncEntry::ObjectConfig {
+        object,
+        fields: now.fields,
+        cursor_field: now.cursor_field,
+        chunk_timezone: now.chunk_timezone,
+        include_deleted: now.include_deleted,
+        origin: pass.after.at,
+    })?;
+    Ok(())
+}
+
+/// The object's decoder; a field list too long for one query URL is refused, since a sync
+/// pages by `(cursor, Id)` and cannot join field groups across pages.
+fn sync_job(settings: &SyncSettings, selection: Selection) -> Result<ObjectJob, Failure> {
+    let uri_prefix = settings.connection.instance_url.len()
+        + format!(
+            "/services/data/{}/queryAll?q=",
+            settings.connection.api_version
+        )
+        .len()
+        + 160;
+    let object = selection.object.to_string();
+    let job = ObjectJob::new(selection, uri_prefix, settings.max_query_uri_bytes)?;
+    if job.groups.len() > 1 {
+        return Err(Failure::new(
+            ExitKind::Usage,
+            format!("`{object}`'s field list is too long for one query URL, which sync needs"),
+            Some(format!(
+                "sync fewer fields with --fields {object}=Id,...; the backfill reads wide objects in field groups"
+            )),
+        ));
+    }
+    Ok(job)
+}
+
+/// Prints what each object's pass did and picks the exit: 0 done, 3 stopped, 1 failed.
+fn finish_sync(settings: &SyncSettings, summary: &sync::SyncSummary) -> Result<(), Failure> {
+    for o in &summary.objects {
+        let cursor = o
+            .reached
+            .as_ref()
+            .map(|p| soql::datetime_literal(p.at))
+            .unwrap_or_else(|| "unchanged".into());
+        let state = match (&o.error, o.finished) {
+            (Some(e), _) => format!("failed: {e}"),
+            (None, true) => "done".into(),
+            (None, false) => "stopped".into(),
+        };
+        eprintln!(
+            "sync: {:<20} {:>9} rows in {} files, cursor {cursor} ({state})",
+            o.object, o.rows, o.files
+        );
+    }
+    let resume = Some("run the same command again: it continues from the stored cursors".into());
+    match &summary.stopped {
+        Some(StopReason::QueryLimit { limit }) => Err(Failure::new(
+            ExitKind::Resumable,
+            format!("stopped: the query limit of {limit} requests is reached"),
+            resume,
+        )),
+        Some(StopReason::ApiUsage { message }) => Err(Failure::new(
+            ExitKind::Resumable,
+            format!("stopped: {message}"),
+            resume,
+        )),
+        Some(StopReason::Interrupted) | Some(StopReason::OutsideWindow { .. }) => {
+            Err(Failure::new(
+                ExitKind::Resumable,
+                "stopped by a signal; written steps are kept and their cursors moved",
+                resume,
+            ))
+        }
+        None if summary.failed > 0 => Err(Failure::new(
+            ExitKind::Failure,
+            format!(
+                "{} object{} failed after their retries (see `sfbackfill status --out {}`)",
+                summary.failed,
+                if summary.failed == 1 { "" } else { "s" },
+                settings.out.display()
+            ),
+            resume,
+        )),
+        None => Ok(()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -39,7 +39,10 @@ pub enum Command {
     /// Copy a window of history into OUT/OBJECT/date=YYYY-MM-DD/ as Parquet; resumable.
     #[command(after_help = BACKFILL_EXAMPLES)]
     Backfill(BackfillArgs),
-    /// Per object: chunks done, pending and failed, rows, bytes and the window covered.
+    /// Copy the records created or changed since the last sync into the same day layout.
+    #[command(after_help = SYNC_EXAMPLES)]
+    Sync(SyncArgs),
+    /// Per object: chunks done, pending and failed, rows, bytes, the window and the sync cursor.
     #[command(after_help = "Example:\n  sfbackfill status --out ./sf --json")]
     Status(StatusArgs),
     /// Run a backfill against an embedded fake org: no credentials, no network.
@@ -61,6 +64,18 @@ Examples:
   sfbackfill backfill --config backfill.toml --repull --start 2025-03-01 --end 2025-03-07
 
 Run the same command again to resume: done chunks are skipped.";
+
+const SYNC_EXAMPLES: &str = "\
+Examples:
+  sfbackfill sync --objects Account,Contact --start 2026-01-01 --out ./sf      (the first sync)
+  sfbackfill sync --objects Account,Contact --out ./sf                          (every later one)
+  sfbackfill sync --objects LoginHistory --cursor-field LoginTime --out ./sf --full-every 288
+
+Each run reads the rows whose cursor (SystemModstamp, else LastModifiedDate) lies between the
+stored cursor minus --lookback and now minus --safety-lag, writes them as
+OUT/OBJECT/date=YYYY-MM-DD/sync-*.parquet, then moves the cursor. Rows can arrive more than
+once: keep the newest per Id (examples/duckdb.sql). A sync may run beside a backfill on the
+same folder; a second sync on it is refused.";
 
 /// Where and how to sign in.
 #[derive(Debug, Clone, Default, Args)]
@@ -209,6 +224,53 @@ pub struct BackfillArgs {
     /// How progress is shown.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(after_long_help = CONNECTION_HELP)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Objects, comma-separated exact API names (custom objects end in __c).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub objects: Vec<String>,
+    /// The output folder (the backfill's, to continue it).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Where an object's first sync starts (YYYY-MM-DD or RFC 3339), usually the backfill's
+    /// end. Later syncs start from the stored cursor and ignore it.
+    #[arg(long, value_name = "WHEN")]
+    pub start: Option<String>,
+    /// Fields of one object: OBJECT=F1,F2,... (repeatable) [default: the backfill's list].
+    #[arg(long, value_name = "OBJECT=LIST")]
+    pub fields: Vec<String>,
+    /// Every field, standard and custom, instead of the standard ones.
+    #[arg(long)]
+    pub all_fields: bool,
+    /// The date-time field that orders changes [default: SystemModstamp, else LastModifiedDate].
+    #[arg(long, value_name = "FIELD")]
+    pub cursor_field: Option<String>,
+    /// Re-read this much before the cursor, for rows committed late (e.g. 5m, 90s, 0s) [default: 5m].
+    #[arg(long, value_name = "DURATION")]
+    pub lookback: Option<String>,
+    /// Read only up to this long before now, for clock skew and commits in flight [default: 1m].
+    #[arg(long, value_name = "DURATION")]
+    pub safety_lag: Option<String>,
+    /// Every Nth sync of an object re-reads it from its first sync's start, to catch changes
+    /// no cursor sees (sharing, formulas).
+    #[arg(long, value_name = "N")]
+    pub full_every: Option<u64>,
+    /// The zone whose midnights cut the days [default: the backfill's, else UTC].
+    #[arg(long, value_name = "ZONE")]
+    pub chunk_timezone: Option<String>,
+    /// The most query requests (query and next pages) this run may send.
+    #[arg(long, value_name = "N")]
+    pub query_limit: Option<u64>,
+    /// Use queryAll and keep soft-deleted rows (IsDeleted = true): how deletions are seen.
+    #[arg(long)]
+    pub include_deleted: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{BackfillArgs, ConnectionArgs, LimitArgs, ProgressMode};
+use crate::cli::{BackfillArgs, ConnectionArgs, LimitArgs, ProgressMode, SyncArgs};
 use crate::error::{ExitKind, UserFacing};
 use crate::offpeak::{DailyWindow, OffPeak, WindowError};
 use crate::plan::{self, Bound, PlanError, Window};
@@ -34,6 +34,11 @@ pub const DEFAULT_MAX_API_USAGE: f64 = 75.0;
 pub const MIN_QUERY_URI_BYTES: usize = 500;
 /// The cursor the spec names as default.
 pub const DEFAULT_CURSOR_FIELD: &str = "LastModifiedDate";
+/// How far a sync re-reads before its cursor: longer than almost every transaction, so a row
+/// committed after a later one (with an earlier timestamp) is still caught.
+pub const DEFAULT_LOOKBACK: &str = "5m";
+/// How far before now a sync stops reading: covers clock skew between us and the org.
+pub const DEFAULT_SAFETY_LAG: &str = "1m";
 
 /// A setting that is missing, malformed or contradictory.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +122,29 @@ pub struct BackfillSettings {
     pub progress: ProgressMode,
 }
 
+/// A validated `sync`.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub connection: Connection,
+    pub limits: Limits,
+    pub objects: Vec<Identifier>,
+    pub out: PathBuf,
+    /// Where an object's first sync starts.
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    pub fields: BTreeMap<String, Vec<Identifier>>,
+    pub all_fields: bool,
+    /// None: `SystemModstamp`, else `LastModifiedDate`, per object.
+    pub cursor_field: Option<Identifier>,
+    pub lookback: chrono::Duration,
+    pub safety_lag: chrono::Duration,
+    pub full_every: Option<u64>,
+    /// None: the backfill's zone for the object, else UTC.
+    pub chunk_timezone: Option<Tz>,
+    pub query_limit: Option<u64>,
+    pub include_deleted: bool,
+    pub max_query_uri_bytes: usize,
+}
+
 /// The `--config` file: the flags' names in kebab-case. Credentials are not accepted here.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -143,6 +171,9 @@ pub struct ConfigFile {
     pub window: Option<Vec<String>>,
     pub window_tz: Option<String>,
     pub exit_outside_window: Option<bool>,
+    pub lookback: Option<String>,
+    pub safety_lag: Option<String>,
+    pub full_every: Option<u64>,
 }
 
 impl ConfigFile {
@@ -370,21 +401,47 @@ fn fields(
     Ok(out)
 }
 
-/// Resolves and validates a `backfill`/`plan` command line. Does no network I/O.
-pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, ConfigError> {
-    let file = ConfigFile::load(args.connection.config.as_deref())?;
-    let objects_list = if args.objects.is_empty() {
+/// `--objects` from the flag or the file; at least one.
+fn required_objects(flag: &[String], file: &ConfigFile) -> Result<Vec<Identifier>, ConfigError> {
+    let list = if flag.is_empty() {
         file.objects.clone().unwrap_or_default()
     } else {
-        args.objects.clone()
+        flag.to_vec()
     };
-    let objects = objects(&objects_list)?;
+    let objects = objects(&list)?;
     if objects.is_empty() {
         return Err(ConfigError::Missing {
             what: "--objects",
             how: "name the objects to copy, e.g. --objects Account,Contact",
         });
     }
+    Ok(objects)
+}
+
+fn required_out(flag: &Option<PathBuf>, file: &ConfigFile) -> Result<PathBuf, ConfigError> {
+    flag.clone()
+        .or_else(|| file.out.clone())
+        .ok_or(ConfigError::Missing {
+            what: "--out",
+            how: "give the output folder, e.g. --out ./salesforce",
+        })
+}
+
+fn query_limit(limit: Option<u64>) -> Result<Option<u64>, ConfigError> {
+    if limit == Some(0) {
+        return Err(invalid(
+            "--query-limit",
+            0,
+            "0 would send nothing: give a positive number, or leave it out for no limit",
+        ));
+    }
+    Ok(limit)
+}
+
+/// Resolves and validates a `backfill`/`plan` command line. Does no network I/O.
+pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, ConfigError> {
+    let file = ConfigFile::load(args.connection.config.as_deref())?;
+    let objects = required_objects(&args.objects, &file)?;
     let zone_name = args
         .chunk_timezone
         .clone()
@@ -411,22 +468,8 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
         plan::parse_instant(&start, Bound::Start, chunk_timezone)?,
         plan::parse_instant(&end, Bound::End, chunk_timezone)?,
     )?;
-    let out = args
-        .out
-        .clone()
-        .or_else(|| file.out.clone())
-        .ok_or(ConfigError::Missing {
-            what: "--out",
-            how: "give the output folder, e.g. --out ./salesforce",
-        })?;
-    let query_limit = args.query_limit.or(file.query_limit);
-    if query_limit == Some(0) {
-        return Err(invalid(
-            "--query-limit",
-            0,
-            "0 would send nothing: give a positive number, or leave it out for no limit",
-        ));
-    }
+    let out = required_out(&args.out, &file)?;
+    let query_limit = query_limit(args.query_limit.or(file.query_limit))?;
     let cursor_field = Identifier::parse(
         args.cursor_field
             .as_deref()
@@ -483,6 +526,83 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
             .max(MIN_QUERY_URI_BYTES),
         progress: args.progress,
     })
+}
+
+/// Resolves and validates a `sync` command line. Does no network I/O.
+pub fn sync(args: &SyncArgs, env: &dyn Env) -> Result<SyncSettings, ConfigError> {
+    let file = ConfigFile::load(args.connection.config.as_deref())?;
+    let objects = required_objects(&args.objects, &file)?;
+    let out = required_out(&args.out, &file)?;
+    let chunk_timezone = args
+        .chunk_timezone
+        .clone()
+        .or_else(|| file.chunk_timezone.clone())
+        .map(|z| plan::parse_zone(&z))
+        .transpose()?;
+    let start = args
+        .start
+        .clone()
+        .or_else(|| file.start.clone())
+        .map(|s| plan::parse_instant(&s, Bound::Start, chunk_timezone.unwrap_or(Tz::UTC)))
+        .transpose()?;
+    let cursor_field = args
+        .cursor_field
+        .as_deref()
+        .or(file.cursor_field.as_deref())
+        .map(Identifier::parse)
+        .transpose()?;
+    let full_every = args.full_every.or(file.full_every);
+    if full_every == Some(0) {
+        return Err(invalid(
+            "--full-every",
+            0,
+            "give how many syncs apart the full re-reads are, e.g. --full-every 24",
+        ));
+    }
+    let lookback = duration(
+        "--lookback",
+        args.lookback.as_deref().or(file.lookback.as_deref()),
+        DEFAULT_LOOKBACK,
+    )?;
+    let safety_lag = duration(
+        "--safety-lag",
+        args.safety_lag.as_deref().or(file.safety_lag.as_deref()),
+        DEFAULT_SAFETY_LAG,
+    )?;
+    Ok(SyncSettings {
+        connection: connection(&args.connection, &file, env)?,
+        limits: limits(&args.limits, &file)?,
+        objects,
+        out,
+        start,
+        fields: fields(&args.fields, &file.fields)?,
+        all_fields: args.all_fields || file.all_fields.unwrap_or(false),
+        cursor_field,
+        lookback,
+        safety_lag,
+        full_every,
+        chunk_timezone,
+        query_limit: query_limit(args.query_limit.or(file.query_limit))?,
+        include_deleted: args.include_deleted || file.include_deleted.unwrap_or(false),
+        max_query_uri_bytes: crate::select::MAX_QUERY_URI_BYTES,
+    })
+}
+
+/// A duration flag such as `5m`, `90s` or `1h 30m`.
+fn duration(
+    flag: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<chrono::Duration, ConfigError> {
+    let text = value.unwrap_or(default);
+    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
+        invalid(
+            flag,
+            text,
+            &format!("{e}: write a duration such as 5m, 90s or 1h"),
+        )
+    })?;
+    chrono::Duration::from_std(parsed).map_err(|_| invalid(flag, text, "too long"))
 }
 
 /// Checks, without changing anything, that `out` is or can become a writable folder.

@@ -11,7 +11,9 @@
 //! * [`soql`]: builds queries from validated identifiers only.
 //! * [`decode`]: Salesforce JSON pages into Arrow record batches, typed by [`schema`].
 //! * [`write`]: Parquet files, written aside and renamed into place.
-//! * [`checkpoint`]: the manifest journal, the sole truth on which chunks are done.
+//! * [`checkpoint`]: the manifest journal, the sole truth on which chunks are done, and the
+//!   sync journal with each object's incremental cursor.
+//! * [`sync`]: the incremental run: rows changed since the cursor, in `(cursor, Id)` order.
 //! * [`progress`]: bars on a terminal, log lines elsewhere.
 //! * [`fake_org`]: an in-process Salesforce org for tests, benches and the demo. It shares
 //!   no code with the engine, so the two can disagree, which is what makes it a test.
@@ -37,4 +39,5 @@ pub mod schema;
 pub mod secret;
 pub mod select;
 pub mod soql;
+pub mod sync;
 pub mod write;

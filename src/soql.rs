@@ -85,6 +85,39 @@ pub fn select_range(
     )
 }
 
+/// The rows of one object after `(after, after_id)` in `(cursor, Id)` order whose cursor is
+/// before `end`: the keyset that lets a sync continue exactly after its last row. An empty
+/// `after_id` reads every row whose cursor is `after` or later.
+pub fn select_after(
+    object: &Identifier,
+    fields: &[Identifier],
+    cursor: &Identifier,
+    after: DateTime<Utc>,
+    after_id: &str,
+    end: DateTime<Utc>,
+) -> String {
+    if after_id.is_empty() {
+        return select_range(object, fields, cursor, after, end);
+    }
+    let list = fields
+        .iter()
+        .map(Identifier::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let at = datetime_literal(after);
+    format!(
+        "SELECT {list} FROM {object} WHERE ({cursor} > {at} OR ({cursor} = {at} AND Id > {})) AND {cursor} < {} ORDER BY {cursor} ASC, Id ASC",
+        string_literal(after_id),
+        datetime_literal(end)
+    )
+}
+
+/// A SOQL string literal: single quotes, with quotes and backslashes escaped.
+pub fn string_literal(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('\'', "\\'");
+    format!("'{escaped}'")
+}
+
 /// How many rows of `object` have their cursor in `[start, end)`.
 pub fn count_range(
     object: &Identifier,
@@ -109,6 +142,24 @@ pub fn count_by_day(
 ) -> String {
     format!(
         "SELECT DAY_ONLY({cursor}) d, COUNT(Id) n FROM {object} WHERE {cursor} >= {} AND {cursor} < {} GROUP BY DAY_ONLY({cursor})",
+        datetime_literal(start),
+        datetime_literal(end)
+    )
+}
+
+/// Rows per UTC hour of the cursor in `[start, end)`, as `AggregateResult` rows `{d, h, n}`:
+/// grouped by both `DAY_ONLY` and `HOUR_IN_DAY` (integers 0..=23), both UTC without
+/// `convertTimezone` (salesforce-api.md §4.6), so a window that crosses a UTC midnight (a
+/// zoned day, 23 or 25 hours on DST days) keeps its hours apart. At most 48 groups for a
+/// window of up to two days, far under the 2,000-group limit of an aggregate.
+pub fn count_by_hour(
+    object: &Identifier,
+    cursor: &Identifier,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
+    format!(
+        "SELECT DAY_ONLY({cursor}) d, HOUR_IN_DAY({cursor}) h, COUNT(Id) n FROM {object} WHERE {cursor} >= {} AND {cursor} < {} GROUP BY DAY_ONLY({cursor}), HOUR_IN_DAY({cursor})",
         datetime_literal(start),
         datetime_literal(end)
     )
