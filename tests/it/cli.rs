@@ -404,6 +404,20 @@ async fn unknown_objects_and_fields_suggest_close_matches() {
     );
 }
 
+/// How a run gets the secret.
+#[derive(Clone, Copy, Debug)]
+enum SecretVia {
+    Env,
+    File,
+    ConfigFile,
+}
+
+/// Every command of the binary, with the secret given each way, at trace logging: the secret
+/// never shows on stdout or stderr, nor in any file written anywhere the binary could write
+/// (its output folders, its working folder, HOME, XDG folders and TMPDIR all point into one
+/// scanned folder; the secret file itself lives outside it). Errors are included: a refused
+/// secret, an unknown object, a bad flag. Every subcommand's `--help` too, listed from
+/// `sfbackfill --help` so that a new command is covered without editing this test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_never_appears_in_any_output_or_file() {
     let org = start_fake(FakeOrgConfig {
@@ -411,57 +425,211 @@ async fn the_secret_never_appears_in_any_output_or_file() {
         ..Default::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().to_str().unwrap();
-    let secret_file = dir.path().join("secret.txt");
+    // The same secret is wrong here: the refusal must not echo it.
+    let other = start_default_fake().await;
+    let scanned = tempfile::tempdir().unwrap();
+    let root = scanned.path().to_path_buf();
+    let outside = tempfile::tempdir().unwrap();
+    let secret_file = outside.path().join("secret.txt");
     std::fs::write(&secret_file, LEAKY_SECRET).unwrap();
+    let config = outside.path().join("sfbackfill.toml");
+    std::fs::write(
+        &config,
+        format!("client-secret-file = {:?}\n", secret_file.to_str().unwrap()),
+    )
+    .unwrap();
+    for sub in ["home", "cwd", "tmp", "xdg-config", "xdg-cache", "xdg-data"] {
+        std::fs::create_dir(root.join(sub)).unwrap();
+    }
+    let out = root.join("o").to_str().unwrap().to_string();
+    let demo = root.join("demo").to_str().unwrap().to_string();
+    let window = ["--start", "2025-03-01", "--end", "2025-03-03"];
+    let mut runs: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |url: &str, args: &[&str]| {
+        runs.push((
+            url.to_string(),
+            args.iter().map(|s| s.to_string()).collect(),
+        ));
+    };
     let url = org.url();
-    let runs: Vec<Vec<String>> = vec![
-        vec!["check".into(), "--objects".into(), "Account".into()],
-        vec!["objects".into()],
-        vec!["objects".into(), "Invoice__c".into(), "--json".into()],
-        vec![
-            "backfill".into(),
-            "--objects".into(),
-            "Account".into(),
-            "--start".into(),
-            "2025-03-01".into(),
-            "--end".into(),
-            "2025-03-03".into(),
-            "--out".into(),
-            format!("{out}/o"),
-            "--rate-limit".into(),
-            "100".into(),
+    add(&url, &["check", "--objects", "Account"]);
+    add(&url, &["objects"]);
+    add(&url, &["objects", "Invoice__c", "--json"]);
+    add(
+        &url,
+        &[
+            &["plan", "--objects", "Account", "--out", &out],
+            &window[..],
+        ]
+        .concat(),
+    );
+    add(
+        &url,
+        &[
+            &["backfill", "--objects", "Account", "--out", &out],
+            &window[..],
+            &["--rate-limit", "100", "--progress", "off"],
+        ]
+        .concat(),
+    );
+    add(&url, &["status", "--out", &out]);
+    add(&url, &["status", "--out", &out, "--json"]);
+    add(
+        &url,
+        &[
+            &["backfill", "--objects", "Acount", "--out", &out],
+            &window[..],
+        ]
+        .concat(),
+    );
+    add(
+        &url,
+        &[
+            "backfill",
+            "--objects",
+            "Account",
+            "--out",
+            &out,
+            "--start",
+            "nope",
         ],
-        vec!["status".into(), "--out".into(), format!("{out}/o")],
-        vec!["backfill".into(), "--help".into()],
-    ];
-    for args in runs {
-        for env_secret in [true, false] {
-            let url = url.clone();
-            let args = args.clone();
-            let secret_file = secret_file.clone();
+    );
+    add(&other.url(), &["check"]);
+    add(
+        &other.url(),
+        &[
+            &["backfill", "--objects", "Account", "--out", &out],
+            &window[..],
+        ]
+        .concat(),
+    );
+    add(&url, &["demo", "--out", &demo, "--progress", "off"]);
+    add(&url, &["--help"]);
+    add(&url, &["--version"]);
+    for sub in subcommands() {
+        add(&url, &[sub.as_str(), "--help"]);
+    }
+    let mut ran = 0;
+    for (url, args) in runs {
+        for via in [SecretVia::Env, SecretVia::File, SecretVia::ConfigFile] {
+            let (dir, url, secret_file, config) = (
+                root.clone(),
+                url.clone(),
+                secret_file.clone(),
+                config.clone(),
+            );
+            let a = args.clone();
             let o = tokio::task::spawn_blocking(move || {
-                let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
-                cmd.args(&args)
-                    .env("SF_INSTANCE_URL", &url)
-                    .env("SF_CLIENT_ID", CLIENT_ID)
-                    .env("RUST_LOG", "trace");
-                if env_secret {
-                    cmd.env("SF_CLIENT_SECRET", LEAKY_SECRET);
-                } else if args[0] != "status" && args.get(1).map(String::as_str) != Some("--help") {
-                    cmd.arg("--client-secret-file").arg(&secret_file);
+                let mut cmd = leak_command(&dir);
+                cmd.args(&a).env("SF_INSTANCE_URL", &url);
+                let takes_connection = matches!(
+                    a[0].as_str(),
+                    "check" | "objects" | "plan" | "backfill" | "sync"
+                ) && !a.iter().any(|x| x == "--help");
+                match via {
+                    SecretVia::Env => {
+                        cmd.env("SF_CLIENT_SECRET", LEAKY_SECRET);
+                    }
+                    SecretVia::File if takes_connection => {
+                        cmd.arg("--client-secret-file").arg(&secret_file);
+                    }
+                    SecretVia::ConfigFile if takes_connection => {
+                        cmd.arg("--config").arg(&config);
+                    }
+                    // Commands without a connection: the secret still sits in the environment.
+                    _ => {
+                        cmd.env("SF_CLIENT_SECRET", LEAKY_SECRET);
+                    }
                 }
                 cmd.output().unwrap()
             })
             .await
             .unwrap();
-            assert!(o.status.code().is_some());
-            no_secret_in(&o, None);
+            assert!(o.status.code().is_some(), "{args:?} ({via:?}) was killed");
+            assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+            no_secret_in(&o, Some(&root));
+            ran += 1;
         }
     }
-    std::fs::remove_file(&secret_file).unwrap();
-    let o = sfbackfill(&url, &["status", "--out", &format!("{out}/o")]);
+    // The long-running fake org: serve, then Ctrl-C.
+    let root2 = root.clone();
+    let o = tokio::task::spawn_blocking(move || fake_org_until_interrupted(&root2))
+        .await
+        .unwrap();
+    no_secret_in(&o, Some(&root));
+    ran += 1;
+    // The runs did write: a backfill folder with files, a demo folder.
+    assert!(
+        walk(&root.join("o")).len() > 2,
+        "the backfill wrote nothing"
+    );
+    assert!(root.join("demo").exists(), "the demo wrote nothing");
+    assert!(ran >= 50, "{ran} runs");
+}
+
+/// The subcommands `sfbackfill --help` lists.
+fn subcommands() -> Vec<String> {
+    let o = sfbackfill_with_env(&["--help"], &[]);
     assert_exit(&o, 0);
-    no_secret_in(&o, Some(dir.path()));
+    let text = stdout(&o);
+    let list: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect();
+    for known in [
+        "check", "objects", "plan", "backfill", "status", "demo", "fake-org",
+    ] {
+        assert!(list.iter().any(|c| c == known), "{known} not in {list:?}");
+    }
+    list
+}
+
+/// The binary with every place it could write pointing into `root`, tracing on.
+fn leak_command(root: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
+    cmd.current_dir(root.join("cwd"))
+        .env_remove("SF_INSTANCE_URL")
+        .env_remove("SF_CLIENT_SECRET")
+        .env_remove("SF_API_VERSION")
+        .env("SF_CLIENT_ID", CLIENT_ID)
+        .env("RUST_LOG", "trace")
+        .env("HOME", root.join("home"))
+        .env("TMPDIR", root.join("tmp"))
+        .env("XDG_CONFIG_HOME", root.join("xdg-config"))
+        .env("XDG_CACHE_HOME", root.join("xdg-cache"))
+        .env("XDG_DATA_HOME", root.join("xdg-data"))
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs `sfbackfill fake-org` with the secret in its environment until it serves, then
+/// interrupts it; returns what it printed.
+fn fake_org_until_interrupted(root: &Path) -> std::process::Output {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = leak_command(root)
+        .args(["fake-org", "--port", &port.to_string()])
+        .env("SF_CLIENT_SECRET", LEAKY_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let began = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(20),
+            "fake-org did not serve"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait_with_output().unwrap()
 }
