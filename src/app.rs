@@ -490,12 +490,13 @@ pub async fn backfill(
             });
         }
     }
+    // A corrupt or foreign manifest is refused before any request is sent.
+    let existing = checkpoint::read(&settings.out)?;
     let client = connect(&settings.connection, &settings.limits).await?;
     let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
         Ok(settings.cursor_field.clone())
     })
     .await?;
-    let existing = checkpoint::read(&settings.out)?;
     for (_, selection) in &prepared {
         check_object_config(settings, &existing, &settings.out, selection)?;
     }
@@ -626,12 +627,12 @@ fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Result<(), Failu
 
 async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     client_config(&settings.connection, &settings.limits).validate()?;
+    let state = checkpoint::read(&settings.out)?;
     let client = connect(&settings.connection, &settings.limits).await?;
     let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
         Ok(settings.cursor_field.clone())
     })
     .await?;
-    let state = checkpoint::read(&settings.out)?;
     let per_second =
         f64::from(settings.limits.rate_limit) / settings.limits.rate_interval.as_secs_f64();
     println!(
