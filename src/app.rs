@@ -541,12 +541,15 @@ pub async fn backfill(
         Ok(_) => "complete",
         Err(_) => "error",
     };
-    manifest.append(Entry::RunEnded {
+    let ended = manifest.append(Entry::RunEnded {
         run: run_id,
         at: chrono::Utc::now(),
         outcome: outcome.into(),
-    })?;
-    Ok(result?)
+    });
+    // The run's own error says more than a journal that cannot take its last line.
+    let summary = result?;
+    ended?;
+    Ok(summary)
 }
 
 fn record_plan(
@@ -1006,6 +1009,7 @@ pub async fn sync(
         include_deleted: settings.include_deleted,
         budget: Arc::new(QueryBudget::new(settings.query_limit)),
         query_limit: settings.query_limit,
+        step_rows: settings.step_rows,
         journal: journal.clone(),
     };
     let result = sync::run(run, objects, settings.limits.concurrency, shutdown).await;
@@ -1015,12 +1019,14 @@ pub async fn sync(
         Ok(_) => "complete",
         Err(_) => "error",
     };
-    journal.lock().await.append(SyncEntry::RunEnded {
+    let ended = journal.lock().await.append(SyncEntry::RunEnded {
         run: run_id,
         at: chrono::Utc::now(),
         outcome: outcome.into(),
-    })?;
-    Ok(result?)
+    });
+    let summary = result?;
+    ended?;
+    Ok(summary)
 }
 
 /// An object never synced needs `--start`: refused before any request is sent.

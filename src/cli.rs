@@ -271,6 +271,9 @@ pub struct SyncArgs {
     /// Use queryAll and keep soft-deleted rows (IsDeleted = true): how deletions are seen.
     #[arg(long)]
     pub include_deleted: bool,
+    /// Rows per committed step (tests use small values to cross step boundaries).
+    #[arg(long, hide = true, value_name = "N")]
+    pub step_rows: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -143,6 +143,8 @@ pub struct SyncSettings {
     pub query_limit: Option<u64>,
     pub include_deleted: bool,
     pub max_query_uri_bytes: usize,
+    /// Rows per committed step of a pass.
+    pub step_rows: u64,
 }
 
 /// The `--config` file: the flags' names in kebab-case. Credentials are not accepted here.
@@ -585,6 +587,7 @@ pub fn sync(args: &SyncArgs, env: &dyn Env) -> Result<SyncSettings, ConfigError>
         query_limit: query_limit(args.query_limit.or(file.query_limit))?,
         include_deleted: args.include_deleted || file.include_deleted.unwrap_or(false),
         max_query_uri_bytes: crate::select::MAX_QUERY_URI_BYTES,
+        step_rows: args.step_rows.unwrap_or(crate::sync::STEP_ROWS).max(1),
     })
 }
 

@@ -71,6 +71,8 @@ pub struct SyncRun {
     pub include_deleted: bool,
     pub budget: Arc<QueryBudget>,
     pub query_limit: Option<u64>,
+    /// Rows per step: [`STEP_ROWS`] but for tests.
+    pub step_rows: u64,
     pub journal: Arc<Mutex<SyncJournal>>,
 }
 
@@ -348,7 +350,7 @@ impl<'a> PassReader<'a> {
             }
             let next = page.next_records_url.clone().filter(|_| !page.done);
             self.write(page.batch).await?;
-            if self.step.rows >= STEP_ROWS {
+            if self.step.rows >= self.run.step_rows {
                 self.commit().await?;
             }
             match next {

@@ -236,6 +236,11 @@ pub enum CheckpointError {
     /// The folder holds a manifest of another tool or format.
     #[error("`{path}` is not an sfbackfill manifest (format {found}): use another `--out` folder")]
     Foreign { path: PathBuf, found: String },
+    /// The journal was written by a newer sfbackfill.
+    #[error(
+        "`{path}` was written by a newer sfbackfill (journal format {version}): upgrade sfbackfill to continue this folder"
+    )]
+    Newer { path: PathBuf, version: u32 },
     /// Reading or writing under `_sfbackfill/` failed.
     #[error("cannot {action} `{path}`: {source}")]
     Io {
@@ -251,7 +256,8 @@ impl UserFacing for CheckpointError {
         match self {
             CheckpointError::Locked { .. }
             | CheckpointError::Corrupt { .. }
-            | CheckpointError::Foreign { .. } => ExitKind::Usage,
+            | CheckpointError::Foreign { .. }
+            | CheckpointError::Newer { .. } => ExitKind::Usage,
             CheckpointError::Io { .. } => ExitKind::Failure,
         }
     }
@@ -404,6 +410,12 @@ fn check_header(
 ) -> Result<(), CheckpointError> {
     match (number, header) {
         (1, Some(found)) if found == expected => Ok(()),
+        (1, Some((format, version))) if format == expected.0 && version > expected.1 => {
+            Err(CheckpointError::Newer {
+                path: path.to_path_buf(),
+                version,
+            })
+        }
         (1, Some((format, version))) => Err(CheckpointError::Foreign {
             path: path.to_path_buf(),
             found: format!("`{format}` version {version}"),
@@ -426,6 +438,10 @@ fn check_header(
 pub(crate) struct Journal {
     file: File,
     path: PathBuf,
+    /// The length of the complete lines written so far.
+    len: u64,
+    /// A write failed: later lines would follow a torn one, so none are written.
+    broken: bool,
     _lock: File,
 }
 
@@ -462,17 +478,36 @@ impl Journal {
             let valid_len = read_journal(&path, reader, (&format.0, format.1), apply)?;
             drop_torn_tail(&file, &path, valid_len)?;
         }
-        file.seek(SeekFrom::End(0)).map_err(io_err("open", &path))?;
+        let len = file.seek(SeekFrom::End(0)).map_err(io_err("open", &path))?;
         Ok(Self {
             file,
             path,
+            len,
+            broken: false,
             _lock: lock,
         })
     }
 
-    /// Appends one line and makes it durable before returning.
+    /// Appends one line and makes it durable before returning. After a failed write (a full
+    /// disk) the torn line is cut off if possible and the journal takes no more lines this
+    /// run, so a later line never follows a fragment the next run would call corruption.
     pub(crate) fn append(&mut self, entry: &impl Serialize) -> Result<(), CheckpointError> {
-        append_line(&mut self.file, &self.path, entry)
+        if self.broken {
+            return Err(io_err("write", &self.path)(io::Error::other(
+                "an earlier write to it failed in this run",
+            )));
+        }
+        match append_line(&mut self.file, &self.path, entry) {
+            Ok(written) => {
+                self.len += written;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -532,16 +567,18 @@ impl Manifest {
     }
 }
 
+/// Appends one line durably; returns its length in bytes.
 fn append_line(
     file: &mut File,
     path: &Path,
     entry: &impl Serialize,
-) -> Result<(), CheckpointError> {
+) -> Result<u64, CheckpointError> {
     let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
     line.push(b'\n');
     // One write call per line: a crash tears at most this line, which the next open drops.
     file.write_all(&line).map_err(io_err("write", path))?;
-    file.sync_data().map_err(io_err("sync", path))
+    file.sync_data().map_err(io_err("sync", path))?;
+    Ok(line.len() as u64)
 }
 
 fn drop_torn_tail(journal: &File, path: &Path, valid_len: u64) -> Result<(), CheckpointError> {
