@@ -2,7 +2,8 @@
 //! pages its rows need rather than one query per day.
 //!
 //! Owns the grouping of an object's pending days into [`Span`]s (consecutive days read by one
-//! query) and the rules that cut a large span into parts from a per-day row estimate. Pure: no
+//! query), the rules that cut a large span into parts from a per-day row estimate, and the
+//! rules that cut one heavy day into sub-ranges from a per-hour count ([`cut_day`]). Pure: no
 //! I/O. Does not own the day boundaries (`plan`) nor running the queries (`schedule`).
 //!
 //! Invariants:
@@ -10,8 +11,11 @@
 //!   range query returns exactly the rows of those days; empty days cost nothing of their own.
 //! * Splitting never loses or repeats a day: the parts of a span tile it in order.
 //! * The manifest's unit stays the day; a span only decides how days are fetched.
+//! * A day's sub-ranges tile its window in order, on UTC hour boundaries: rows sharing one
+//!   cursor instant always fall in one sub-range, so a day whose rows share a second cannot be
+//!   cut below that second (nothing here pretends to cut by `Id`).
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -153,6 +157,133 @@ pub fn day_counts(answer: &serde_json::Value) -> BTreeMap<NaiveDate, u64> {
         .unwrap_or_default()
 }
 
+/// Whether one day estimated at `rows` is worth counting by hour and cutting into sub-ranges:
+/// the same threshold as a span's, since a cut costs the same (a count query, a partial page
+/// per sub-range and at most one page read past the first one).
+pub fn should_cut_day(rows: f64, page_rows: u64) -> bool {
+    rows > (REFINE_OVER_PAGES * page_rows.max(1)) as f64
+}
+
+/// The rows per UTC hour in an answer to `soql::count_by_hour` (`AggregateResult` rows
+/// `{d, h, n}`: `DAY_ONLY` and `HOUR_IN_DAY` without `convertTimezone` are UTC), keyed by the
+/// hour's start.
+pub fn hour_counts(answer: &serde_json::Value) -> BTreeMap<DateTime<Utc>, u64> {
+    answer["records"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| {
+                    let day = NaiveDate::parse_from_str(r["d"].as_str()?, "%Y-%m-%d").ok()?;
+                    let hour = u32::try_from(r["h"].as_u64()?).ok()?;
+                    let start = day.and_hms_opt(hour, 0, 0)?.and_utc();
+                    Some((start, r["n"].as_u64()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Cuts one day's `window` into contiguous sub-ranges of about equal rows, from its rows per
+/// UTC hour, to be read side by side: at most `max_parts` of them, each estimated at no fewer
+/// than `REFINE_OVER_PAGES` pages of `page_rows` (fewer would cost more in partial pages than
+/// the parallelism gains). Cuts fall on UTC hour boundaries inside the window, so a zoned day
+/// (crossing a UTC midnight, 23 or 25 hours long) is cut like any other; an hour's rows are
+/// assumed spread evenly over it where the window holds only part of that hour. One window
+/// back means: read it whole.
+pub fn cut_day(
+    window: Window,
+    hours: &BTreeMap<DateTime<Utc>, u64>,
+    page_rows: u64,
+    max_parts: usize,
+) -> Vec<Window> {
+    // Slots: the window cut at every UTC hour boundary inside it, with their row estimates.
+    let mut slots: Vec<(Window, f64)> = Vec::new();
+    let mut at = window.start;
+    while at < window.end {
+        let hour = at
+            .duration_trunc(Duration::hours(1))
+            .expect("instants truncate to hours");
+        let next = (hour + Duration::hours(1)).min(window.end);
+        let share = (next - at).num_milliseconds() as f64 / 3_600_000.0;
+        let rows = hours.get(&hour).map_or(0.0, |&n| n as f64 * share);
+        slots.push((
+            Window {
+                start: at,
+                end: next,
+            },
+            rows,
+        ));
+        at = next;
+    }
+    let total: f64 = slots.iter().map(|s| s.1).sum();
+    let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
+    let wanted = ((total / floor) as usize).min(max_parts).min(slots.len());
+    if wanted < 2 {
+        return vec![window];
+    }
+    // Cut after the slot whose running total is nearest each k/wanted of the rows.
+    let cumulative: Vec<f64> = slots
+        .iter()
+        .scan(0.0, |sum, s| {
+            *sum += s.1;
+            Some(*sum)
+        })
+        .collect();
+    let mut cuts: Vec<usize> = Vec::new();
+    for k in 1..wanted {
+        let goal = total * k as f64 / wanted as f64;
+        let best = (0..slots.len() - 1)
+            .min_by(|&a, &b| {
+                (cumulative[a] - goal)
+                    .abs()
+                    .total_cmp(&(cumulative[b] - goal).abs())
+            })
+            .expect("at least two slots");
+        if cuts.last().is_none_or(|&last| best > last) {
+            cuts.push(best);
+        }
+    }
+    // Parts as slot ranges; a part below the floor joins its lighter neighbour.
+    let mut parts: Vec<(Range<usize>, f64)> = Vec::new();
+    let mut from = 0;
+    for end in cuts.into_iter().map(|c| c + 1).chain([slots.len()]) {
+        let rows = slots[from..end].iter().map(|s| s.1).sum();
+        parts.push((from..end, rows));
+        from = end;
+    }
+    while parts.len() > 1 {
+        let Some((i, _)) = parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.1 < floor)
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
+        else {
+            break;
+        };
+        let j = match (i.checked_sub(1), (i + 1 < parts.len()).then_some(i + 1)) {
+            (Some(l), Some(r)) if parts[r].1 < parts[l].1 => r,
+            (Some(l), _) => l,
+            (None, Some(r)) => r,
+            (None, None) => unreachable!("more than one part"),
+        };
+        let (lo, hi) = (i.min(j), i.max(j));
+        let merged = (
+            parts[lo].0.start..parts[hi].0.end,
+            parts[lo].1 + parts[hi].1,
+        );
+        parts[lo] = merged;
+        parts.remove(hi);
+    }
+    parts
+        .into_iter()
+        .map(|(r, _)| Window {
+            start: slots[r.start].0.start,
+            end: slots[r.end - 1].0.end,
+        })
+        .collect()
+}
+
 /// The expected cost of reading one span: first pages (one per query) and requests in all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cost {
@@ -167,10 +298,13 @@ pub fn expected_cost(estimates: &[f64], page_rows: u64, concurrency: usize) -> C
     let page = page_rows.max(1);
     let pages = |rows: f64| (rows.ceil() as u64).div_ceil(page).max(1);
     let total: f64 = estimates.iter().sum();
+    // A single-day part above the threshold is counted by hour (one request); the pages its
+    // sub-ranges add (at most one partial page each) depend on those counts and are not here.
+    let hour_counts = |days: &[f64]| u64::from(days.len() == 1 && should_cut_day(days[0], page));
     if !should_refine(estimates.len(), total.ceil() as u64, page) {
         return Cost {
             queries: 1,
-            requests: pages(total),
+            requests: pages(total) + hour_counts(estimates),
         };
     }
     let parts = split(
@@ -182,9 +316,13 @@ pub fn expected_cost(estimates: &[f64], page_rows: u64, concurrency: usize) -> C
         .map(|p| pages(estimates[p.clone()].iter().sum()))
         .sum();
     let overshoot = u64::from(parts.len() > 1);
+    let counts: u64 = parts
+        .iter()
+        .map(|p| hour_counts(&estimates[p.clone()]))
+        .sum();
     Cost {
         queries: parts.len() as u64,
-        requests: part_pages + 1 + overshoot,
+        requests: part_pages + 1 + overshoot + counts,
     }
 }
 
@@ -269,7 +407,10 @@ mod tests {
         assert_eq!(expected_cost(&[300.0; 30], 2000, 4).requests, 5);
         let heavy = expected_cost(&[1000.0, 1000.0, 60_000.0, 1000.0], 2000, 4);
         assert_eq!(heavy.queries, 3);
-        assert_eq!(heavy.requests, 1 + 30 + 1 + 1 + 1);
+        // The day count, the parts' pages, the first query's page past its part, and the
+        // heavy day's count by hour.
+        assert_eq!(heavy.requests, 1 + 30 + 1 + 1 + 1 + 1);
+        assert_eq!(expected_cost(&[60_000.0], 2000, 4).requests, 30 + 1);
     }
 
     #[test]
@@ -280,6 +421,111 @@ mod tests {
         let counts = day_counts(&answer);
         assert_eq!(counts[&NaiveDate::from_ymd_opt(2024, 3, 10).unwrap()], 418);
         assert_eq!(counts.values().sum::<u64>(), 795);
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn hours_of(day: &str, counts: &[(u32, u64)]) -> BTreeMap<DateTime<Utc>, u64> {
+        let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+        counts
+            .iter()
+            .map(|&(h, n)| (d.and_hms_opt(h, 0, 0).unwrap().and_utc(), n))
+            .collect()
+    }
+
+    #[test]
+    fn a_day_spread_over_hours_is_cut_into_equal_sub_ranges_on_hour_boundaries() {
+        let day = Window {
+            start: utc("2025-09-17T00:00:00Z"),
+            end: utc("2025-09-18T00:00:00Z"),
+        };
+        let even: Vec<(u32, u64)> = (0..24).map(|h| (h, 10_000)).collect();
+        let parts = cut_day(day, &hours_of("2025-09-17", &even), 2000, 4);
+        let starts: Vec<String> = parts
+            .iter()
+            .map(|w| w.start.format("%H").to_string())
+            .collect();
+        assert_eq!(starts, ["00", "06", "12", "18"]);
+        assert_eq!(parts[3].end, day.end);
+        // Not enough rows for two sub-ranges of 10 pages: read whole.
+        let light: Vec<(u32, u64)> = (0..24).map(|h| (h, 1_000)).collect();
+        assert_eq!(
+            cut_day(day, &hours_of("2025-09-17", &light), 2000, 4),
+            vec![day]
+        );
+        // One worker: nothing to gain.
+        assert_eq!(
+            cut_day(day, &hours_of("2025-09-17", &even), 2000, 1),
+            vec![day]
+        );
+    }
+
+    #[test]
+    fn an_hour_holding_most_rows_stands_alone_and_light_ends_join_a_neighbour() {
+        let day = Window {
+            start: utc("2025-09-17T00:00:00Z"),
+            end: utc("2025-09-18T00:00:00Z"),
+        };
+        // The fake org's heavy Case day: 80 % on 16:00:00, the rest spread, 200 rows a page.
+        let mut shape: Vec<(u32, u64)> = (0..24)
+            .map(|h| (h, if h >= 13 { 450 } else { 90 }))
+            .collect();
+        shape[16].1 = 24_400;
+        let parts = cut_day(day, &hours_of("2025-09-17", &shape), 200, 4);
+        let cuts: Vec<String> = parts
+            .iter()
+            .map(|w| w.start.format("%H").to_string())
+            .collect();
+        assert_eq!(cuts, ["00", "16", "17"]);
+        // At 2,000 rows a page the light hours hold under 10 pages on either side: the day is
+        // read whole, since the heavy hour is the tail anyway and cannot be cut by time.
+        assert_eq!(
+            cut_day(day, &hours_of("2025-09-17", &shape), 2000, 4),
+            vec![day]
+        );
+    }
+
+    #[test]
+    fn a_zoned_dst_day_is_cut_across_the_utc_midnight() {
+        // New York's 2 November 2025 lasts 25 hours: 04:00Z on the 2nd to 05:00Z on the 3rd.
+        let day = Window {
+            start: utc("2025-11-02T04:00:00Z"),
+            end: utc("2025-11-03T05:00:00Z"),
+        };
+        let mut hours = hours_of(
+            "2025-11-02",
+            &(0..24).map(|h| (h, 5_000)).collect::<Vec<_>>(),
+        );
+        hours.extend(hours_of(
+            "2025-11-03",
+            &(0..24).map(|h| (h, 5_000)).collect::<Vec<_>>(),
+        ));
+        let parts = cut_day(day, &hours, 2000, 5);
+        assert_eq!(parts.len(), 5);
+        assert_eq!(parts[0].start, day.start);
+        assert_eq!(parts[4].end, day.end);
+        for pair in parts.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        // 25 hours of 5,000 rows in five parts of five hours; hours outside the window
+        // (00:00–04:00 on the 2nd, after 05:00 on the 3rd) count for nothing.
+        let hours_each: Vec<i64> = parts
+            .iter()
+            .map(|w| (w.end - w.start).num_hours())
+            .collect();
+        assert_eq!(hours_each, [5, 5, 5, 5, 5]);
+    }
+
+    #[test]
+    fn hour_counts_read_the_aggregate_rows() {
+        let answer = serde_json::json!({"totalSize": 2, "done": true, "records": [
+            {"attributes": {"type": "AggregateResult"}, "d": "2025-09-17", "h": 23, "n": 461},
+            {"attributes": {"type": "AggregateResult"}, "d": "2025-09-18", "h": 2, "n": 1}]});
+        let hours = hour_counts(&answer);
+        assert_eq!(hours[&utc("2025-09-17T23:00:00Z")], 461);
+        assert_eq!(hours[&utc("2025-09-18T02:00:00Z")], 1);
     }
 
     proptest! {
@@ -293,6 +539,33 @@ mod tests {
                 next = p.end;
             }
             prop_assert_eq!(next, estimates.len());
+        }
+
+        #[test]
+        fn sub_ranges_tile_the_day_within_the_limits(
+            counts in prop::collection::vec(0u64..50_000, 26),
+            start_min in 0i64..1440,
+            len_h in 23i64..26,
+            max_parts in 1usize..9,
+            page in prop::sample::select(vec![200u64, 2000]),
+        ) {
+            let start = utc("2025-03-09T00:00:00Z") + Duration::minutes(start_min);
+            let day = Window { start, end: start + Duration::hours(len_h) };
+            let first = utc("2025-03-09T00:00:00Z");
+            let hours: BTreeMap<DateTime<Utc>, u64> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| (first + Duration::hours(i as i64), n))
+                .collect();
+            let parts = cut_day(day, &hours, page, max_parts);
+            prop_assert!(!parts.is_empty() && parts.len() <= max_parts.max(1));
+            prop_assert_eq!(parts[0].start, day.start);
+            prop_assert_eq!(parts[parts.len() - 1].end, day.end);
+            for pair in parts.windows(2) {
+                prop_assert_eq!(pair[0].end, pair[1].start);
+                prop_assert!(pair[0].start < pair[0].end);
+                prop_assert_eq!(pair[0].end.timestamp() % 3600, 0, "cut off an hour boundary");
+            }
         }
 
         #[test]

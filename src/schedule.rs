@@ -2,6 +2,8 @@
 //!
 //! Owns: which span of days runs when, at most `concurrency` at once; reading a span (one range
 //! query, cut into parts when its first page shows it is large, narrowed on `QUERY_TIMEOUT`);
+//! reading a heavy day in sub-ranges side by side and merging their staged files into the
+//! day's one file ([`DaySplit`]);
 //! routing its rows into per-day files by cursor; the `--query-limit` budget; the order in
 //! which a day's work happens (fetch a page, decode and write it off the async runtime,
 //! publish the file, then record it); and stopping (signal, budget, usage guard).
@@ -15,6 +17,9 @@
 //! * Memory per running span is one page of JSON and one page of Arrow, whatever the day's size.
 //! * A span's rows arrive ordered by `(cursor, Id)`, so a day is finished (published, then
 //!   recorded) as soon as a row of a later day arrives; a restart reopens only the open day.
+//! * A day cut into sub-ranges is published once, when every sub-range's staged file is in:
+//!   they are concatenated in sub-range order into the day's one file, then recorded. A
+//!   sub-range that fails fails the day once; its siblings stop and their files are dropped.
 
 use arrow::array::{Array, TimestampMillisecondArray};
 use arrow::datatypes::SchemaRef;
@@ -24,8 +29,8 @@ use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -36,11 +41,11 @@ use crate::fetch::{FetchError, QueryPage, SalesforceClient};
 use crate::fetch_plan::{self, Span};
 use crate::join::{GroupJoin, RowsShifted};
 use crate::offpeak::OffPeak;
-use crate::plan::Chunk;
+use crate::plan::{Chunk, Window};
 use crate::select::{self, Selection};
 use crate::soql;
 use crate::soql::Identifier;
-use crate::write::{self, ChunkFileWriter, FileMeta, WriteError};
+use crate::write::{self, ChunkFileWriter, FileMeta, StagedFile, WriteError};
 
 /// A cursor that expires mid-chunk restarts the chunk; more than this many times in a row
 /// means the org is expiring cursors faster than we read them.
@@ -190,6 +195,9 @@ pub enum ChunkError {
     /// Rows changed between the queries of a wide object's field groups; read again.
     #[error(transparent)]
     Shifted(#[from] RowsShifted),
+    /// Another sub-range of the same day failed: this one stops, the day is failed once.
+    #[error("another part of the day failed")]
+    SiblingFailed,
     /// A decode or write task died (a bug): reported, never hidden.
     #[error("a worker stopped unexpectedly: {0}")]
     Worker(String),
@@ -280,8 +288,114 @@ struct Context {
 enum Event {
     /// A day's file is in place (or the day had no rows): record it done.
     DayDone { chunk: Chunk, done: ChunkDone },
-    /// Days split off a running span, to run on another worker.
-    Spawn(Span),
+    /// Days (or a sub-range of a day) split off a running span, to run on another worker.
+    Spawn(Work),
+}
+
+/// What one span task reads: a span of days, or one sub-range of a heavy day.
+struct Work {
+    span: Span,
+    /// Set when `span` is one day cut into sub-ranges: the part this task reads.
+    sub: Option<SubRange>,
+}
+
+impl From<Span> for Work {
+    fn from(span: Span) -> Self {
+        Work { span, sub: None }
+    }
+}
+
+/// One sub-range of a heavy day: the part of the day's window one task reads.
+#[derive(Clone)]
+struct SubRange {
+    index: usize,
+    window: Window,
+    split: Arc<DaySplit>,
+}
+
+/// A day read in sub-ranges side by side: collects their staged files until all are in.
+struct DaySplit {
+    state: Mutex<SplitState>,
+}
+
+struct SplitState {
+    /// Per sub-range: `None` while it runs, then its staged file (none if it had no rows)
+    /// and the SOQL that read it.
+    done: Vec<Option<(Option<StagedFile>, String)>>,
+    /// A sub-range failed (or the day was merged): later deposits are dropped.
+    closed: bool,
+    failed: bool,
+}
+
+impl DaySplit {
+    fn new(parts: usize) -> Self {
+        Self {
+            state: Mutex::new(SplitState {
+                done: (0..parts).map(|_| None).collect(),
+                closed: false,
+                failed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SplitState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn has_failed(&self) -> bool {
+        self.lock().failed
+    }
+
+    /// Marks the day failed and drops the staged files already in; true for the first
+    /// failure only, which alone reports the day. After the hand-over only the merging task
+    /// is left to fail, and it reports the day.
+    fn fail(&self) -> bool {
+        let mut state = self.lock();
+        let first = !state.failed;
+        state.failed = true;
+        state.closed = true;
+        for (staged, _) in state.done.iter_mut().filter_map(Option::take) {
+            remove_staged(staged);
+        }
+        first
+    }
+
+    /// Hands in sub-range `index`'s file; when it was the last one missing, returns every
+    /// sub-range's file and SOQL in order, for the caller to merge.
+    fn deposit(
+        &self,
+        index: usize,
+        staged: Option<StagedFile>,
+        soql: String,
+    ) -> Option<Vec<(Option<StagedFile>, String)>> {
+        let mut state = self.lock();
+        if state.closed {
+            remove_staged(staged);
+            return None;
+        }
+        state.done[index] = Some((staged, soql));
+        if state.done.iter().any(Option::is_none) {
+            return None;
+        }
+        state.closed = true;
+        Some(state.done.iter_mut().filter_map(Option::take).collect())
+    }
+}
+
+impl Drop for DaySplit {
+    /// A day abandoned before its merge (signal, budget) leaves no staged file behind.
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        for (staged, _) in state.done.iter_mut().filter_map(Option::take) {
+            remove_staged(staged);
+        }
+    }
+}
+
+fn remove_staged(staged: Option<StagedFile>) {
+    if let Some(staged) = staged {
+        let _ = std::fs::remove_file(&staged.path);
+    }
 }
 
 /// The settings of one run.
@@ -345,7 +459,10 @@ pub async fn run(
     ctx.reporter.on_run_start(&per_object);
 
     let mut summary = RunSummary::default();
-    let mut pending: VecDeque<Span> = fetch_plan::spans(chunks).into();
+    let mut pending: VecDeque<Work> = fetch_plan::spans(chunks)
+        .into_iter()
+        .map(Work::from)
+        .collect();
     let mut running = JoinSet::new();
     let mut waiting_reported = false;
     tokio::pin!(shutdown);
@@ -365,11 +482,11 @@ pub async fn run(
             && closed_until.is_none()
             && running.len() < config.concurrency
         {
-            let Some(span) = pending.pop_front() else {
+            let Some(work) = pending.pop_front() else {
                 break;
             };
-            let job = jobs[&span.object].clone();
-            running.spawn(fetch_span(ctx.clone(), job, span));
+            let job = jobs[&work.span.object].clone();
+            running.spawn(fetch_span(ctx.clone(), job, work));
             waiting_reported = false;
         }
         let opens = closed_until.filter(|_| summary.stopped.is_none());
@@ -413,7 +530,7 @@ pub async fn run(
                 }
                 if let (Err(ChunkError::WindowClosed), Some(first)) = (&result, days.first()) {
                     let object = first.object.clone();
-                    pending.push_front(Span { object, days });
+                    pending.push_front(Span { object, days }.into());
                     continue;
                 }
                 if let Err(e) = record_end(&ctx, manifest, &mut summary, days, result, config.query_limit) {
@@ -443,11 +560,11 @@ fn on_event(
     ctx: &Context,
     manifest: &mut Manifest,
     summary: &mut RunSummary,
-    pending: &mut VecDeque<Span>,
+    pending: &mut VecDeque<Work>,
     event: Event,
 ) -> Result<(), ScheduleError> {
     match event {
-        Event::Spawn(span) => pending.push_front(span),
+        Event::Spawn(work) => pending.push_front(work),
         Event::DayDone { chunk, done } => {
             manifest.append(Entry::ChunkDone {
                 object: chunk.object.clone(),
@@ -531,16 +648,19 @@ struct ChunkDone {
 }
 
 /// Reads a span's days; returns the days it did not finish and why, if it stopped early.
+/// A sub-range of a day returns its day only if it is the first of the day's sub-ranges to
+/// fail, so that a day is recorded failed (or put back) once.
 async fn fetch_span(
     ctx: Arc<Context>,
     job: Arc<ObjectJob>,
-    span: Span,
+    work: Work,
 ) -> (Vec<Chunk>, Result<(), ChunkError>) {
     let mut reader = SpanReader {
-        days: span.days.into(),
-        may_refine: true,
+        days: work.span.days.into(),
+        may_refine: work.sub.is_none(),
         narrow: None,
         soql: String::new(),
+        sub: work.sub,
     };
     let mut restarts = 0;
     let result = loop {
@@ -568,7 +688,18 @@ async fn fetch_span(
             other => break other,
         }
     };
-    (reader.days.into(), result)
+    match (&reader.sub, result) {
+        (Some(sub), Err(e)) => {
+            let first = sub.split.fail();
+            let days = if first {
+                reader.days.into()
+            } else {
+                Vec::new()
+            };
+            (days, Err(e))
+        }
+        (_, result) => (reader.days.into(), result),
+    }
 }
 
 /// A query narrowed below this after repeated `QUERY_TIMEOUT`s cannot be narrowed usefully.
@@ -585,10 +716,19 @@ struct SpanReader {
     /// The SOQL of the range being read, one line per field group: a day's file records the
     /// query that read its rows (the first one, when `narrow` reads a day in several ranges).
     soql: String,
+    /// When this task reads one sub-range of its only day: which, and where it ends.
+    sub: Option<SubRange>,
 }
 
 impl SpanReader {
     fn label(&self) -> String {
+        if let (Some(sub), Some(day)) = (&self.sub, self.days.front()) {
+            return format!(
+                "{day} [{}, {})",
+                sub.window.start.format("%H:%M"),
+                sub.window.end.format("%H:%M")
+            );
+        }
         match (self.days.front(), self.days.back()) {
             (Some(a), Some(b)) if a.day != b.day => format!("{a}..{}", b.day),
             (Some(a), _) => a.to_string(),
@@ -602,13 +742,19 @@ impl SpanReader {
         if self.days.len() > 1 {
             let rest: Vec<Chunk> = self.days.drain(self.days.len() / 2..).collect();
             let object = rest[0].object.clone();
-            let _ = ctx.events.send(Event::Spawn(Span { object, days: rest }));
+            let _ = ctx
+                .events
+                .send(Event::Spawn(Span { object, days: rest }.into()));
             return true;
         }
         let Some(day) = self.days.front() else {
             return false;
         };
-        let width = self.narrow.unwrap_or(day.window.end - day.window.start) / 2;
+        let whole = match &self.sub {
+            Some(sub) => sub.window.end - sub.window.start,
+            None => day.window.end - day.window.start,
+        };
+        let width = self.narrow.unwrap_or(whole) / 2;
         self.narrow = Some(width);
         width >= MIN_QUERY_RANGE
     }
@@ -619,11 +765,15 @@ impl SpanReader {
         let Some(first) = self.days.front() else {
             return Ok(());
         };
-        let mut start = first.window.start;
+        let mut start = self
+            .sub
+            .as_ref()
+            .map_or(first.window.start, |s| s.window.start);
         while let Some(last) = self.days.back() {
+            let last_end = self.sub.as_ref().map_or(last.window.end, |s| s.window.end);
             let end = match self.narrow {
-                Some(width) => (start + width).min(last.window.end),
-                None => last.window.end,
+                Some(width) => (start + width).min(last_end),
+                None => last_end,
             };
             if !self.read_range(ctx, job, &mut open, start, end).await? {
                 break;
@@ -663,6 +813,9 @@ impl SpanReader {
         let mut join = GroupJoin::new(job.decoder.schema(), positions);
         loop {
             for g in join.hungry() {
+                if self.sub.as_ref().is_some_and(|s| s.split.has_failed()) {
+                    return Err(ChunkError::SiblingFailed);
+                }
                 let request = requests[g].take().expect("a hungry group has a next page");
                 let first_page = matches!(request, QueryPage::First { .. });
                 let page =
@@ -695,22 +848,45 @@ impl SpanReader {
         total_rows: u64,
         page_rows: u64,
     ) -> Result<(), ChunkError> {
-        if !fetch_plan::should_refine(self.days.len(), total_rows, page_rows) {
-            return Ok(());
+        // The rows of this task's day, when it is left with one: cut it if it is heavy.
+        let day_rows = if fetch_plan::should_refine(self.days.len(), total_rows, page_rows) {
+            self.cut_span(ctx, job, total_rows, page_rows).await?
+        } else {
+            Some(total_rows as f64)
+        };
+        match day_rows {
+            Some(rows) if self.days.len() == 1 && fetch_plan::should_cut_day(rows, page_rows) => {
+                self.cut_day(ctx, job, page_rows).await
+            }
+            _ => Ok(()),
         }
+    }
+
+    /// Counts a span's rows by day and keeps its first part, handing the others to other
+    /// workers. Returns the estimated rows of the first part when it is a single day.
+    async fn cut_span(
+        &mut self,
+        ctx: &Context,
+        job: &ObjectJob,
+        total_rows: u64,
+        page_rows: u64,
+    ) -> Result<Option<f64>, ChunkError> {
         let whole = Span {
             object: job.selection.object.to_string(),
             days: self.days.iter().cloned().collect(),
         };
         let days = &whole.days;
-        let parts = if days.len() > fetch_plan::MAX_COUNTED_DAYS {
-            fetch_plan::split_evenly(days.len(), ctx.concurrency * 2)
+        let (parts, first_rows) = if days.len() > fetch_plan::MAX_COUNTED_DAYS {
+            let parts = fetch_plan::split_evenly(days.len(), ctx.concurrency * 2);
+            (parts, None)
         } else {
             match count_by_day(ctx, job, days).await {
                 Ok(counts) => {
                     let estimates = fetch_plan::estimate_days(days, &counts);
                     let target = fetch_plan::part_target(total_rows, page_rows, ctx.concurrency);
-                    fetch_plan::split(&estimates, target)
+                    let parts = fetch_plan::split(&estimates, target);
+                    let first = parts.first().map(|p| estimates[p.clone()].iter().sum());
+                    (parts, first)
                 }
                 Err(ChunkError::QueryLimit) => return Err(ChunkError::QueryLimit),
                 Err(e) => {
@@ -718,15 +894,66 @@ impl SpanReader {
                         "{}: cannot count rows by day ({e}); reading it whole",
                         self.label()
                     );
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         };
         if parts.len() > 1 {
             self.days = whole.part(parts[0].clone()).days.into();
             for part in &parts[1..] {
-                let _ = ctx.events.send(Event::Spawn(whole.part(part.clone())));
+                let _ = ctx
+                    .events
+                    .send(Event::Spawn(whole.part(part.clone()).into()));
             }
+        }
+        Ok(first_rows)
+    }
+
+    /// Counts this task's one day by UTC hour and cuts it into sub-ranges: this task keeps
+    /// the first, the others go to other workers. A failed count only costs the parallelism.
+    async fn cut_day(
+        &mut self,
+        ctx: &Context,
+        job: &ObjectJob,
+        page_rows: u64,
+    ) -> Result<(), ChunkError> {
+        let day = self.days[0].clone();
+        let hours = match count_by_hour(ctx, job, &day).await {
+            Ok(hours) => hours,
+            Err(ChunkError::QueryLimit) => return Err(ChunkError::QueryLimit),
+            Err(e) => {
+                tracing::warn!(
+                    "{}: cannot count rows by hour ({e}); reading the day whole",
+                    self.label()
+                );
+                return Ok(());
+            }
+        };
+        let windows = fetch_plan::cut_day(day.window, &hours, page_rows, ctx.concurrency);
+        if windows.len() < 2 {
+            return Ok(());
+        }
+        tracing::debug!("{}: read in {} sub-ranges", self.label(), windows.len());
+        let split = Arc::new(DaySplit::new(windows.len()));
+        self.sub = Some(SubRange {
+            index: 0,
+            window: windows[0],
+            split: split.clone(),
+        });
+        for (index, window) in windows.into_iter().enumerate().skip(1) {
+            let span = Span {
+                object: day.object.clone(),
+                days: vec![day.clone()],
+            };
+            let sub = SubRange {
+                index,
+                window,
+                split: split.clone(),
+            };
+            let _ = ctx.events.send(Event::Spawn(Work {
+                span,
+                sub: Some(sub),
+            }));
         }
         Ok(())
     }
@@ -753,7 +980,7 @@ impl SpanReader {
             let Some(day) = self.days.front() else {
                 return Ok(false);
             };
-            let end = day.window.end.timestamp_millis();
+            let end = self.front_end().timestamp_millis();
             let until = offset + cursor[offset..].partition_point(|&t| t < end);
             if until > offset {
                 let rows = batch.slice(offset, until - offset);
@@ -782,10 +1009,19 @@ impl SpanReader {
         open: &mut Option<OpenDay>,
         end: chrono::DateTime<Utc>,
     ) -> Result<(), ChunkError> {
-        while self.days.front().is_some_and(|d| d.window.end <= end) {
+        while !self.days.is_empty() && self.front_end() <= end {
             self.finish_front_day(ctx, job, open).await?;
         }
         Ok(())
+    }
+
+    /// Where the open day's rows end for this task: the day's end, or its sub-range's.
+    fn front_end(&self) -> chrono::DateTime<Utc> {
+        match (&self.sub, self.days.front()) {
+            (Some(sub), _) => sub.window.end,
+            (None, Some(day)) => day.window.end,
+            (None, None) => unreachable!("asked for the end of no day"),
+        }
     }
 
     /// Publishes the open day's file (a day with no rows has none) and reports it done.
@@ -798,7 +1034,21 @@ impl SpanReader {
         let chunk = self.days.front().expect("a day is open").clone();
         let sink = OpenDay::take(open, ctx, job, &chunk, &self.soql).await?;
         let out = ctx.out.clone();
-        let done = run_blocking(move || sink.publish(&out).map_err(ChunkError::from)).await?;
+        let done = match &self.sub {
+            None => run_blocking(move || sink.publish(&out).map_err(ChunkError::from)).await?,
+            Some(sub) => {
+                let (staged, soql) =
+                    run_blocking(move || sink.finish().map_err(ChunkError::from)).await?;
+                let Some(parts) = sub.split.deposit(sub.index, staged, soql) else {
+                    // Other sub-ranges are still running: the last one in publishes the day.
+                    self.days.pop_front();
+                    return Ok(());
+                };
+                let day = ChunkSink::new(ctx, job, &chunk, "");
+                run_blocking(move || day.publish_parts(parts, &out).map_err(ChunkError::from))
+                    .await?
+            }
+        };
         self.days.pop_front();
         let _ = ctx.events.send(Event::DayDone { chunk, done });
         Ok(())
@@ -827,6 +1077,21 @@ impl OpenDay {
 
 /// The cursor is the second column of every selection (`select` puts `Id` then the cursor).
 const CURSOR_COLUMN: usize = 1;
+
+/// Rows per UTC hour of one day's window, from one aggregate query.
+async fn count_by_hour(
+    ctx: &Context,
+    job: &ObjectJob,
+    day: &Chunk,
+) -> Result<BTreeMap<chrono::DateTime<Utc>, u64>, ChunkError> {
+    if !ctx.budget.try_take() {
+        return Err(ChunkError::QueryLimit);
+    }
+    let sel = &job.selection;
+    let soql = soql::count_by_hour(&sel.object, &sel.cursor, day.window.start, day.window.end);
+    let answer = ctx.client.query_json(&soql).await?;
+    Ok(fetch_plan::hour_counts(&answer))
+}
 
 /// Rows per UTC day over the days' range, from one aggregate query.
 async fn count_by_day(
@@ -887,6 +1152,47 @@ impl ChunkSink {
             )?);
         }
         self.writer.as_mut().expect("created above").write(batch)
+    }
+
+    /// Closes a sub-range's file, still staged (none if the sub-range had no rows), with the
+    /// SOQL that read it.
+    fn finish(self) -> Result<(Option<StagedFile>, String), WriteError> {
+        let staged = self.writer.map(ChunkFileWriter::finish).transpose()?;
+        Ok((staged, self.meta.soql))
+    }
+
+    /// Publishes a day read in sub-ranges: their staged files (with the SOQL that read each),
+    /// concatenated in order into the day's one file, which names every sub-range's query.
+    /// The staged parts are removed once the day's file is in place (or on failure).
+    fn publish_parts(
+        mut self,
+        parts: Vec<(Option<StagedFile>, String)>,
+        out: &Path,
+    ) -> Result<ChunkDone, WriteError> {
+        let (staged, soql): (Vec<Option<StagedFile>>, Vec<String>) = parts.into_iter().unzip();
+        let staged: Vec<StagedFile> = staged.into_iter().flatten().collect();
+        self.meta.soql = soql.join("\n");
+        let merged = match staged.as_slice() {
+            [] => return self.publish(out),
+            parts => write::concat_staged(parts, &self.staging, &self.meta),
+        };
+        let published = merged.and_then(|merged| {
+            let dir = write::partition_dir(out, &self.meta.object, self.meta.day);
+            write::publish(&merged, &dir.join(CHUNK_FILE))?;
+            Ok(merged)
+        });
+        for part in staged {
+            let _ = std::fs::remove_file(&part.path);
+        }
+        let merged = published?;
+        Ok(ChunkDone {
+            rows: merged.rows,
+            bytes: merged.bytes,
+            file: Some(format!(
+                "{}/date={}/{CHUNK_FILE}",
+                self.meta.object, self.meta.day
+            )),
+        })
     }
 
     /// Publishes the file; a day with no rows publishes an empty file only to replace one.
@@ -975,6 +1281,72 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn staged(dir: &Path, name: &str) -> Option<StagedFile> {
+        let path = dir.join(name);
+        std::fs::write(&path, b"x").unwrap();
+        Some(StagedFile {
+            path,
+            rows: 1,
+            bytes: 1,
+        })
+    }
+
+    #[test]
+    fn a_split_day_is_handed_over_once_when_its_last_sub_range_is_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let split = DaySplit::new(3);
+        assert!(
+            split
+                .deposit(2, staged(dir.path(), "c"), "q2".into())
+                .is_none()
+        );
+        assert!(
+            split
+                .deposit(0, staged(dir.path(), "a"), "q0".into())
+                .is_none()
+        );
+        let parts = split
+            .deposit(1, None, "q1".into())
+            .expect("the last one is in");
+        let soql: Vec<&str> = parts.iter().map(|p| p.1.as_str()).collect();
+        assert_eq!(soql, ["q0", "q1", "q2"], "in sub-range order");
+        assert!(parts[1].0.is_none());
+        // Once handed over, the files are the merger's; its failure reports the day.
+        assert!(split.fail());
+        assert!(dir.path().join("a").exists() && dir.path().join("c").exists());
+    }
+
+    #[test]
+    fn a_failed_sub_range_fails_the_day_once_and_drops_its_siblings_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let split = DaySplit::new(3);
+        assert!(
+            split
+                .deposit(0, staged(dir.path(), "a"), "q0".into())
+                .is_none()
+        );
+        assert!(!split.has_failed());
+        assert!(split.fail(), "the first failure reports the day");
+        assert!(!split.fail(), "a second one does not");
+        assert!(split.has_failed());
+        assert!(!dir.path().join("a").exists());
+        assert!(
+            split
+                .deposit(2, staged(dir.path(), "c"), "q2".into())
+                .is_none()
+        );
+        assert!(!dir.path().join("c").exists(), "a late file is dropped");
+        // A day abandoned before its merge leaves nothing staged.
+        let abandoned = DaySplit::new(2);
+        assert!(
+            abandoned
+                .deposit(1, staged(dir.path(), "b"), "q".into())
+                .is_none()
+        );
+        drop(abandoned);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn the_query_budget_never_hands_out_more_than_its_limit() {

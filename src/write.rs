@@ -13,6 +13,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::{DataType, SchemaRef};
@@ -288,6 +289,127 @@ impl Drop for ChunkFileWriter {
     }
 }
 
+/// Concatenates staged files of one schema, in order, into a new staged file whose footer
+/// carries `meta` (the `sfbackfill.*` pairs; the inputs' other pairs, such as the Arrow schema,
+/// are kept from the first input). Row groups are copied as they are, column chunk by column
+/// chunk, without decoding or re-encoding (as the parquet crate's `parquet-concat` does); the
+/// result is closed and fsync'd, not yet visible. The inputs are left in place.
+///
+/// This is how a day read in several sub-ranges becomes the one file of its day.
+///
+/// # Errors
+/// [`WriteError::Io`] when an input cannot be read or the output written;
+/// [`WriteError::Parquet`] when the inputs' schemas differ or a footer cannot be parsed.
+pub fn concat_staged(
+    inputs: &[StagedFile],
+    staging_dir: &Path,
+    meta: &FileMeta,
+) -> Result<StagedFile, WriteError> {
+    use parquet::column::writer::ColumnCloseResult;
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+    use parquet::file::writer::SerializedFileWriter;
+
+    let Some(first) = inputs.first() else {
+        return Err(WriteError::Parquet("no file to concatenate".into()));
+    };
+    let opened = inputs
+        .iter()
+        .map(|input| {
+            let file = File::open(&input.path).map_err(|e| WriteError::from_io(&input.path, e))?;
+            let metadata = ParquetMetaDataReader::new()
+                .with_page_index_policy(PageIndexPolicy::Optional)
+                .parse_and_finish(&file)
+                .map_err(|e| WriteError::from_parquet(&input.path, e))?;
+            Ok((file, metadata))
+        })
+        .collect::<Result<Vec<_>, WriteError>>()?;
+    let schema = opened[0].1.file_metadata().schema_descr().root_schema_ptr();
+    for ((_, metadata), input) in opened.iter().zip(inputs).skip(1) {
+        if metadata.file_metadata().schema_descr().root_schema_ptr() != schema {
+            return Err(WriteError::Parquet(format!(
+                "`{}` does not have the schema of `{}`",
+                input.path.display(),
+                first.path.display()
+            )));
+        }
+    }
+    let ours = meta.key_values();
+    let mut key_values: Vec<KeyValue> = opened[0]
+        .1
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .filter(|kv| !kv.key.starts_with("sfbackfill."))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    key_values.extend(ours);
+    let properties = WriterProperties::builder()
+        .set_key_value_metadata(Some(key_values))
+        .set_created_by(format!("sfbackfill {}", env!("CARGO_PKG_VERSION")))
+        .build();
+
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let n = STAGED_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let path = staging_dir.join(format!(
+        "{}-{}-{nanos}-{n}.merged.parquet.tmp",
+        meta.object, meta.day
+    ));
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| WriteError::from_io(&path, e))?;
+    let copied = (|| {
+        let mut writer = SerializedFileWriter::new(out, schema, Arc::new(properties))
+            .map_err(|e| WriteError::from_parquet(&path, e))?;
+        let mut rows = 0u64;
+        for ((file, metadata), input) in opened.iter().zip(inputs) {
+            let page_index = metadata.page_index();
+            for (g, group) in metadata.row_groups().iter().enumerate() {
+                let mut group_out = writer
+                    .next_row_group()
+                    .map_err(|e| WriteError::from_parquet(&path, e))?;
+                for (c, column) in group.columns().iter().enumerate() {
+                    let result = ColumnCloseResult {
+                        bytes_written: column.compressed_size() as _,
+                        rows_written: group.num_rows() as _,
+                        metadata: column.clone(),
+                        bloom_filter: None,
+                        column_index: page_index.and_then(|pi| pi.column_index(g, c)).cloned(),
+                        offset_index: page_index.and_then(|pi| pi.offset_index(g, c)).cloned(),
+                    };
+                    group_out
+                        .append_column(file, result)
+                        .map_err(|e| WriteError::from_parquet(&input.path, e))?;
+                }
+                group_out
+                    .close()
+                    .map_err(|e| WriteError::from_parquet(&path, e))?;
+                rows += group.num_rows() as u64;
+            }
+        }
+        let out = writer
+            .into_inner()
+            .map_err(|e| WriteError::from_parquet(&path, e))?;
+        let bytes = out
+            .sync_all()
+            .and_then(|()| out.metadata())
+            .map_err(|e| WriteError::from_io(&path, e))?
+            .len();
+        Ok((rows, bytes))
+    })();
+    match copied {
+        Ok((rows, bytes)) => Ok(StagedFile { path, rows, bytes }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
 /// `OUT/OBJECT/date=YYYY-MM-DD`.
 pub fn partition_dir(out: &Path, object: &str, day: NaiveDate) -> PathBuf {
     out.join(object).join(format!("date={day}"))
@@ -467,6 +589,83 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
         assert_eq!(published[1], std::fs::read(&final_path).unwrap());
+    }
+
+    #[test]
+    fn staged_parts_concatenate_in_order_without_re_encoding() {
+        let fields = [
+            field("Id", FieldType::Id),
+            field("Amount__c", FieldType::Currency),
+            field("SystemModstamp", FieldType::Datetime),
+        ];
+        let decoder = PageDecoder::new(&fields).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut parts = Vec::new();
+        for (p, rows) in [(0, 3), (1, 1), (2, 2)] {
+            let records: Vec<String> = (0..rows)
+                .map(|r| {
+                    format!(
+                        r#""Id":"a{p}{r}","Amount__c":{p}.5,"SystemModstamp":"2024-03-10T0{p}:15:00.000+0000""#
+                    )
+                })
+                .collect();
+            let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+            let batch = decoder.decode(page(&refs).as_bytes()).unwrap().batch;
+            let mut part_meta = meta();
+            part_meta.soql = format!("SELECT part {p}");
+            let mut w = ChunkFileWriter::create(dir.path(), decoder.schema(), &part_meta).unwrap();
+            w.write(&batch).unwrap();
+            parts.push(w.finish().unwrap());
+        }
+        let mut day = meta();
+        day.soql = "SELECT part 0\nSELECT part 1\nSELECT part 2".into();
+        let merged = concat_staged(&parts, dir.path(), &day).unwrap();
+        assert_eq!(merged.rows, 6);
+        assert_eq!(merged.bytes, std::fs::metadata(&merged.path).unwrap().len());
+        // Column chunks are copied: the merged file's are byte for byte the parts'.
+        let reader = SerializedFileReader::new(File::open(&merged.path).unwrap()).unwrap();
+        let md = reader.metadata();
+        assert_eq!(md.num_row_groups(), 3);
+        for (g, part) in parts.iter().enumerate() {
+            let source = SerializedFileReader::new(File::open(&part.path).unwrap()).unwrap();
+            let want = source.metadata().row_group(0);
+            let got = md.row_group(g);
+            for c in 0..3 {
+                assert_eq!(
+                    got.column(c).compressed_size(),
+                    want.column(c).compressed_size()
+                );
+                assert_eq!(got.column(c).statistics(), want.column(c).statistics());
+            }
+        }
+        let kv: std::collections::HashMap<String, Option<String>> = md
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap()
+            .iter()
+            .map(|k| (k.key.clone(), k.value.clone()))
+            .collect();
+        assert_eq!(kv["sfbackfill.soql"].as_deref(), Some(day.soql.as_str()));
+        assert_eq!(kv["sfbackfill.day"].as_deref(), Some("2024-03-10"));
+        assert!(kv.contains_key("ARROW:schema"), "the Arrow schema is kept");
+        let back: Vec<RecordBatch> =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&merged.path).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        assert_eq!(back[0].schema(), decoder.schema(), "types survive");
+        let ids: Vec<String> = back
+            .iter()
+            .flat_map(|b| {
+                let ids = b.column(0).as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| ids.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(ids, ["a00", "a01", "a02", "a10", "a20", "a21"]);
     }
 
     #[test]

@@ -246,3 +246,119 @@ async fn plan_predicts_the_requests_a_backfill_then_sends() {
         "plan said {predicted}, the backfill sent {sent}"
     );
 }
+
+/// The `sfbackfill.soql` of a day's file.
+fn file_soql(path: &std::path::Path) -> String {
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).unwrap())
+            .unwrap();
+    parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == "sfbackfill.soql").cloned())
+        .and_then(|kv| kv.value)
+        .unwrap_or_default()
+}
+
+/// Backfills `Case` on the heavy day 2025-09-17 cut at `zone`'s midnights, against an org
+/// serving 200 rows a page (so that its hours outside the bulk update's second hold over 10
+/// pages each side); returns the first pages sent, all query requests, and the output folder.
+async fn heavy_day(zone: &str) -> (u64, u64, tempfile::TempDir, sfbackfill::fake_org::FakeOrg) {
+    let org = start_fake(sfbackfill::fake_org::FakeOrgConfig {
+        wide_page_size: Some(200),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let args = [
+        "backfill",
+        "--objects",
+        "Case",
+        "--fields",
+        "Case=Subject,Status",
+        "--start",
+        "2025-09-17",
+        "--end",
+        "2025-09-17",
+        "--chunk-timezone",
+        zone,
+        "--out",
+        out,
+        "--concurrency",
+        "4",
+        "--rate-limit",
+        "1000",
+        "--progress",
+        "off",
+    ];
+    let before = org.stats();
+    assert_exit(&run(&org.url(), &args).await, 0);
+    let after = org.stats();
+    let firsts = requests(&after, &["query"]) - requests(&before, &["query"]);
+    let sent = query_requests(&after) - query_requests(&before);
+    (firsts, sent, dir, org)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavy_day_is_read_in_sub_ranges_side_by_side_into_one_file() {
+    for (zone, start, end) in [
+        ("UTC", "2025-09-17T00:00:00Z", "2025-09-18T00:00:00Z"),
+        // A zoned day crosses a UTC midnight: its hours come from two UTC dates.
+        (
+            "America/New_York",
+            "2025-09-17T04:00:00Z",
+            "2025-09-18T04:00:00Z",
+        ),
+    ] {
+        let (firsts, sent, dir, org) = heavy_day(zone).await;
+        let soql = format!(
+            "SELECT Id, LastModifiedDate, Subject, Status FROM Case WHERE LastModifiedDate >= {start} AND LastModifiedDate < {end}"
+        );
+        let want = by_id(org_rows(&org.url(), "Case", &soql).await);
+        let (rows, page) = rows_and_page_size(&org.url(), &soql).await;
+        assert_eq!(page, 200);
+        assert!(rows > 25_000, "{rows}");
+        // The whole day's query, the count by hour, and at least one sub-range query more.
+        assert!(
+            firsts >= 3,
+            "{zone}: the heavy day was read by {firsts} queries (count included)"
+        );
+        assert!(
+            sent as f64 <= rows.div_ceil(page) as f64 * 1.05,
+            "{zone}: {sent} query requests for {} pages",
+            rows.div_ceil(page)
+        );
+        // One file for the day, holding exactly the org's rows, naming every sub-range query.
+        let files = parquet_files(dir.path(), "Case");
+        assert_eq!(files.len(), 1, "{zone}: {files:?}");
+        assert!(files[0].ends_with("date=2025-09-17/part-00000.parquet"));
+        assert_eq!(by_id(read_output(dir.path(), "Case")), want, "{zone}");
+        let queries = file_soql(&files[0]);
+        assert_eq!(
+            queries.lines().count() as u64,
+            firsts - 1,
+            "{zone}: the file names each query that read it: {queries}"
+        );
+        assert!(
+            queries
+                .lines()
+                .next()
+                .is_some_and(|q| q.contains(&format!(">= {}", &start[..19]))),
+            "{queries}"
+        );
+        // Nothing left in staging, and the manifest still counts one day.
+        let staging = sfbackfill::schedule::staging_dir(dir.path());
+        let left: Vec<_> = std::fs::read_dir(&staging)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{zone}: staged files left: {left:?}");
+        let o = sfbackfill(
+            &org.url(),
+            &["status", "--out", dir.path().to_str().unwrap(), "--json"],
+        );
+        let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(doc["objects"][0]["chunks_done"], 1, "{zone}");
+        assert_eq!(doc["objects"][0]["rows"], rows, "{zone}");
+    }
+}
