@@ -723,9 +723,19 @@ fn loggable(url: &Url) -> String {
     }
 }
 
-/// `Retry-After` in seconds, if the answer carried one.
+/// `Retry-After` in seconds, if the answer carried one: a number of seconds, or an HTTP date
+/// (RFC 9110 §10.2.3) counted from now, a date in the past meaning now.
 fn retry_after(headers: &HeaderMap) -> Option<u64> {
-    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+    retry_after_at(headers, chrono::Utc::now())
+}
+
+fn retry_after_at(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse() {
+        return Some(seconds);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    Some((at.with_timezone(&chrono::Utc) - now).num_seconds().max(0) as u64)
 }
 
 #[cfg(test)]
@@ -840,7 +850,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_only() {
+    fn retry_after_reads_seconds_or_an_http_date() {
         let mut h = HeaderMap::new();
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static(" 7 "));
@@ -849,6 +859,11 @@ mod tests {
             RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
+        let now = "2015-10-21T07:27:30Z".parse().unwrap();
+        assert_eq!(retry_after_at(&h, now), Some(30));
+        let later = "2015-10-21T08:00:00Z".parse().unwrap();
+        assert_eq!(retry_after_at(&h, later), Some(0));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
 }
