@@ -533,7 +533,7 @@ impl Inner {
         read: impl Fn(Bytes) -> Result<T, FetchError>,
     ) -> Result<T, FetchError> {
         let mut retry = retry::RetryState::new(self.config.backoff());
-        let mut renewed = false;
+        let mut renewals = 0;
         loop {
             self.usage.check()?;
             let token = self.token.current();
@@ -546,11 +546,11 @@ impl Inner {
                 Err(e) => e,
             };
             match error {
-                FetchError::SessionExpired { message } if renewed => {
+                FetchError::SessionExpired { message } if refuses_token(renewals, &message) => {
                     return Err(FetchError::SessionRejected { message });
                 }
                 FetchError::SessionExpired { .. } => {
-                    renewed = true;
+                    renewals += 1;
                     self.renew(token.generation).await?;
                 }
                 FetchError::DailyLimit { ref message } => {
@@ -723,6 +723,18 @@ fn loggable(url: &Url) -> String {
     }
 }
 
+/// Renewals of the token for one request before a `401` means the org refuses our tokens:
+/// a token revoked again between its issue and its first use (an admin revoking sessions
+/// twice) is renewed again, a token that is never accepted is not renewed forever.
+const MAX_RENEWALS: u32 = 3;
+
+/// Whether a `401` after `renewals` fresh tokens means Salesforce refuses them for good: the
+/// Run-As user lacks API access (salesforce-api.md §1.5 wording), or renewing did not help.
+fn refuses_token(renewals: u32, message: &str) -> bool {
+    renewals >= MAX_RENEWALS
+        || (renewals > 0 && message.contains("not valid for use with the REST API"))
+}
+
 /// `Retry-After` in seconds, if the answer carried one: a number of seconds, or an HTTP date
 /// (RFC 9110 §10.2.3) counted from now, a date in the past meaning now.
 fn retry_after(headers: &HeaderMap) -> Option<u64> {
@@ -847,6 +859,18 @@ mod tests {
             data_base("http://acme.my.salesforce.com"),
             Err(FetchError::InsecureInstance { .. })
         ));
+    }
+
+    #[test]
+    fn a_token_revoked_again_is_renewed_but_one_never_accepted_is_refused() {
+        let expired = "Session expired or invalid";
+        let no_api = "This session is not valid for use with the REST API";
+        assert!(!refuses_token(0, expired));
+        assert!(!refuses_token(1, expired));
+        assert!(!refuses_token(2, expired));
+        assert!(refuses_token(3, expired));
+        assert!(!refuses_token(0, no_api));
+        assert!(refuses_token(1, no_api));
     }
 
     #[test]
