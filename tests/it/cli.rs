@@ -472,6 +472,21 @@ async fn the_secret_never_appears_in_any_output_or_file() {
         ]
         .concat(),
     );
+    add(
+        &url,
+        &[
+            "sync",
+            "--objects",
+            "Account",
+            "--out",
+            &out,
+            "--start",
+            "2025-12-01",
+            "--rate-limit",
+            "100",
+        ],
+    );
+    add(&url, &["sync", "--objects", "Account", "--out", &out]);
     add(&url, &["status", "--out", &out]);
     add(&url, &["status", "--out", &out, "--json"]);
     add(
