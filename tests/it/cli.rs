@@ -269,7 +269,7 @@ async fn bad_invocations_fail_before_any_request_with_one_line() {
         ),
         (
             &["--out", &newer_out],
-            "(format `sfbackfill-manifest` version 99)",
+            "written by a newer sfbackfill (journal format 99): upgrade sfbackfill",
         ),
         (
             &["--out", &csv_out],
@@ -280,6 +280,32 @@ async fn bad_invocations_fail_before_any_request_with_one_line() {
     assert!(cases.len() >= 38);
     for (extra, needle) in cases {
         let args = with_flags(&base, extra);
+        let before = org.stats().requests;
+        let o = run(&org.url(), &args).await;
+        assert_exit(&o, 2);
+        let line = one_error_line(&o);
+        assert!(line.contains(needle), "{extra:?}: {line}");
+        assert_eq!(org.stats().requests, before, "{extra:?} sent a request");
+    }
+    let sync = [
+        "sync",
+        "--objects",
+        "Account",
+        "--start",
+        "2025-12-01",
+        "--out",
+        out,
+    ];
+    let sync_cases: &[(&[&str], &str)] = &[
+        (&["--lookback", "soon"], "--lookback soon"),
+        (&["--safety-lag", "5"], "--safety-lag 5"),
+        (&["--full-every", "0"], "--full-every 0"),
+        (&["--start", "2025-02-30"], "--start 2025-02-30"),
+        (&["--query-limit", "0"], "--query-limit 0"),
+        (&["--chunk-timezone", "Mars/Base"], "Mars/Base"),
+    ];
+    for (extra, needle) in sync_cases {
+        let args = with_flags(&sync, extra);
         let before = org.stats().requests;
         let o = run(&org.url(), &args).await;
         assert_exit(&o, 2);
