@@ -436,7 +436,13 @@ fn config_difference(
     recorded: &checkpoint::ObjectConfig,
     now: &checkpoint::ObjectConfig,
 ) -> Option<String> {
-    if recorded.fields != now.fields {
+    if recorded.cursor_field != now.cursor_field {
+        // The cursor's place in the field list moves with it: name the cursor, not the list.
+        Some(format!(
+            "cursor `{}`, not `{}`",
+            recorded.cursor_field, now.cursor_field
+        ))
+    } else if recorded.fields != now.fields {
         let added: Vec<_> = now
             .fields
             .iter()
@@ -453,11 +459,6 @@ fn config_difference(
             "another field list (added: [{}], removed: [{}])",
             added.join(", "),
             removed.join(", ")
-        ))
-    } else if recorded.cursor_field != now.cursor_field {
-        Some(format!(
-            "cursor `{}`, not `{}`",
-            recorded.cursor_field, now.cursor_field
         ))
     } else if recorded.chunk_timezone != now.chunk_timezone {
         Some(format!(
@@ -966,47 +967,21 @@ pub async fn sync(
     );
     let mut journal = SyncJournal::open(&settings.out, &run_id)?;
     let upto = chrono::Utc::now() - settings.safety_lag;
-    let mut objects = Vec::new();
-    for (_, selection) in prepared {
-        let object = selection.object.to_string();
-        let known = journal.state().objects.get(&object).cloned();
-        sync::discard_uncommitted(
-            &settings.out,
-            &known
-                .as_ref()
-                .map(|k| k.uncommitted.clone())
-                .unwrap_or_default(),
-        )?;
-        let zone = sync_zone(settings, known.as_ref(), backfilled.objects.get(&object));
-        let Some(pass) = sync::plan_pass(
-            known.as_ref(),
-            settings.start,
-            settings.lookback,
-            upto,
-            settings.full_every,
-        ) else {
-            return Err(unseeded(settings, &object));
-        };
-        record_sync_config(
-            &mut journal,
-            settings,
-            &selection,
-            zone,
-            known.as_ref(),
-            &pass,
-        )?;
-        let job = sync_job(settings, selection)?;
-        objects.push(sync::SyncObject {
-            job: Arc::new(job),
-            zone,
-            pass,
-        });
-    }
+    let objects = match sync_objects(&mut journal, settings, prepared, &backfilled, upto) {
+        Ok(objects) => objects,
+        Err(refused) => {
+            let _ = journal.append(SyncEntry::RunEnded {
+                run: run_id,
+                at: chrono::Utc::now(),
+                outcome: "refused".into(),
+            });
+            return Err(refused);
+        }
+    };
     let journal = Arc::new(tokio::sync::Mutex::new(journal));
     let run = sync::SyncRun {
         client,
         out: settings.out.clone(),
-        include_deleted: settings.include_deleted,
         budget: Arc::new(QueryBudget::new(settings.query_limit)),
         query_limit: settings.query_limit,
         step_rows: settings.step_rows,
@@ -1027,6 +1002,54 @@ pub async fn sync(
     let summary = result?;
     ended?;
     Ok(summary)
+}
+
+/// Each object's pass, after deleting the files of its uncommitted step and checking (then
+/// recording) the settings it is synced with.
+fn sync_objects(
+    journal: &mut SyncJournal,
+    settings: &SyncSettings,
+    prepared: Vec<(ObjectDescribe, Selection)>,
+    backfilled: &ManifestState,
+    upto: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<sync::SyncObject>, Failure> {
+    let mut objects = Vec::new();
+    for (_, selection) in prepared {
+        let object = selection.object.to_string();
+        let known = journal.state().objects.get(&object).cloned();
+        let uncommitted = known.as_ref().map(|k| k.uncommitted.as_slice());
+        sync::discard_uncommitted(&settings.out, uncommitted.unwrap_or_default())?;
+        let zone = sync_zone(settings, known.as_ref(), backfilled.objects.get(&object));
+        let include_deleted = settings.include_deleted
+            || known
+                .as_ref()
+                .and_then(|k| k.config.as_ref())
+                .is_some_and(|c| c.include_deleted);
+        let Some(pass) = sync::plan_pass(
+            known.as_ref(),
+            settings.start,
+            settings.lookback,
+            upto,
+            settings.full_every,
+        ) else {
+            return Err(unseeded(settings, &object));
+        };
+        let job = sync_job(settings, selection)?;
+        let config = checkpoint::ObjectConfig {
+            fields: job.selection.field_names(),
+            cursor_field: job.selection.cursor.to_string(),
+            chunk_timezone: zone.name().to_string(),
+            include_deleted,
+        };
+        record_sync_config(journal, settings, &object, config, known.as_ref(), &pass)?;
+        objects.push(sync::SyncObject {
+            job: Arc::new(job),
+            zone,
+            include_deleted,
+            pass,
+        });
+    }
+    Ok(objects)
 }
 
 /// An object never synced needs `--start`: refused before any request is sent.
@@ -1152,18 +1175,11 @@ fn sync_zone(
 fn record_sync_config(
     journal: &mut SyncJournal,
     settings: &SyncSettings,
-    selection: &Selection,
-    zone: chrono_tz::Tz,
+    object: &str,
+    now: checkpoint::ObjectConfig,
     known: Option<&cursors::ObjectCursor>,
     pass: &sync::Pass,
 ) -> Result<(), Failure> {
-    let object = selection.object.to_string();
-    let now = checkpoint::ObjectConfig {
-        fields: selection.field_names(),
-        cursor_field: selection.cursor.to_string(),
-        chunk_timezone: zone.name().to_string(),
-        include_deleted: settings.include_deleted,
-    };
     if let Some(recorded) = known.and_then(|k| k.config.as_ref()) {
         let before = checkpoint::ObjectConfig {
             fields: recorded.fields.clone(),
@@ -1184,7 +1200,7 @@ fn record_sync_config(
         };
     }
     journal.append(SyncEntry::ObjectConfig {
-        object,
+        object: object.to_string(),
         fields: now.fields,
         cursor_field: now.cursor_field,
         chunk_timezone: now.chunk_timezone,
@@ -1231,8 +1247,14 @@ fn finish_sync(settings: &SyncSettings, summary: &sync::SyncSummary) -> Result<(
             (None, true) => "done".into(),
             (None, false) => "stopped".into(),
         };
+        let (files, reached) = match (o.files, o.full) {
+            (1, false) => ("file", "cursor"),
+            (1, true) => ("file", "full re-read to"),
+            (_, false) => ("files", "cursor"),
+            (_, true) => ("files", "full re-read to"),
+        };
         eprintln!(
-            "sync: {:<20} {:>9} rows in {} files, cursor {cursor} ({state})",
+            "sync: {:<20} {:>9} rows in {} {files}, {reached} {cursor} ({state})",
             o.object, o.rows, o.files
         );
     }

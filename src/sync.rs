@@ -61,6 +61,8 @@ pub struct Pass {
 pub struct SyncObject {
     pub job: Arc<ObjectJob>,
     pub zone: Tz,
+    /// Read with `queryAll`, soft-deleted rows included.
+    pub include_deleted: bool,
     pub pass: Pass,
 }
 
@@ -68,7 +70,6 @@ pub struct SyncObject {
 pub struct SyncRun {
     pub client: SalesforceClient,
     pub out: PathBuf,
-    pub include_deleted: bool,
     pub budget: Arc<QueryBudget>,
     pub query_limit: Option<u64>,
     /// Rows per step: [`STEP_ROWS`] but for tests.
@@ -84,6 +85,8 @@ pub struct ObjectSummary {
     pub files: u64,
     /// The cursor the pass reached: everything before it is written.
     pub reached: Option<Position>,
+    /// A `--full-every` re-read: `reached` is how far it re-read, not the cursor.
+    pub full: bool,
     pub finished: bool,
     pub error: Option<String>,
 }
@@ -278,6 +281,7 @@ impl<'a> PassReader<'a> {
         let read_to = object.pass.after.clone();
         let summary = ObjectSummary {
             object: object.job.selection.object.to_string(),
+            full: object.pass.full,
             ..ObjectSummary::default()
         };
         Self {
@@ -340,7 +344,7 @@ impl<'a> PassReader<'a> {
         let soql = select_after(&job, &self.read_to, end);
         let mut request = QueryPage::First {
             soql: soql.clone(),
-            include_deleted: self.run.include_deleted,
+            include_deleted: self.object.include_deleted,
         };
         self.step.soql = soql;
         loop {

@@ -123,7 +123,12 @@ impl UserFacing for WriteError {
                  command again (finished days are kept)"
             )),
             ErrorKind::ReadOnlyFilesystem => Some(format!(
-                "`{place}` is on a read-only file system: choose another --out"
+                "`{place}` is on a read-only file system: make it writable (or choose another \
+                 --out), then run the same command again (finished days are kept)"
+            )),
+            _ if source.raw_os_error() == Some(libc::EIO) => Some(format!(
+                "the disk of `{place}` reported an I/O error (failing, or turned read-only): \
+                 check it, then run the same command again (finished days are kept)"
             )),
             ErrorKind::PermissionDenied => Some(format!(
                 "permission denied on `{place}`: make the output folder writable for this \

@@ -268,11 +268,25 @@ impl UserFacing for CheckpointError {
                 "move `{}` aside to start that output folder afresh (its chunks will be fetched again)",
                 path.display()
             )),
-            CheckpointError::Io { .. } => Some(
-                "fix the folder's space or permissions, then run the same command again".into(),
-            ),
+            CheckpointError::Io { source, .. } => Some(io_hint(source).into()),
             _ => None,
         }
+    }
+}
+
+/// What to do about a failed read or write of the manifest.
+fn io_hint(source: &io::Error) -> &'static str {
+    match source.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "the disk is full: free space, then run the same command again (finished work is kept)"
+        }
+        io::ErrorKind::ReadOnlyFilesystem => {
+            "the folder's file system is read-only: make it writable, then run the same command again"
+        }
+        _ if source.raw_os_error() == Some(libc::EIO) => {
+            "the disk reported an I/O error (failing, or turned read-only): check it, then run the same command again"
+        }
+        _ => "fix the folder's space or permissions, then run the same command again",
     }
 }
 

@@ -355,6 +355,20 @@ async fn a_second_sync_on_a_folder_is_refused_naming_the_first() {
     drop(holder);
     let o = run(&url, &sync_args(out, "Account", &["--start", "2025-12-01"])).await;
     assert_exit(&o, 0);
+    let other_cursor = ["--cursor-field", "LastModifiedDate"];
+    let o = run(&url, &sync_args(out, "Account", &other_cursor)).await;
+    assert_exit(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("made with cursor `SystemModstamp`, not `LastModifiedDate`"),
+        "{err}"
+    );
+    let journal = std::fs::read_to_string(dir.path().join("_sfbackfill/sync.journal")).unwrap();
+    let last: Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["outcome"], "refused",
+        "a refused run is closed in the journal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
