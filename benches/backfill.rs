@@ -16,7 +16,17 @@
 //! compares the wall time with `requests / rate`, every request the org saw counted (the
 //! token and `limits` requests pass the same gate as the queries).
 //!
-//! `cargo bench --bench backfill`. Overrides: `SFB_BENCH_SCALE` (10), `SFB_BENCH_START` /
+//! Part 3 (heavy days) reads one heavy day, concurrency-bound: the org answers every request
+//! after `SFB_BENCH_LATENCY_MS` (20) and serves 200 rows a page. Each day is read at
+//! concurrency 4, where a day above 10 pages is counted by hour and cut into sub-ranges read
+//! side by side, and at concurrency 1, where it is read by one query as every day was before
+//! the cut (a single day was one reader at any concurrency). Days: `Case` 2025-09-17 at
+//! scale 1 (the bulk update: 80 % of its rows share one second) and `Account` 2025-06-11 at
+//! `SFB_BENCH_SPREAD_SCALE` (100), a day whose rows spread over its hours. Checked: the rows
+//! written equal the org's, and each day is one file.
+//!
+//! `cargo bench --bench backfill`. `SFB_BENCH_PARTS` picks parts (`thrift,rate,heavy`, all by
+//! default). Overrides: `SFB_BENCH_SCALE` (10), `SFB_BENCH_START` /
 //! `SFB_BENCH_END` (2025-01-01 / 2025-12-31, inclusive days), `SFB_BENCH_RATE_START` /
 //! `SFB_BENCH_RATE_END` (2025-03-01 / 2025-03-31), `SFB_BENCH_RATE` (10 per second).
 
@@ -78,11 +88,141 @@ fn main() {
         .build()
         .expect("org runtime");
 
-    let thrift = thrift(&engine, &org_runtime, scale, start, end);
-    let bound = rate_bound(&engine, &org_runtime, rate, rate_start, rate_end);
-    print_report(
-        scale, start, end, &thrift, rate, rate_start, rate_end, &bound,
+    let parts: String = env_or("SFB_BENCH_PARTS", "thrift,rate,heavy".to_string());
+    let parts: Vec<&str> = parts.split(',').collect();
+    if parts.contains(&"thrift") && parts.contains(&"rate") {
+        let thrift = thrift(&engine, &org_runtime, scale, start, end);
+        let bound = rate_bound(&engine, &org_runtime, rate, rate_start, rate_end);
+        print_report(
+            scale, start, end, &thrift, rate, rate_start, rate_end, &bound,
+        );
+    }
+    if parts.contains(&"heavy") {
+        let latency = Duration::from_millis(env_or("SFB_BENCH_LATENCY_MS", 20));
+        let spread_scale: u32 = env_or("SFB_BENCH_SPREAD_SCALE", 100);
+        let days = [
+            heavy_day(
+                &engine,
+                &org_runtime,
+                1,
+                "Case",
+                date("2025-09-17"),
+                latency,
+            ),
+            heavy_day(
+                &engine,
+                &org_runtime,
+                spread_scale,
+                "Account",
+                date("2025-06-11"),
+                latency,
+            ),
+        ];
+        print_heavy_days(&days, latency);
+    }
+}
+
+/// One heavy day read at several concurrencies.
+struct HeavyDay {
+    object: &'static str,
+    day: NaiveDate,
+    scale: u32,
+    rows: u64,
+    /// Per concurrency: the run, its first pages (`query`, count queries included) and all
+    /// query requests.
+    runs: Vec<(usize, Run, u64, u64)>,
+}
+
+fn heavy_day(
+    engine: &tokio::runtime::Runtime,
+    org_runtime: &tokio::runtime::Runtime,
+    scale: u32,
+    object: &'static str,
+    day: NaiveDate,
+    latency: Duration,
+) -> HeavyDay {
+    let org = org_runtime
+        .block_on(FakeOrg::start(FakeOrgConfig {
+            scale,
+            daily_api_max: u64::MAX / 2,
+            wide_page_size: Some(200),
+            faults: sfbackfill::fake_org::Faults {
+                latency: Some(latency),
+                ..Default::default()
+            },
+            ..Default::default()
+        }))
+        .expect("fake org starts");
+    let mut runs = Vec::new();
+    let mut rows = 0;
+    for concurrency in [1, 4] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = settings(org.url(), dir.path(), day, day, 100_000);
+        settings.objects = vec![Identifier::parse(object).expect("object name")];
+        settings.limits.concurrency = concurrency;
+        let run = run_backfill(engine, &org, &settings);
+        let firsts = kinds(&run.after, &["query"]) - kinds(&run.before, &["query"]);
+        let queries = kinds(&run.after, &["query", "query_more"])
+            - kinds(&run.before, &["query", "query_more"]);
+        let (_, written) = output_fields_and_rows(dir.path(), object);
+        let files = std::fs::read_dir(dir.path().join(object).join(format!("date={day}")))
+            .expect("the day's folder")
+            .count();
+        assert_eq!(files, 1, "{object} {day}: one file for the day");
+        rows = engine.block_on(async {
+            let http = common::http();
+            let token = token(&http, &org.url()).await;
+            let soql = format!(
+                "SELECT COUNT() FROM {object} WHERE LastModifiedDate >= {day}T00:00:00Z AND LastModifiedDate < {}T00:00:00Z",
+                day + Days::new(1)
+            );
+            query(&http, &org.url(), &token, &soql).await["totalSize"]
+                .as_u64()
+                .expect("a count")
+        });
+        assert_eq!(
+            written, rows,
+            "{object} {day}: rows written against the org's"
+        );
+        runs.push((concurrency, run, firsts, queries));
+    }
+    org_runtime.block_on(org.shutdown());
+    HeavyDay {
+        object,
+        day,
+        scale,
+        rows,
+        runs,
+    }
+}
+
+fn print_heavy_days(days: &[HeavyDay], latency: Duration) {
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
+    println!(
+        "\n## Heavy days: one day, `--all-fields`, 200 rows a page, {} ms per request ({profile} profile)\n",
+        latency.as_millis()
     );
+    println!(
+        "| object, day, scale | rows | pages | concurrency | first queries (counts included) | query requests | wall |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for d in days {
+        for (concurrency, run, firsts, queries) in &d.runs {
+            println!(
+                "| `{}` {} ×{} | {} | {} | {concurrency} | {firsts} | {queries} | {:.2} s |",
+                d.object,
+                d.day,
+                d.scale,
+                thousands(d.rows),
+                d.rows.div_ceil(200),
+                run.wall.as_secs_f64()
+            );
+        }
+    }
 }
 
 fn date(s: &str) -> NaiveDate {

@@ -218,7 +218,10 @@ pub fn cut_day(
     }
     let total: f64 = slots.iter().map(|s| s.1).sum();
     let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
-    let wanted = ((total / floor) as usize).min(max_parts).min(slots.len());
+    // A quarter of slack: cuts snap to hours, so parts come out a little uneven.
+    let wanted = ((total / (floor * 1.25)) as usize)
+        .min(max_parts)
+        .min(slots.len());
     if wanted < 2 {
         return vec![window];
     }
@@ -300,7 +303,9 @@ pub fn expected_cost(estimates: &[f64], page_rows: u64, concurrency: usize) -> C
     let total: f64 = estimates.iter().sum();
     // A single-day part above the threshold is counted by hour (one request); the pages its
     // sub-ranges add (at most one partial page each) depend on those counts and are not here.
-    let hour_counts = |days: &[f64]| u64::from(days.len() == 1 && should_cut_day(days[0], page));
+    let hour_counts = |days: &[f64]| {
+        u64::from(concurrency > 1 && days.len() == 1 && should_cut_day(days[0], page))
+    };
     if !should_refine(estimates.len(), total.ceil() as u64, page) {
         return Cost {
             queries: 1,
@@ -411,6 +416,11 @@ mod tests {
         // heavy day's count by hour.
         assert_eq!(heavy.requests, 1 + 30 + 1 + 1 + 1 + 1);
         assert_eq!(expected_cost(&[60_000.0], 2000, 4).requests, 30 + 1);
+        assert_eq!(
+            expected_cost(&[60_000.0], 2000, 1).requests,
+            30,
+            "no one to share with"
+        );
     }
 
     #[test]

@@ -855,7 +855,11 @@ impl SpanReader {
             Some(total_rows as f64)
         };
         match day_rows {
-            Some(rows) if self.days.len() == 1 && fetch_plan::should_cut_day(rows, page_rows) => {
+            Some(rows)
+                if ctx.concurrency > 1
+                    && self.days.len() == 1
+                    && fetch_plan::should_cut_day(rows, page_rows) =>
+            {
                 self.cut_day(ctx, job, page_rows).await
             }
             _ => Ok(()),
