@@ -166,6 +166,15 @@ pub enum StopReason {
     Interrupted,
 }
 
+impl StopReason {
+    /// The org's daily allowance or the usage guard: no request may start, the run resumes later.
+    pub fn of_fetch(e: &FetchError) -> Option<StopReason> {
+        (e.exit_kind() == ExitKind::Resumable).then(|| StopReason::ApiUsage {
+            message: e.to_string(),
+        })
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct RunSummary {
@@ -210,11 +219,7 @@ impl ChunkError {
             ChunkError::QueryLimit => Some(StopReason::QueryLimit {
                 limit: limit.unwrap_or_default(),
             }),
-            ChunkError::Fetch(e) if e.exit_kind() == ExitKind::Resumable => {
-                Some(StopReason::ApiUsage {
-                    message: e.to_string(),
-                })
-            }
+            ChunkError::Fetch(e) => StopReason::of_fetch(e),
             _ => None,
         }
     }

@@ -123,11 +123,7 @@ impl SyncError {
             SyncError::QueryLimit => Some(StopReason::QueryLimit {
                 limit: limit.unwrap_or_default(),
             }),
-            SyncError::Fetch(e) if e.exit_kind() == ExitKind::Resumable => {
-                Some(StopReason::ApiUsage {
-                    message: e.to_string(),
-                })
-            }
+            SyncError::Fetch(e) => StopReason::of_fetch(e),
             _ => None,
         }
     }
