@@ -214,7 +214,7 @@ pub enum ChunkError {
 
 impl ChunkError {
     /// Errors after which no chunk should start: the whole run stops, resumable.
-    fn stop_reason(&self, limit: Option<u64>) -> Option<StopReason> {
+    pub(crate) fn stop_reason(&self, limit: Option<u64>) -> Option<StopReason> {
         match self {
             ChunkError::QueryLimit => Some(StopReason::QueryLimit {
                 limit: limit.unwrap_or_default(),
@@ -226,7 +226,7 @@ impl ChunkError {
 
     /// Errors every other chunk would meet too (a full disk, a read-only folder, bad
     /// credentials): the run ends with this error instead of failing each chunk.
-    fn ends_run(&self) -> bool {
+    pub(crate) fn ends_run(&self) -> bool {
         match self {
             ChunkError::Write(_) => true,
             ChunkError::Fetch(e) => e.exit_kind() == ExitKind::Usage,
@@ -249,26 +249,38 @@ pub enum ScheduleError {
     },
 }
 
+impl UserFacing for ChunkError {
+    fn exit_kind(&self) -> ExitKind {
+        match self {
+            ChunkError::Fetch(e) => e.exit_kind(),
+            ChunkError::QueryLimit => ExitKind::Resumable,
+            _ => ExitKind::Failure,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ChunkError::Fetch(e) => e.hint(),
+            ChunkError::Write(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
 impl UserFacing for ScheduleError {
     fn exit_kind(&self) -> ExitKind {
         match self {
             ScheduleError::Checkpoint(e) => e.exit_kind(),
-            ScheduleError::Chunk { source, .. } => match source {
-                ChunkError::Fetch(e) => e.exit_kind(),
-                _ => ExitKind::Failure,
-            },
+            ScheduleError::Chunk { source, .. } => source.exit_kind(),
         }
     }
 
     fn hint(&self) -> Option<String> {
         match self {
             ScheduleError::Checkpoint(e) => e.hint(),
-            ScheduleError::Chunk { source, .. } => match source {
-                ChunkError::Fetch(e) => e.hint(),
-                ChunkError::Write(e) => e.hint(),
-                _ => None,
-            }
-            .or_else(|| Some("done chunks are kept; run the same command again to resume".into())),
+            ScheduleError::Chunk { source, .. } => source.hint().or_else(|| {
+                Some("done chunks are kept; run the same command again to resume".into())
+            }),
         }
     }
 }
@@ -438,7 +450,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, ScheduleError> {
     let staging = staging_dir(&config.out);
-    clear_staging(&staging).map_err(|e| ScheduleError::Chunk {
+    write::clear_staging(&staging).map_err(|e| ScheduleError::Chunk {
         chunk: "staging".into(),
         source: ChunkError::Write(e),
     })?;
@@ -634,16 +646,6 @@ fn record_end(
     Ok(())
 }
 
-/// Staged files of an earlier, interrupted run are never published: drop them.
-fn clear_staging(staging: &Path) -> Result<(), WriteError> {
-    match std::fs::remove_dir_all(staging) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(WriteError::from_io(staging, e)),
-    }
-    std::fs::create_dir_all(staging).map_err(|e| WriteError::from_io(staging, e))
-}
-
 /// A chunk whose file is in place.
 #[derive(Debug)]
 struct ChunkDone {
@@ -823,8 +825,10 @@ impl SpanReader {
                 }
                 let request = requests[g].take().expect("a hungry group has a next page");
                 let first_page = matches!(request, QueryPage::First { .. });
-                let page =
-                    fetch_page(ctx, &job.groups[g].decoder, &request, &|| self.label()).await?;
+                let page = fetch_page(ctx.pages(), &job.groups[g].decoder, &request, &|| {
+                    self.label()
+                })
+                .await?;
                 if g == 0 && first_page && std::mem::take(&mut self.may_refine) {
                     self.refine(ctx, job, page.total_size, page.batch.num_rows() as u64)
                         .await?;
@@ -1236,21 +1240,21 @@ impl ChunkSink {
 
 /// Fetches and decodes one page, spending one query from the budget per request sent.
 /// A body cut off mid-JSON is fetched again (the same locator serves the same page).
-async fn fetch_page(
-    ctx: &Context,
+pub(crate) async fn fetch_page(
+    source: PageSource<'_>,
     decoder: &Arc<PageDecoder>,
     request: &QueryPage,
     label: &(dyn Fn() -> String + Sync),
 ) -> Result<Page, ChunkError> {
     let mut refetches = 0;
     loop {
-        if ctx.offpeak.as_ref().is_some_and(|w| !w.is_open(Utc::now())) {
+        if source.offpeak.is_some_and(|w| !w.is_open(Utc::now())) {
             return Err(ChunkError::WindowClosed);
         }
-        if !ctx.budget.try_take() {
+        if !source.budget.try_take() {
             return Err(ChunkError::QueryLimit);
         }
-        let body = ctx.client.query_page(request).await?;
+        let body = source.client.query_page(request).await?;
         let decoder = decoder.clone();
         match run_blocking(move || decoder.decode(&body).map_err(ChunkError::from)).await {
             Err(ChunkError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
@@ -1265,8 +1269,27 @@ async fn fetch_page(
     }
 }
 
+/// Where pages come from and what may stop the next request.
+#[derive(Clone, Copy)]
+pub(crate) struct PageSource<'a> {
+    pub client: &'a SalesforceClient,
+    pub budget: &'a QueryBudget,
+    /// Outside these windows no request starts.
+    pub offpeak: Option<&'a OffPeak>,
+}
+
+impl Context {
+    fn pages(&self) -> PageSource<'_> {
+        PageSource {
+            client: &self.client,
+            budget: &self.budget,
+            offpeak: self.offpeak.as_ref(),
+        }
+    }
+}
+
 /// Runs CPU-heavy work on the rayon pool and awaits it without blocking the runtime.
-async fn run_blocking<T: Send + 'static>(
+pub(crate) async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ChunkError> + Send + 'static,
 ) -> Result<T, ChunkError> {
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -27,19 +27,18 @@ use tokio::task::JoinSet;
 
 use crate::checkpoint::CheckpointError;
 use crate::checkpoint::cursors::{Position, SyncEntry, SyncJournal};
-use crate::decode::{DecodeError, Page, PageDecoder};
 use crate::error::{ExitKind, UserFacing};
 use crate::fetch::{FetchError, QueryPage, SalesforceClient};
 use crate::plan;
-use crate::schedule::{ObjectJob, QueryBudget, StopReason};
+use crate::schedule::{
+    self, ChunkError, ObjectJob, PageSource, QueryBudget, StopReason, run_blocking,
+};
 use crate::soql;
 use crate::write::{self, ChunkFileWriter, FileMeta, WriteError};
 
 /// Rows per step: each step ends in one file per day it touches and moves the cursor, so an
 /// interrupted sync of a long absence loses at most this many rows of reading.
 pub const STEP_ROWS: u64 = 50_000;
-/// A page whose body arrives cut off is fetched again at most this many times.
-const MAX_PAGE_REFETCHES: u32 = 4;
 /// Expired query locators in a row, without a page read between them, before giving up.
 const MAX_RESTARTS: u32 = 3;
 /// `QUERY_TIMEOUT` halves the range; below this it cannot usefully shrink.
@@ -100,30 +99,46 @@ pub struct SyncSummary {
     pub failed: u64,
 }
 
-/// Why an object's pass stopped.
+/// Why an object's pass stopped: what stops a backfill's chunk, or the sync journal.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error(transparent)]
-    Fetch(#[from] FetchError),
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    #[error(transparent)]
-    Write(#[from] WriteError),
+    Chunk(#[from] ChunkError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("the query limit is reached")]
-    QueryLimit,
-    #[error("a worker stopped unexpectedly: {0}")]
-    Worker(String),
+}
+
+impl From<FetchError> for SyncError {
+    fn from(e: FetchError) -> Self {
+        SyncError::Chunk(e.into())
+    }
+}
+
+impl From<WriteError> for SyncError {
+    fn from(e: WriteError) -> Self {
+        SyncError::Chunk(e.into())
+    }
 }
 
 impl SyncError {
     fn stop_reason(&self, limit: Option<u64>) -> Option<StopReason> {
         match self {
-            SyncError::QueryLimit => Some(StopReason::QueryLimit {
-                limit: limit.unwrap_or_default(),
-            }),
-            SyncError::Fetch(e) => StopReason::of_fetch(e),
+            SyncError::Chunk(e) => e.stop_reason(limit),
+            SyncError::Checkpoint(_) => None,
+        }
+    }
+
+    /// Errors every other object would meet too: the run ends with this one.
+    fn ends_run(&self) -> bool {
+        match self {
+            SyncError::Chunk(e) => e.ends_run(),
+            SyncError::Checkpoint(_) => true,
+        }
+    }
+
+    fn fetch(&self) -> Option<&FetchError> {
+        match self {
+            SyncError::Chunk(ChunkError::Fetch(e)) => Some(e),
             _ => None,
         }
     }
@@ -132,19 +147,15 @@ impl SyncError {
 impl UserFacing for SyncError {
     fn exit_kind(&self) -> ExitKind {
         match self {
-            SyncError::Fetch(e) => e.exit_kind(),
+            SyncError::Chunk(e) => e.exit_kind(),
             SyncError::Checkpoint(e) => e.exit_kind(),
-            SyncError::QueryLimit => ExitKind::Resumable,
-            _ => ExitKind::Failure,
         }
     }
 
     fn hint(&self) -> Option<String> {
         match self {
-            SyncError::Fetch(e) => e.hint(),
-            SyncError::Write(e) => e.hint(),
+            SyncError::Chunk(e) => e.hint(),
             SyncError::Checkpoint(e) => e.hint(),
-            _ => None,
         }
     }
 }
@@ -204,7 +215,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<SyncSummary, SyncError> {
     let staging = staging_dir(&run.out);
-    clear_staging(&staging)?;
+    write::clear_staging(&staging)?;
     let run = Arc::new(run);
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
@@ -224,11 +235,11 @@ pub async fn run(
             joined = tasks.join_next() => {
                 let Some(joined) = joined else { break };
                 let (mut object, result) =
-                    joined.map_err(|e| SyncError::Worker(e.to_string()))?;
+                    joined.map_err(|e| ChunkError::Worker(e.to_string()))?;
                 if let Err(e) = result {
                     if let Some(reason) = e.stop_reason(run.query_limit) {
                         summary.stopped.get_or_insert(reason);
-                    } else if e.exit_kind() != ExitKind::Failure || matches!(e, SyncError::Write(_) | SyncError::Checkpoint(_)) {
+                    } else if e.ends_run() {
                         tasks.abort_all();
                         return Err(e);
                     } else {
@@ -249,15 +260,6 @@ pub async fn run(
     summary.objects.sort_by(|a, b| a.object.cmp(&b.object));
     summary.query_requests = run.budget.used();
     Ok(summary)
-}
-
-fn clear_staging(staging: &Path) -> Result<(), WriteError> {
-    match std::fs::remove_dir_all(staging) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(WriteError::from_io(staging, e)),
-    }
-    std::fs::create_dir_all(staging).map_err(|e| WriteError::from_io(staging, e))
 }
 
 /// Reads one object's pass, step by step.
@@ -305,17 +307,20 @@ impl<'a> PassReader<'a> {
                     }
                     end = upto;
                 }
-                Err(SyncError::Fetch(e)) if e.is_expired_cursor() && restarts < MAX_RESTARTS => {
+                Err(e)
+                    if e.fetch().is_some_and(FetchError::is_expired_cursor)
+                        && restarts < MAX_RESTARTS =>
+                {
                     restarts += 1;
                     tracing::info!(
                         "{}: the query cursor expired; continuing after the last row read",
                         self.summary.object
                     );
                 }
-                Err(SyncError::Fetch(e)) if e.is_query_timeout() => {
+                Err(e) if e.fetch().is_some_and(FetchError::is_query_timeout) => {
                     let half = (end - self.read_to.at) / 2;
                     if half < MIN_RANGE {
-                        return Err(SyncError::Fetch(e));
+                        return Err(e);
                     }
                     end = self.read_to.at + half;
                     tracing::info!(
@@ -344,7 +349,13 @@ impl<'a> PassReader<'a> {
         };
         self.step.soql = soql;
         loop {
-            let page = fetch_page(self.run, &job.decoder, &request).await?;
+            let source = PageSource {
+                client: &self.run.client,
+                budget: &self.run.budget,
+                offpeak: None,
+            };
+            let label = || self.summary.object.clone();
+            let page = schedule::fetch_page(source, &job.decoder, &request, &label).await?;
             if let Some(last) = last_position(&page.batch)? {
                 self.read_to = last;
             }
@@ -371,7 +382,7 @@ impl<'a> PassReader<'a> {
         let object = self.summary.object.clone();
         let cursor_field = self.object.job.selection.cursor.to_string();
         let pass = self.object.pass.clone();
-        self.step = blocking(move || {
+        self.step = run_blocking(move || {
             for (day, rows) in split_by_day(&batch, zone)? {
                 if !step.files.contains_key(&day) {
                     let meta = FileMeta {
@@ -406,11 +417,11 @@ impl<'a> PassReader<'a> {
         let object = self.summary.object.clone();
         let run_id = self.run.journal.lock().await.run_id().to_string();
         let name = format!("sync-{run_id}-{:04}.parquet", self.steps);
-        let staged = blocking(move || {
+        let staged = run_blocking(move || {
             step.files
                 .into_iter()
                 .map(|(day, writer)| Ok((day, writer.finish()?)))
-                .collect::<Result<Vec<_>, SyncError>>()
+                .collect::<Result<Vec<_>, ChunkError>>()
         })
         .await?;
         let files: Vec<String> = staged
@@ -429,7 +440,7 @@ impl<'a> PassReader<'a> {
             })?;
         let out = self.run.out.clone();
         let target = name.clone();
-        blocking(move || {
+        run_blocking(move || {
             for (day, file) in &staged {
                 let path = write::partition_dir(&out, &object, *day).join(&target);
                 write::publish(file, &path)?;
@@ -491,13 +502,16 @@ fn select_after(job: &ObjectJob, after: &Position, end: DateTime<Utc>) -> String
 }
 
 /// Splits rows ordered by cursor into runs of one local day each.
-fn split_by_day(batch: &RecordBatch, zone: Tz) -> Result<Vec<(NaiveDate, RecordBatch)>, SyncError> {
+fn split_by_day(
+    batch: &RecordBatch,
+    zone: Tz,
+) -> Result<Vec<(NaiveDate, RecordBatch)>, ChunkError> {
     let cursor = cursor_column(batch)?;
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < batch.num_rows() {
         let first = DateTime::from_timestamp_millis(cursor.value(offset))
-            .ok_or_else(|| SyncError::Worker("a cursor value out of range".into()))?;
+            .ok_or_else(|| ChunkError::Worker("a cursor value out of range".into()))?;
         let day = plan::local_day(first, zone);
         let end = plan::day_start(day.succ_opt().expect("a next day"), zone).timestamp_millis();
         let until = offset + cursor.values()[offset..].partition_point(|&t| t < end);
@@ -507,16 +521,16 @@ fn split_by_day(batch: &RecordBatch, zone: Tz) -> Result<Vec<(NaiveDate, RecordB
     Ok(out)
 }
 
-fn cursor_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray, SyncError> {
+fn cursor_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray, ChunkError> {
     batch
         .column(CURSOR_COLUMN)
         .as_any()
         .downcast_ref::<TimestampMillisecondArray>()
-        .ok_or_else(|| SyncError::Worker("the cursor column is not a date-time".into()))
+        .ok_or_else(|| ChunkError::Worker("the cursor column is not a date-time".into()))
 }
 
 /// The `(cursor, Id)` of a page's last row.
-fn last_position(batch: &RecordBatch) -> Result<Option<Position>, SyncError> {
+fn last_position(batch: &RecordBatch) -> Result<Option<Position>, ChunkError> {
     let Some(last) = batch.num_rows().checked_sub(1) else {
         return Ok(None);
     };
@@ -525,48 +539,16 @@ fn last_position(batch: &RecordBatch) -> Result<Option<Position>, SyncError> {
         .column(ID_COLUMN)
         .as_any()
         .downcast_ref::<StringArray>()
-        .ok_or_else(|| SyncError::Worker("the Id column is not text".into()))?;
+        .ok_or_else(|| ChunkError::Worker("the Id column is not text".into()))?;
     if cursor.is_null(last) || ids.is_null(last) {
-        return Err(SyncError::Worker("a row without its cursor or Id".into()));
+        return Err(ChunkError::Worker("a row without its cursor or Id".into()));
     }
     let at = DateTime::from_timestamp_millis(cursor.value(last))
-        .ok_or_else(|| SyncError::Worker("a cursor value out of range".into()))?;
+        .ok_or_else(|| ChunkError::Worker("a cursor value out of range".into()))?;
     Ok(Some(Position {
         at,
         id: ids.value(last).to_string(),
     }))
-}
-
-/// Fetches and decodes one page, spending one query from the budget per request sent.
-async fn fetch_page(
-    run: &SyncRun,
-    decoder: &Arc<PageDecoder>,
-    request: &QueryPage,
-) -> Result<Page, SyncError> {
-    let mut refetches = 0;
-    loop {
-        if !run.budget.try_take() {
-            return Err(SyncError::QueryLimit);
-        }
-        let body = run.client.query_page(request).await?;
-        let decoder = decoder.clone();
-        match blocking(move || decoder.decode(&body).map_err(SyncError::from)).await {
-            Err(SyncError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
-                refetches += 1;
-                tracing::info!("a page arrived cut off ({e}); fetching it again");
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Runs CPU-heavy or blocking file work off the async runtime.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, SyncError> + Send + 'static,
-) -> Result<T, SyncError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| SyncError::Worker(e.to_string()))?
 }
 
 #[cfg(test)]

@@ -415,6 +415,20 @@ pub fn concat_staged(
     }
 }
 
+/// Empties a staging folder (creating it if needed): staged files of an interrupted run are
+/// never published.
+///
+/// # Errors
+/// [`WriteError::Io`] when the folder cannot be removed or created.
+pub fn clear_staging(staging: &Path) -> Result<(), WriteError> {
+    match std::fs::remove_dir_all(staging) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(WriteError::from_io(staging, e)),
+    }
+    std::fs::create_dir_all(staging).map_err(|e| WriteError::from_io(staging, e))
+}
+
 /// `OUT/OBJECT/date=YYYY-MM-DD`.
 pub fn partition_dir(out: &Path, object: &str, day: NaiveDate) -> PathBuf {
     out.join(object).join(format!("date={day}"))
