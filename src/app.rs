@@ -514,12 +514,7 @@ pub async fn backfill(
         let object = selection.object.to_string();
         record_plan(&mut manifest, settings, &selection)?;
         chunks.extend(pending_chunks(settings, manifest.state(), &object));
-        let uri_prefix = settings.connection.instance_url.len()
-            + format!(
-                "/services/data/{}/queryAll?q=",
-                settings.connection.api_version
-            )
-            .len();
+        let uri_prefix = query_uri_prefix(&settings.connection);
         let job = ObjectJob::new(selection, uri_prefix, settings.max_query_uri_bytes)?;
         jobs.insert(object, Arc::new(job));
     }
@@ -551,6 +546,12 @@ pub async fn backfill(
     let summary = result?;
     ended?;
     Ok(summary)
+}
+
+/// The bytes of a query URL before its SOQL: the longest form (`queryAll`) is counted.
+fn query_uri_prefix(connection: &Connection) -> usize {
+    connection.instance_url.len()
+        + format!("/services/data/{}/queryAll?q=", connection.api_version).len()
 }
 
 fn record_plan(
@@ -1210,16 +1211,13 @@ fn record_sync_config(
     Ok(())
 }
 
+/// Room in a sync's query URL for its `(cursor, Id)` condition, URL-encoded.
+const KEYSET_CONDITION_BYTES: usize = 160;
+
 /// The object's decoder; a field list too long for one query URL is refused, since a sync
 /// pages by `(cursor, Id)` and cannot join field groups across pages.
 fn sync_job(settings: &SyncSettings, selection: Selection) -> Result<ObjectJob, Failure> {
-    let uri_prefix = settings.connection.instance_url.len()
-        + format!(
-            "/services/data/{}/queryAll?q=",
-            settings.connection.api_version
-        )
-        .len()
-        + 160;
+    let uri_prefix = query_uri_prefix(&settings.connection) + KEYSET_CONDITION_BYTES;
     let object = selection.object.to_string();
     let job = ObjectJob::new(selection, uri_prefix, settings.max_query_uri_bytes)?;
     if job.groups.len() > 1 {

@@ -233,6 +233,7 @@ async fn a_sync_killed_at_random_points_resumes_without_a_gap_or_a_repeat() {
         .map(|s| s.to_string())
         .collect();
     let mut rng = fastrand::Rng::with_seed(7);
+    let mut killed_mid_run = 0;
     for _ in 0..6 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
             .args(&args)
@@ -245,6 +246,7 @@ async fn a_sync_killed_at_random_points_resumes_without_a_gap_or_a_repeat() {
             .spawn()
             .unwrap();
         tokio::time::sleep(Duration::from_millis(rng.u64(100..=900))).await;
+        killed_mid_run += usize::from(child.try_wait().unwrap().is_none());
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         tokio::task::spawn_blocking(move || child.wait().unwrap())
             .await
@@ -254,6 +256,10 @@ async fn a_sync_killed_at_random_points_resumes_without_a_gap_or_a_repeat() {
             by_id(rows_of(dir.path(), object, "sync-"));
         }
     }
+    assert!(
+        killed_mid_run >= 3,
+        "only {killed_mid_run} of 6 kills landed while a sync ran"
+    );
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = run(&url, &refs).await;
     assert_exit(&o, 0);
