@@ -525,7 +525,6 @@ pub async fn backfill(
         include_deleted: settings.include_deleted,
         concurrency: settings.limits.concurrency,
         budget,
-        query_limit: settings.query_limit,
         offpeak: settings.offpeak.clone(),
         exit_outside_window: settings.exit_outside_window,
         reporter,
@@ -984,7 +983,6 @@ pub async fn sync(
         client,
         out: settings.out.clone(),
         budget: Arc::new(QueryBudget::new(settings.query_limit)),
-        query_limit: settings.query_limit,
         step_rows: settings.step_rows,
         journal: journal.clone(),
     };

@@ -99,6 +99,10 @@ impl QueryBudget {
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }
+
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
 }
 
 /// What is copied of one object, shared by its chunks.
@@ -214,10 +218,10 @@ pub enum ChunkError {
 
 impl ChunkError {
     /// Errors after which no chunk should start: the whole run stops, resumable.
-    pub(crate) fn stop_reason(&self, limit: Option<u64>) -> Option<StopReason> {
+    pub(crate) fn stop_reason(&self, budget: &QueryBudget) -> Option<StopReason> {
         match self {
             ChunkError::QueryLimit => Some(StopReason::QueryLimit {
-                limit: limit.unwrap_or_default(),
+                limit: budget.limit().unwrap_or_default(),
             }),
             ChunkError::Fetch(e) => StopReason::of_fetch(e),
             _ => None,
@@ -422,7 +426,6 @@ pub struct RunConfig {
     pub include_deleted: bool,
     pub concurrency: usize,
     pub budget: Arc<QueryBudget>,
-    pub query_limit: Option<u64>,
     pub offpeak: Option<OffPeak>,
     pub exit_outside_window: bool,
     pub reporter: Arc<dyn Reporter>,
@@ -550,7 +553,7 @@ pub async fn run(
                     pending.push_front(Span { object, days }.into());
                     continue;
                 }
-                if let Err(e) = record_end(&ctx, manifest, &mut summary, days, result, config.query_limit) {
+                if let Err(e) = record_end(&ctx, manifest, &mut summary, days, result) {
                     running.abort_all();
                     return Err(e);
                 }
@@ -610,12 +613,11 @@ fn record_end(
     summary: &mut RunSummary,
     days: Vec<Chunk>,
     result: Result<(), ChunkError>,
-    query_limit: Option<u64>,
 ) -> Result<(), ScheduleError> {
     let Err(e) = result else {
         return Ok(());
     };
-    if let Some(reason) = e.stop_reason(query_limit) {
+    if let Some(reason) = e.stop_reason(&ctx.budget) {
         summary.stopped.get_or_insert(reason);
         return Ok(());
     }

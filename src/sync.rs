@@ -70,7 +70,6 @@ pub struct SyncRun {
     pub client: SalesforceClient,
     pub out: PathBuf,
     pub budget: Arc<QueryBudget>,
-    pub query_limit: Option<u64>,
     /// Rows per step: [`STEP_ROWS`] but for tests.
     pub step_rows: u64,
     pub journal: Arc<Mutex<SyncJournal>>,
@@ -121,9 +120,9 @@ impl From<WriteError> for SyncError {
 }
 
 impl SyncError {
-    fn stop_reason(&self, limit: Option<u64>) -> Option<StopReason> {
+    fn stop_reason(&self, budget: &QueryBudget) -> Option<StopReason> {
         match self {
-            SyncError::Chunk(e) => e.stop_reason(limit),
+            SyncError::Chunk(e) => e.stop_reason(budget),
             SyncError::Checkpoint(_) => None,
         }
     }
@@ -237,7 +236,7 @@ pub async fn run(
                 let (mut object, result) =
                     joined.map_err(|e| ChunkError::Worker(e.to_string()))?;
                 if let Err(e) = result {
-                    if let Some(reason) = e.stop_reason(run.query_limit) {
+                    if let Some(reason) = e.stop_reason(&run.budget) {
                         summary.stopped.get_or_insert(reason);
                     } else if e.ends_run() {
                         tasks.abort_all();
