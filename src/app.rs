@@ -867,7 +867,7 @@ pub fn sync_statuses(state: &cursors::SyncState) -> Vec<SyncStatus> {
         .iter()
         .map(|(object, c)| SyncStatus {
             object: object.clone(),
-            cursor_field: c.config.as_ref().map(|c| c.cursor_field.clone()),
+            cursor_field: c.config.as_ref().map(|c| c.written.cursor_field.clone()),
             cursor: c.cursor.as_ref().map(|p| soql::datetime_literal(p.at)),
             cursor_id: c
                 .cursor
@@ -1023,7 +1023,7 @@ fn sync_objects(
             || known
                 .as_ref()
                 .and_then(|k| k.config.as_ref())
-                .is_some_and(|c| c.include_deleted);
+                .is_some_and(|c| c.written.include_deleted);
         let Some(pass) = sync::plan_pass(
             known.as_ref(),
             settings.start,
@@ -1101,7 +1101,7 @@ fn sync_fields(
         let recorded = cursors
             .objects
             .get(&name)
-            .and_then(|c| c.config.as_ref().map(|c| c.fields.clone()))
+            .and_then(|c| c.config.as_ref().map(|c| c.written.fields.clone()))
             .or_else(|| backfilled.objects.get(&name).map(|o| o.fields.clone()));
         if let Some(list) = recorded {
             let ids = list
@@ -1128,7 +1128,7 @@ fn sync_cursor(
         .objects
         .get(&describe.name)
         .and_then(|c| c.config.as_ref())
-        .map(|c| c.cursor_field.as_str());
+        .map(|c| c.written.cursor_field.as_str());
     let found = recorded
         .into_iter()
         .chain(SYNC_CURSORS.iter().copied())
@@ -1161,7 +1161,7 @@ fn sync_zone(
     backfilled: Option<&checkpoint::ObjectConfig>,
 ) -> chrono_tz::Tz {
     let recorded = known
-        .and_then(|k| k.config.as_ref().map(|c| c.chunk_timezone.clone()))
+        .and_then(|k| k.config.as_ref().map(|c| c.written.chunk_timezone.clone()))
         .or_else(|| backfilled.map(|b| b.chunk_timezone.clone()));
     settings
         .chunk_timezone
@@ -1180,13 +1180,7 @@ fn record_sync_config(
     pass: &sync::Pass,
 ) -> Result<(), Failure> {
     if let Some(recorded) = known.and_then(|k| k.config.as_ref()) {
-        let before = checkpoint::ObjectConfig {
-            fields: recorded.fields.clone(),
-            cursor_field: recorded.cursor_field.clone(),
-            chunk_timezone: recorded.chunk_timezone.clone(),
-            include_deleted: recorded.include_deleted,
-        };
-        return match config_difference(&before, &now) {
+        return match config_difference(&recorded.written, &now) {
             None => Ok(()),
             Some(what) => Err(Failure::new(
                 ExitKind::Usage,

@@ -553,6 +553,7 @@ fn last_position(batch: &RecordBatch) -> Result<Option<Position>, ChunkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::ObjectConfig;
     use crate::checkpoint::cursors::{ObjectCursor, SyncConfig};
     use chrono::TimeZone;
 
@@ -563,10 +564,12 @@ mod tests {
     fn known(position: Position, passes: u64) -> ObjectCursor {
         ObjectCursor {
             config: Some(SyncConfig {
-                fields: vec![],
-                cursor_field: "SystemModstamp".into(),
-                chunk_timezone: "UTC".into(),
-                include_deleted: false,
+                written: ObjectConfig {
+                    fields: vec![],
+                    cursor_field: "SystemModstamp".into(),
+                    chunk_timezone: "UTC".into(),
+                    include_deleted: false,
+                },
                 origin: at(0),
             }),
             cursor: Some(position),

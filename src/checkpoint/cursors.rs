@@ -20,7 +20,9 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use super::{CheckpointError, Journal, JournalLine, io_err, manifest_dir, read_journal};
+use super::{
+    CheckpointError, Journal, JournalLine, ObjectConfig, io_err, manifest_dir, read_journal,
+};
 
 /// The sync journal's file name.
 pub const SYNC_JOURNAL_FILE: &str = "sync.journal";
@@ -116,13 +118,11 @@ impl JournalLine for SyncEntry {
     }
 }
 
-/// An object's recorded sync settings.
+/// An object's recorded sync settings: what its files are written with, as for a backfill,
+/// and where its first sync started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncConfig {
-    pub fields: Vec<String>,
-    pub cursor_field: String,
-    pub chunk_timezone: String,
-    pub include_deleted: bool,
+    pub written: ObjectConfig,
     pub origin: DateTime<Utc>,
 }
 
@@ -164,13 +164,14 @@ impl SyncState {
                 include_deleted,
                 origin,
             } => {
-                self.objects.entry(object).or_default().config = Some(SyncConfig {
+                let written = ObjectConfig {
                     fields,
                     cursor_field,
                     chunk_timezone,
                     include_deleted,
-                    origin,
-                });
+                };
+                self.objects.entry(object).or_default().config =
+                    Some(SyncConfig { written, origin });
             }
             SyncEntry::Publishing { object, files, .. } => {
                 self.objects.entry(object).or_default().uncommitted = files;
