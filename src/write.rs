@@ -173,6 +173,16 @@ impl std::fmt::Debug for ChunkFileWriter {
 /// Makes staged names unique within a process even when the clock repeats a value.
 static STAGED_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
+/// A new, unique name in the staging folder for a file of `meta`'s day.
+fn staged_path(staging_dir: &Path, meta: &FileMeta, extension: &str) -> PathBuf {
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let n = STAGED_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    staging_dir.join(format!(
+        "{}-{}-{nanos}-{n}.{extension}.tmp",
+        meta.object, meta.day
+    ))
+}
+
 /// Whether a column's values repeat enough for a dictionary to pay: not for the record `Id`
 /// nor for near-unique numbers and instants, where building one only costs time.
 fn wants_dictionary(field: &arrow::datatypes::Field) -> bool {
@@ -218,10 +228,7 @@ impl ChunkFileWriter {
         schema: SchemaRef,
         meta: &FileMeta,
     ) -> Result<Self, WriteError> {
-        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        let n = STAGED_SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{}-{nanos}-{n}.parquet.tmp", meta.object, meta.day);
-        let path = staging_dir.join(name);
+        let path = staged_path(staging_dir, meta, "parquet");
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -356,12 +363,7 @@ pub fn concat_staged(
         .set_created_by(format!("sfbackfill {}", env!("CARGO_PKG_VERSION")))
         .build();
 
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let n = STAGED_SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    let path = staging_dir.join(format!(
-        "{}-{}-{nanos}-{n}.merged.parquet.tmp",
-        meta.object, meta.day
-    ));
+    let path = staged_path(staging_dir, meta, "merged.parquet");
     let out = OpenOptions::new()
         .write(true)
         .create_new(true)
