@@ -17,7 +17,7 @@ use crate::cli::{self, Command};
 use crate::config::{self, BackfillSettings, Connection, Limits, ProcessEnv, SyncSettings};
 use crate::describe::ObjectDescribe;
 use crate::error::{ExitKind, UserFacing};
-use crate::fetch::{ClientConfig, SalesforceClient};
+use crate::fetch::{ClientConfig, FetchError, SalesforceClient};
 use crate::fetch_plan;
 use crate::plan::{self, Chunk};
 use crate::progress;
@@ -644,11 +644,19 @@ async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
         "OBJECT", "DAYS", "DONE", "EMPTY", "ROWS", "QUERIES", "REQUESTS", "FLOOR"
     );
     let (mut total_requests, mut total_floor) = (0u64, 0u64);
+    let mut estimated = Vec::new();
     for (_, selection) in &prepared {
         let object = selection.object.to_string();
         let days = plan::days(settings.window, settings.chunk_timezone).len();
         let pending = pending_chunks(settings, &state, &object);
-        let counts = day_counts(&client, selection, settings.window).await?;
+        let counts = match day_counts(&client, selection, settings.window).await {
+            Ok(counts) => counts,
+            Err(e) if e.is_query_refused() => {
+                estimated.push(format!("{object} (`{e}`)"));
+                spread_count(&client, selection, settings.window).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let page = page_rows(settings, selection);
         let (mut rows, mut empty, mut cost) = (0.0, 0, fetch_plan::Cost::default());
         for span in fetch_plan::spans(pending.clone()) {
@@ -676,6 +684,12 @@ async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
             floor
         );
     }
+    if !estimated.is_empty() {
+        println!(
+            "the org would not count rows per day for {}: their rows are the window's count spread evenly over its days, so EMPTY and QUERIES are guesses",
+            estimated.join(", ")
+        );
+    }
     let secs = total_requests as f64 / per_second;
     println!(
         "about {total_requests} requests against a lower bound of {total_floor} (pages the rows need, plus each describe); at {per_second:.1} requests/s about {}",
@@ -691,7 +705,7 @@ async fn day_counts(
     client: &SalesforceClient,
     selection: &Selection,
     window: plan::Window,
-) -> Result<BTreeMap<chrono::NaiveDate, u64>, Failure> {
+) -> Result<BTreeMap<chrono::NaiveDate, u64>, FetchError> {
     let mut counts = BTreeMap::new();
     let stretch = chrono::Duration::days(fetch_plan::MAX_COUNTED_DAYS as i64);
     let mut start = window.start;
@@ -702,6 +716,25 @@ async fn day_counts(
         start = end;
     }
     Ok(counts)
+}
+
+/// For an org that refuses the per-day aggregate: the window's `COUNT()`, spread evenly over
+/// its UTC days, so `plan` still prints an estimate instead of failing.
+async fn spread_count(
+    client: &SalesforceClient,
+    selection: &Selection,
+    window: plan::Window,
+) -> Result<BTreeMap<chrono::NaiveDate, u64>, Failure> {
+    let soql = soql::count_range(
+        &selection.object,
+        &selection.cursor,
+        window.start,
+        window.end,
+    );
+    let total = client.query_json(&soql).await?["totalSize"]
+        .as_u64()
+        .unwrap_or(0);
+    Ok(fetch_plan::spread_evenly(window, total))
 }
 
 /// Rows per page the org will serve this selection: the batch size, or 200 when two or more

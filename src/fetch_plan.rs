@@ -157,6 +157,19 @@ pub fn day_counts(answer: &serde_json::Value) -> BTreeMap<NaiveDate, u64> {
         .unwrap_or_default()
 }
 
+/// `total` rows shared evenly over the UTC days `window` touches (the first days take the
+/// remainder): an estimate for an org that will not count rows per day.
+pub fn spread_evenly(window: Window, total: u64) -> BTreeMap<NaiveDate, u64> {
+    let first = window.start.date_naive();
+    let last = (window.end - Duration::milliseconds(1)).date_naive();
+    let days: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
+    let n = days.len().max(1) as u64;
+    days.into_iter()
+        .enumerate()
+        .map(|(i, day)| (day, total / n + u64::from((i as u64) < total % n)))
+        .collect()
+}
+
 /// Whether one day estimated at `rows` is worth counting by hour and cutting into sub-ranges:
 /// the same threshold as a span's, since a cut costs the same (a count query, a partial page
 /// per sub-range and at most one page read past the first one).
@@ -421,6 +434,17 @@ mod tests {
             30,
             "no one to share with"
         );
+    }
+
+    #[test]
+    fn an_even_spread_covers_every_utc_day_and_keeps_the_total() {
+        let window = Window {
+            start: Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2025, 3, 4, 0, 0, 0).unwrap(),
+        };
+        let spread = spread_evenly(window, 10);
+        assert_eq!(spread.values().copied().collect::<Vec<_>>(), [4, 3, 3]);
+        assert_eq!(spread_evenly(window, 0).values().sum::<u64>(), 0);
     }
 
     #[test]

@@ -195,6 +195,18 @@ impl FetchError {
         matches!(self, FetchError::ExpiredCursor { .. })
     }
 
+    /// The org would not run this statement (an aggregate it does not support, a field it
+    /// cannot group, a query too heavy or too complex): another statement may still work.
+    pub fn is_query_refused(&self) -> bool {
+        matches!(
+            self,
+            FetchError::MalformedQuery { .. }
+                | FetchError::InvalidField { .. }
+                | FetchError::QueryTimeout { .. }
+                | FetchError::Api { status: 400, .. }
+        )
+    }
+
     /// `QUERY_TIMEOUT`: the caller narrows the range and tries again.
     pub fn is_query_timeout(&self) -> bool {
         matches!(self, FetchError::QueryTimeout { .. })
