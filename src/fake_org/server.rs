@@ -143,6 +143,8 @@ async fn outer(State(s): S, req: Request, next: Next) -> Response {
         .map_or(path.len(), |p| p.as_str().len());
     let mut response = if uri_len > MAX_URI_BYTES {
         uri_too_long()
+    } else if uri_len + header_bytes(req.headers()) > MAX_URI_BYTES {
+        headers_too_large()
     } else {
         next.run(req).await
     };
@@ -155,6 +157,25 @@ async fn outer(State(s): S, req: Request, next: Next) -> Response {
             .insert("sforce-limit-info", s.usage_header());
     }
     response
+}
+
+/// The request's header block as sent: `name: value\r\n` per header.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
+/// `431` when the URI fits but URI plus headers exceed the cap (§4.5), as from the edge.
+fn headers_too_large() -> Response {
+    let body = "<html><body><h1>431 Request Header Fields Too Large</h1></body></html>";
+    (
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
+        body,
+    )
+        .into_response()
 }
 
 fn uri_too_long() -> Response {

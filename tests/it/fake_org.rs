@@ -772,6 +772,22 @@ async fn soql_errors_are_400_arrays_and_uris_over_16384_bytes_are_414() {
     let long = query_path(&format!("SELECT Id, {fields} FROM Account"));
     assert!(long.len() > 16_384);
     assert_eq!(data_get(&org, &t, &long).await.status(), 414);
+    // A URI that fits, but not together with the headers: 431 (§4.5).
+    let fields = vec!["Name"; 1500].join(", ");
+    let fits = query_path(&format!("SELECT Id, {fields} FROM Account LIMIT 1"));
+    assert!(fits.len() < 16_384 && fits.len() > 10_000);
+    let send = |padding: usize| {
+        http()
+            .get(format!("{}{fits}", org.url()))
+            .bearer_auth(&t)
+            .header("X-Padding", "p".repeat(padding))
+            .send()
+    };
+    let r = send(16_384 - fits.len()).await.unwrap();
+    assert_eq!(r.status(), 431);
+    assert!(r.headers().get("sforce-limit-info").is_some());
+    let r = send(16_384 - fits.len() - 700).await.unwrap();
+    assert_ne!(r.status(), 431);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
