@@ -626,6 +626,30 @@ mod tests {
     }
 
     #[test]
+    fn name_parts_name_their_compound_and_ids_are_18_bytes() {
+        let org = Org::generate(1, 1);
+        for object in ["Contact", "Lead"] {
+            let d = org.describe(object, "62.0").expect("known");
+            let field = |n: &str| {
+                d["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["name"] == n)
+                    .cloned()
+                    .expect(n)
+            };
+            assert_eq!(field("FirstName")["compoundFieldName"], "Name", "{object}");
+            assert_eq!(field("LastName")["compoundFieldName"], "Name", "{object}");
+            assert_eq!(field("Name")["compoundFieldName"], Json::Null, "{object}");
+            assert_eq!(field("Name")["type"], "string", "{object}");
+            assert_eq!(field("Id")["byteLength"], 18, "{object}");
+            assert_eq!(field("OwnerId")["byteLength"], 18, "{object}");
+            assert_eq!(field("Email")["compoundFieldName"], Json::Null, "{object}");
+        }
+    }
+
+    #[test]
     fn modify_rows_moves_stamps_and_leaves_old_snapshots_alone() {
         let mut org = Org::generate(42, 1);
         let before = org.snapshot();

@@ -277,6 +277,7 @@ fn contact() -> ObjectSchema {
         .len(121)
         .not_null()
         .label("Full Name");
+    b.name_parts(&["FirstName", "LastName"]);
     b.push("Email", T::Email, Gen::Email).nulls(8);
     b.push("Phone", T::Phone, Gen::Phone)
         .nulls(10)
@@ -407,6 +408,7 @@ fn lead() -> ObjectSchema {
         .len(121)
         .not_null()
         .label("Full Name");
+    b.name_parts(&["FirstName", "LastName"]);
     b.push("Company", T::String, Gen::Company).not_null();
     b.push("Email", T::Email, Gen::Email).nulls(10);
     b.push("Phone", T::Phone, Gen::Phone).nulls(20);

@@ -197,7 +197,10 @@ impl Field {
             .filter(|_| listed)
             .map(|v| json!({"active": true, "defaultValue": false, "label": v, "validFor": null, "value": v}))
             .collect();
-        let byte_length = if self.ftype.is_numeric()
+        let byte_length = if matches!(self.ftype, FieldType::Id | FieldType::Reference) {
+            // Ids are ASCII: Salesforce reports 18 bytes, not 3 per character.
+            self.length
+        } else if self.ftype.is_numeric()
             || matches!(
                 self.ftype,
                 FieldType::Boolean
@@ -206,7 +209,8 @@ impl Field {
                     | FieldType::Time
                     | FieldType::Address
                     | FieldType::Location
-            ) {
+            )
+        {
             0
         } else {
             self.length * 3
@@ -407,6 +411,25 @@ impl SchemaBuilder {
             self.fields[*i].compound = Some(at);
         }
         self.push(name, ftype, Gen::Compound).components = components;
+    }
+
+    /// Marks already-added name parts (`FirstName`, `LastName`) as components of the
+    /// `Name` field just added, for their describe `compoundFieldName` (§3.2). `Name` stays
+    /// a plain `string`: it is not an address or location object in query results.
+    pub fn name_parts(&mut self, parts: &[&'static str]) {
+        let name = self
+            .fields
+            .iter()
+            .position(|f| f.name == "Name")
+            .expect("Name defined before its parts are marked");
+        for part in parts {
+            let i = self
+                .fields
+                .iter()
+                .position(|f| f.name == *part)
+                .expect("name part defined");
+            self.fields[i].compound = Some(name);
+        }
     }
 
     pub fn build(self) -> ObjectSchema {
