@@ -14,17 +14,18 @@
 //!   filtered without parsing strings.
 //! * An aggregate result never holds more than [`MAX_GROUPS`] rows: it cannot page.
 
+mod dates;
 mod render;
 
 use std::collections::HashMap;
 use std::ops::Range;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
 
 use super::data::schema::{Field, FieldType};
 use super::data::values::{IdValue, USERS, Value};
 use super::data::{Org, Row, Snapshot};
-use super::soql::{self, CmpOp, Cond, Expr, Func, Lit, LitValue, Query, located};
+use super::soql::{self, CmpOp, Cond, Expr, Func, Lit, LitValue, Query, RelDate, located};
 
 /// Largest `OFFSET` Salesforce accepts.
 pub const MAX_OFFSET: u64 = 2_000;
@@ -324,6 +325,19 @@ fn user_value(id: IdValue, field: usize) -> Value {
 /// wrong type, an operation a field does not support, an `OFFSET` over 2,000, or an aggregate
 /// result over 2,000 rows.
 pub fn execute(org: &Org, soql: &str, query_all: bool) -> Result<QueryResult, SoqlError> {
+    execute_at(org, soql, query_all, Utc::now())
+}
+
+/// [`execute`] with relative date literals (`TODAY`, `LAST_N_DAYS:n`) resolved as of `now`.
+///
+/// # Errors
+/// As [`execute`].
+pub fn execute_at(
+    org: &Org,
+    soql: &str,
+    query_all: bool,
+    now: DateTime<Utc>,
+) -> Result<QueryResult, SoqlError> {
     let query = soql::parse(soql)?;
     let snap = org.snapshot();
     let Some(object) = snap.object_index(&query.from.name) else {
@@ -354,6 +368,7 @@ pub fn execute(org: &Org, soql: &str, query_all: bool) -> Result<QueryResult, So
         snap: &snap,
         object,
         tz: org.user_time_zone,
+        today: now.with_timezone(&org.user_time_zone).date_naive(),
     };
     if let Some(offset) = query.offset
         && offset > MAX_OFFSET
@@ -423,6 +438,8 @@ enum Pred {
     Any(Vec<Pred>),
     Not(Box<Pred>),
     Compare(Eval, CmpOp, Value),
+    /// A relative date literal: the value against the range `[start, end)`.
+    Range(Eval, CmpOp, Value, Value),
     In(Eval, bool, Vec<Value>),
     Like(Eval, Vec<LikeToken>),
 }
@@ -439,6 +456,8 @@ struct Compiler<'a> {
     snap: &'a Snapshot,
     object: usize,
     tz: chrono_tz::Tz,
+    /// The Run-As user's date now, for relative date literals.
+    today: NaiveDate,
 }
 
 fn no_such_column(soql: &str, pos: usize, name: &str, entity: &str) -> SoqlError {
@@ -641,7 +660,44 @@ impl Compiler<'_> {
             Cond::Not(inner) => Pred::Not(Box::new(self.condition(inner)?)),
             Cond::Compare { lhs, op, rhs } => {
                 let (eval, ty) = self.filterable(lhs)?;
-                Pred::Compare(eval, *op, self.literal(rhs, &ty)?)
+                match &rhs.value {
+                    LitValue::Relative(r) => {
+                        let (start, end) = self.relative(r, rhs, &ty)?;
+                        Pred::Range(eval, *op, start, end)
+                    }
+                    _ => Pred::Compare(eval, *op, self.literal(rhs, &ty)?),
+                }
+            }
+            Cond::In {
+                lhs,
+                negated,
+                values,
+            } if values
+                .iter()
+                .any(|v| matches!(v.value, LitValue::Relative(_))) =>
+            {
+                // `IN (TODAY, LAST_WEEK)`: any of the ranges (or plain values).
+                let (eval, ty) = self.filterable(lhs)?;
+                let any = values
+                    .iter()
+                    .map(|v| match &v.value {
+                        LitValue::Relative(r) => {
+                            let (start, end) = self.relative(r, v, &ty)?;
+                            Ok(Pred::Range(eval.clone(), CmpOp::Eq, start, end))
+                        }
+                        _ => Ok(Pred::Compare(
+                            eval.clone(),
+                            CmpOp::Eq,
+                            self.literal(v, &ty)?,
+                        )),
+                    })
+                    .collect::<Result<_, SoqlError>>()?;
+                let any = Pred::Any(any);
+                if *negated {
+                    Pred::Not(Box::new(any))
+                } else {
+                    any
+                }
             }
             Cond::In {
                 lhs,
@@ -694,23 +750,56 @@ impl Compiler<'_> {
         Ok((eval, ty))
     }
 
+    /// The Salesforce error for a literal of the wrong type for its field.
+    fn wrong_type(&self, lit: &Lit, ty: &Typed) -> SoqlError {
+        let t = ty.ftype.filter_type_name();
+        let quoted = if t == "string" || t == "id" {
+            "should be enclosed in quotes"
+        } else {
+            "should not be enclosed in quotes"
+        };
+        self.invalid_field(
+            lit.pos.0,
+            format!(
+                "value of filter criterion for field '{}' must be of type {t} and {quoted}",
+                ty.name
+            ),
+        )
+    }
+
+    /// A relative date literal as the bounds `[start, end)` of its range: dates for a
+    /// `date` field, the Run-As user's midnights (as UTC instants) for a `dateTime` field.
+    fn relative(&self, r: &RelDate, lit: &Lit, ty: &Typed) -> Result<(Value, Value), SoqlError> {
+        let (start, end) = dates::range(r, self.today);
+        match ty.ftype {
+            FieldType::Date => Ok((Value::Date(start), Value::Date(end))),
+            FieldType::DateTime => Ok((
+                Value::DateTime(self.local_midnight(start)),
+                Value::DateTime(self.local_midnight(end)),
+            )),
+            _ => Err(self.wrong_type(lit, ty)),
+        }
+    }
+
+    /// The instant (ms) the user's day `d` starts; after a midnight DST gap, the first
+    /// instant that exists.
+    fn local_midnight(&self, d: NaiveDate) -> i64 {
+        let midnight = d.and_hms_opt(0, 0, 0).expect("midnight exists");
+        (0..=3)
+            .find_map(|h| {
+                self.tz
+                    .from_local_datetime(&(midnight + chrono::Duration::hours(h)))
+                    .earliest()
+            })
+            .map_or_else(
+                || midnight.and_utc().timestamp_millis(),
+                |t| t.timestamp_millis(),
+            )
+    }
+
     /// Converts a literal to the typed value it is compared with, or the Salesforce error.
     fn literal(&self, lit: &Lit, ty: &Typed) -> Result<Value, SoqlError> {
-        let wrong = || {
-            let t = ty.ftype.filter_type_name();
-            let quoted = if t == "string" || t == "id" {
-                "should be enclosed in quotes"
-            } else {
-                "should not be enclosed in quotes"
-            };
-            self.invalid_field(
-                lit.pos.0,
-                format!(
-                    "value of filter criterion for field '{}' must be of type {t} and {quoted}",
-                    ty.name
-                ),
-            )
-        };
+        let wrong = || self.wrong_type(lit, ty);
         Ok(match (&lit.value, ty.ftype) {
             (LitValue::Null, _) => Value::Null,
             (LitValue::Bool(b), FieldType::Boolean) => Value::Bool(*b),
@@ -783,6 +872,22 @@ impl Compiler<'_> {
             Pred::Any(ps) => ps.iter().any(|p| self.test(p, row)),
             Pred::Not(p) => !self.test(p, row),
             Pred::Compare(e, op, lit) => compare(&self.eval(e, row), *op, lit),
+            Pred::Range(e, op, start, end) => {
+                let v = self.eval(e, row);
+                if v == Value::Null {
+                    return *op == CmpOp::Ne;
+                }
+                let from_start = compare(&v, CmpOp::Ge, start);
+                let before_end = compare(&v, CmpOp::Lt, end);
+                match op {
+                    CmpOp::Eq => from_start && before_end,
+                    CmpOp::Ne => !(from_start && before_end),
+                    CmpOp::Lt => !from_start,
+                    CmpOp::Le => before_end,
+                    CmpOp::Gt => !before_end,
+                    CmpOp::Ge => from_start,
+                }
+            }
             Pred::In(e, negated, values) => {
                 let v = self.eval(e, row);
                 let hit = values.iter().any(|l| compare(&v, CmpOp::Eq, l));
@@ -1594,6 +1699,90 @@ mod tests {
         )
         .unwrap();
         assert_eq!(one_long.max_page_size(), None);
+    }
+
+    #[test]
+    fn relative_date_literals_are_ranges_in_the_users_zone() {
+        // 05:00Z on 15 June is still 14 June in Los Angeles (UTC-7 in summer).
+        let now: DateTime<Utc> = "2025-06-15T05:00:00Z".parse().unwrap();
+        let count = |soql: &str| {
+            execute_at(org(), soql, false, now)
+                .unwrap_or_else(|e| panic!("{soql}: {e}"))
+                .total_size()
+        };
+        let same = |relative: &str, explicit: &str| {
+            let a = count(&format!("SELECT COUNT() FROM Case WHERE {relative}"));
+            let b = count(&format!("SELECT COUNT() FROM Case WHERE {explicit}"));
+            assert_eq!(a, b, "{relative} vs {explicit}");
+            a
+        };
+        let today = same(
+            "CreatedDate = TODAY",
+            "CreatedDate >= 2025-06-14T07:00:00Z AND CreatedDate < 2025-06-15T07:00:00Z",
+        );
+        assert!(today > 0);
+        assert!(
+            same(
+                "CreatedDate = YESTERDAY",
+                "CreatedDate >= 2025-06-13T07:00:00Z AND CreatedDate < 2025-06-14T07:00:00Z",
+            ) > 0
+        );
+        assert!(
+            same(
+                "CreatedDate >= LAST_N_DAYS:7",
+                "CreatedDate >= 2025-06-07T07:00:00Z",
+            ) > today
+        );
+        same(
+            "CreatedDate = LAST_N_DAYS:7",
+            "CreatedDate >= 2025-06-07T07:00:00Z AND CreatedDate < 2025-06-15T07:00:00Z",
+        );
+        same("CreatedDate < TODAY", "CreatedDate < 2025-06-14T07:00:00Z");
+        same("CreatedDate > TODAY", "CreatedDate >= 2025-06-15T07:00:00Z");
+        same("CreatedDate <= TODAY", "CreatedDate < 2025-06-15T07:00:00Z");
+        same(
+            "CreatedDate != THIS_MONTH",
+            "CreatedDate < 2025-06-01T07:00:00Z OR CreatedDate >= 2025-07-01T07:00:00Z",
+        );
+        same(
+            "CreatedDate IN (YESTERDAY, TODAY)",
+            "CreatedDate >= 2025-06-13T07:00:00Z AND CreatedDate < 2025-06-15T07:00:00Z",
+        );
+        // A date field compares with the dates themselves; DAY_ONLY(convertTimezone()) too.
+        let dates = |relative: &str, explicit: &str| {
+            let a = count(&format!("SELECT COUNT() FROM Account WHERE {relative}"));
+            let b = count(&format!("SELECT COUNT() FROM Account WHERE {explicit}"));
+            assert_eq!(a, b, "{relative} vs {explicit}");
+        };
+        dates(
+            "LastActivityDate = LAST_N_DAYS:30",
+            "LastActivityDate >= 2025-05-15 AND LastActivityDate < 2025-06-15",
+        );
+        dates(
+            "DAY_ONLY(convertTimezone(CreatedDate)) = TODAY",
+            "CreatedDate >= 2025-06-14T07:00:00Z AND CreatedDate < 2025-06-15T07:00:00Z",
+        );
+        let e = execute_at(
+            org(),
+            "SELECT Id FROM Account WHERE Name = TODAY",
+            false,
+            now,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(
+            e.message.contains("must be of type string"),
+            "{}",
+            e.message
+        );
+        for bad in [
+            "SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS",
+            "SELECT Id FROM Account WHERE CreatedDate = TODAY:3",
+            "SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS:x",
+        ] {
+            assert_eq!(err(bad).code, "MALFORMED_QUERY", "{bad}");
+        }
     }
 
     #[test]

@@ -204,6 +204,110 @@ pub enum LitValue {
     Str(String),
     Date(NaiveDate),
     DateTime(DateTime<FixedOffset>),
+    /// A relative date literal (`TODAY`, `LAST_N_DAYS:7`): a range resolved when the query
+    /// runs, against the clock and the Run-As user's zone.
+    Relative(RelDate),
+}
+
+/// The calendar unit a relative date literal counts in. Fiscal periods are the calendar
+/// ones: the org's fiscal year starts in January, Salesforce's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+/// Which periods a relative date literal covers, relative to the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelKind {
+    /// `TODAY`, `THIS_MONTH`.
+    This,
+    /// `LAST_WEEK`: the previous period.
+    Last,
+    /// `TOMORROW`, `NEXT_YEAR`: the following period.
+    Next,
+    /// `LAST_N_DAYS:n` (today and the n days before), `LAST_N_MONTHS:n` (the n whole
+    /// months before this one).
+    LastN,
+    /// `NEXT_N_DAYS:n` (the n days after today), `NEXT_N_WEEKS:n` (the n weeks after this one).
+    NextN,
+    /// `YESTERDAY`, `N_DAYS_AGO:n`: the one period n periods back.
+    Ago,
+}
+
+/// A relative date literal as written (`name`, upper case, and its `:n` if it takes one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelDate {
+    pub name: String,
+    pub kind: RelKind,
+    pub period: Period,
+    /// How many periods (`LAST_90_DAYS` is 90, `YESTERDAY` 1); the `:n` for the `N` forms.
+    pub n: u32,
+    /// Whether the literal is written with `:n`.
+    pub takes_n: bool,
+}
+
+/// The relative date literal `name` names (without its `:n`), if any.
+pub fn relative_date(name: &str) -> Option<RelDate> {
+    let upper = name.to_ascii_uppercase();
+    let fixed = |kind, period, n| {
+        Some(RelDate {
+            name: upper.clone(),
+            kind,
+            period,
+            n,
+            takes_n: false,
+        })
+    };
+    let unit = |u: &str| match u {
+        "DAY" => Some(Period::Day),
+        "WEEK" => Some(Period::Week),
+        "MONTH" => Some(Period::Month),
+        "QUARTER" | "FISCAL_QUARTER" => Some(Period::Quarter),
+        "YEAR" | "FISCAL_YEAR" => Some(Period::Year),
+        _ => None,
+    };
+    match upper.as_str() {
+        "YESTERDAY" => return fixed(RelKind::Ago, Period::Day, 1),
+        "TODAY" => return fixed(RelKind::This, Period::Day, 1),
+        "TOMORROW" => return fixed(RelKind::Next, Period::Day, 1),
+        "LAST_90_DAYS" => return fixed(RelKind::LastN, Period::Day, 90),
+        "NEXT_90_DAYS" => return fixed(RelKind::NextN, Period::Day, 90),
+        _ => {}
+    }
+    for (prefix, kind) in [
+        ("THIS_", RelKind::This),
+        ("LAST_", RelKind::Last),
+        ("NEXT_", RelKind::Next),
+    ] {
+        if let Some(period) = upper.strip_prefix(prefix).and_then(unit)
+            && period != Period::Day
+        {
+            return fixed(kind, period, 1);
+        }
+    }
+    let counted = upper
+        .strip_prefix("LAST_N_")
+        .map(|u| (RelKind::LastN, u))
+        .or_else(|| upper.strip_prefix("NEXT_N_").map(|u| (RelKind::NextN, u)))
+        .or_else(|| {
+            upper
+                .strip_prefix("N_")
+                .and_then(|u| u.strip_suffix("_AGO"))
+                .map(|u| (RelKind::Ago, u))
+        });
+    let (kind, units) = counted?;
+    let period = unit(units.strip_suffix('S')?)?;
+    Some(RelDate {
+        name: upper,
+        kind,
+        period,
+        n: 0,
+        takes_n: true,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -265,12 +369,17 @@ pub fn parse(soql: &str) -> Result<Query, SoqlError> {
 enum Tok {
     Ident(String),
     Str(String),
-    Number { units: i64, scale: u8 },
+    Number {
+        units: i64,
+        scale: u8,
+    },
     Date(NaiveDate),
     DateTime(DateTime<FixedOffset>),
     Op(CmpOp),
     Comma,
     Dot,
+    /// Only in `LAST_N_DAYS:7` and the like.
+    Colon,
     LParen,
     RParen,
     Eof,
@@ -306,6 +415,10 @@ fn tokenize(s: &str) -> Result<Vec<Token>, ParseError> {
             b'(' => {
                 i += 1;
                 Tok::LParen
+            }
+            b':' => {
+                i += 1;
+                Tok::Colon
             }
             b')' => {
                 i += 1;
@@ -825,6 +938,23 @@ impl Parser {
             Tok::Ident(n) if n.eq_ignore_ascii_case("null") => LitValue::Null,
             Tok::Ident(n) if n.eq_ignore_ascii_case("true") => LitValue::Bool(true),
             Tok::Ident(n) if n.eq_ignore_ascii_case("false") => LitValue::Bool(false),
+            Tok::Ident(n) => match relative_date(n) {
+                Some(mut rel) => {
+                    self.next();
+                    if rel.takes_n {
+                        self.expect(&Tok::Colon)?;
+                        rel.n = u32::try_from(self.count()?).map_err(|_| ParseError {
+                            pos: t.pos,
+                            message: format!("unexpected token: '{}'", t.text),
+                        })?;
+                    }
+                    return Ok(Lit {
+                        value: LitValue::Relative(rel),
+                        pos: Pos(t.pos),
+                    });
+                }
+                None => return self.unexpected(),
+            },
             _ => return self.unexpected(),
         };
         self.next();
@@ -979,6 +1109,8 @@ impl fmt::Display for Lit {
                 f.write_str("'")
             }
             LitValue::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
+            LitValue::Relative(r) if r.takes_n => write!(f, "{}:{}", r.name, r.n),
+            LitValue::Relative(r) => f.write_str(&r.name),
             LitValue::DateTime(dt) => {
                 write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S"))?;
                 let ms = dt.timestamp_subsec_millis();
@@ -1029,6 +1161,7 @@ mod tests {
             "SELECT Id FROM Opportunity WHERE CloseDate = 2024-03-10 AND Amount > -12.50 AND IsWon = TRUE",
             "SELECT Id FROM Lead WHERE NOT (Status IN ('A', 'B') OR Name LIKE 'x\\_%') AND Rating NOT IN ('Hot')",
             "SELECT Id FROM Account ORDER BY Name DESC NULLS LAST, Id LIMIT 10 OFFSET 20",
+            "SELECT Id FROM Account WHERE CreatedDate = TODAY OR CreatedDate >= LAST_N_DAYS:7 OR CreatedDate IN (yesterday, N_WEEKS_AGO:2, THIS_FISCAL_YEAR)",
         ] {
             let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {}", e.message));
             assert_eq!(parse(&parsed.to_string()).unwrap(), parsed, "{q}");
