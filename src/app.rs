@@ -593,40 +593,50 @@ fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Result<(), Failu
         summary.bytes,
         summary.query_requests
     );
-    let resume = Some("run the same command again to resume; done chunks are skipped".to_string());
     match &summary.stopped {
-        Some(StopReason::QueryLimit { limit }) => Err(Failure::new(
-            ExitKind::Resumable,
-            format!("stopped: the query limit of {limit} requests is reached"),
-            resume,
-        )),
-        Some(StopReason::ApiUsage { message }) => Err(Failure::new(
-            ExitKind::Resumable,
-            format!("stopped: {message}"),
-            resume,
-        )),
-        Some(StopReason::OutsideWindow { opens }) => Err(Failure::new(
-            ExitKind::Resumable,
-            format!("stopped: outside the off-peak windows; the next opens at {opens}"),
-            Some("run the same command again then; done chunks are skipped".into()),
-        )),
-        Some(StopReason::Interrupted) => Err(Failure::new(
-            ExitKind::Resumable,
+        Some(reason) => Err(stopped(
+            reason,
             "stopped by a signal; chunks in flight were abandoned, finished ones are kept",
-            resume,
+            "run the same command again to resume; done chunks are skipped",
         )),
-        None if summary.chunks_failed > 0 => Err(Failure::new(
-            ExitKind::Failure,
-            format!(
-                "{} chunk{} failed after their retries (see `sfbackfill status --out {}`)",
-                summary.chunks_failed,
-                if summary.chunks_failed == 1 { "" } else { "s" },
-                settings.out.display()
-            ),
-            Some("run the same command again to retry them".into()),
+        None if summary.chunks_failed > 0 => Err(failed_after_retries(
+            summary.chunks_failed,
+            "chunk",
+            &settings.out,
+            "run the same command again to retry them",
         )),
         None => Ok(()),
     }
+}
+
+/// The exit of a run that stopped early: always resumable; `resume` says how.
+fn stopped(reason: &StopReason, interrupted: &str, resume: &str) -> Failure {
+    let (message, hint) = match reason {
+        StopReason::QueryLimit { limit } => (
+            format!("stopped: the query limit of {limit} requests is reached"),
+            resume.to_string(),
+        ),
+        StopReason::ApiUsage { message } => (format!("stopped: {message}"), resume.to_string()),
+        StopReason::OutsideWindow { opens } => (
+            format!("stopped: outside the off-peak windows; the next opens at {opens}"),
+            "run the same command again then; done chunks are skipped".to_string(),
+        ),
+        StopReason::Interrupted => (interrupted.to_string(), resume.to_string()),
+    };
+    Failure::new(ExitKind::Resumable, message, Some(hint))
+}
+
+/// The exit of a run in which `failed` chunks or objects (`noun`) failed after their retries.
+fn failed_after_retries(failed: u64, noun: &str, out: &Path, hint: &str) -> Failure {
+    Failure::new(
+        ExitKind::Failure,
+        format!(
+            "{failed} {noun}{} failed after their retries (see `sfbackfill status --out {}`)",
+            if failed == 1 { "" } else { "s" },
+            out.display()
+        ),
+        Some(hint.to_string()),
+    )
 }
 
 async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
@@ -1281,33 +1291,17 @@ fn finish_sync(settings: &SyncSettings, summary: &sync::SyncSummary) -> Result<(
             o.object, o.rows, o.files
         );
     }
-    let resume = Some("run the same command again: it continues from the stored cursors".into());
+    let resume = "run the same command again: it continues from the stored cursors";
     match &summary.stopped {
-        Some(StopReason::QueryLimit { limit }) => Err(Failure::new(
-            ExitKind::Resumable,
-            format!("stopped: the query limit of {limit} requests is reached"),
+        Some(reason) => Err(stopped(
+            reason,
+            "stopped by a signal; written steps are kept and their cursors moved",
             resume,
         )),
-        Some(StopReason::ApiUsage { message }) => Err(Failure::new(
-            ExitKind::Resumable,
-            format!("stopped: {message}"),
-            resume,
-        )),
-        Some(StopReason::Interrupted) | Some(StopReason::OutsideWindow { .. }) => {
-            Err(Failure::new(
-                ExitKind::Resumable,
-                "stopped by a signal; written steps are kept and their cursors moved",
-                resume,
-            ))
-        }
-        None if summary.failed > 0 => Err(Failure::new(
-            ExitKind::Failure,
-            format!(
-                "{} object{} failed after their retries (see `sfbackfill status --out {}`)",
-                summary.failed,
-                if summary.failed == 1 { "" } else { "s" },
-                settings.out.display()
-            ),
+        None if summary.failed > 0 => Err(failed_after_retries(
+            summary.failed,
+            "object",
+            &settings.out,
             resume,
         )),
         None => Ok(()),
