@@ -176,53 +176,43 @@ pub struct BackfillArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Objects, comma-separated exact API names (custom objects end in __c).
-    #[arg(long, value_delimiter = ',', value_name = "LIST")]
-    pub objects: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// First day (YYYY-MM-DD, in --chunk-timezone) or an RFC 3339 date-time.
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, help_heading = "Run", value_name = "WHEN")]
     pub start: Option<String>,
     /// Last day, included (YYYY-MM-DD), or an exclusive RFC 3339 date-time.
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, help_heading = "Run", value_name = "WHEN")]
     pub end: Option<String>,
     /// The output folder.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, help_heading = "Run", value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Fields of one object: OBJECT=F1,F2,... (repeatable; Id and the cursor are always added).
-    #[arg(long, value_name = "OBJECT=LIST")]
-    pub fields: Vec<String>,
-    /// Every field, standard and custom, instead of the standard ones.
-    #[arg(long)]
-    pub all_fields: bool,
     /// The date-time field that places a row in a day [default: LastModifiedDate].
-    #[arg(long, value_name = "FIELD")]
+    #[arg(long, help_heading = "Run", value_name = "FIELD")]
     pub cursor_field: Option<String>,
     /// The zone whose midnights cut the days [default: UTC].
-    #[arg(long, value_name = "ZONE")]
+    #[arg(long, help_heading = "Run", value_name = "ZONE")]
     pub chunk_timezone: Option<String>,
     /// The most query requests (query and next pages) this run may send.
-    #[arg(long, value_name = "N")]
+    #[arg(long, help_heading = "Run", value_name = "N")]
     pub query_limit: Option<u64>,
-    /// Use queryAll and keep soft-deleted rows (IsDeleted = true).
-    #[arg(long)]
-    pub include_deleted: bool,
     /// Fetch the window's chunks again even if done, replacing their files.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run", help_heading = "Run")]
     pub repull: bool,
     /// Start requests only inside this local-time window, e.g. 22:00-06:00 (repeatable).
-    #[arg(long = "window", value_name = "HH:MM-HH:MM")]
+    #[arg(help_heading = "Run", long = "window", value_name = "HH:MM-HH:MM")]
     pub windows: Vec<String>,
     /// The zone of --window [default: UTC].
-    #[arg(long, value_name = "ZONE")]
+    #[arg(long, help_heading = "Run", value_name = "ZONE")]
     pub window_tz: Option<String>,
     /// The longest query URL to send before splitting the field list (tests use small values).
-    #[arg(long, hide = true, value_name = "BYTES")]
+    #[arg(long, help_heading = "Run", hide = true, value_name = "BYTES")]
     pub max_query_uri_bytes: Option<usize>,
     /// Outside every --window, exit with status 3 instead of waiting.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run", help_heading = "Run")]
     pub exit_outside_window: bool,
     /// How progress is shown.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    #[arg(long, help_heading = "Run", value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 }
 
@@ -233,47 +223,56 @@ pub struct SyncArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Objects, comma-separated exact API names (custom objects end in __c).
-    #[arg(long, value_delimiter = ',', value_name = "LIST")]
-    pub objects: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// The output folder (the backfill's, to continue it).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, help_heading = "Run", value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Where an object's first sync starts (YYYY-MM-DD or RFC 3339), usually the backfill's
     /// end. Later syncs start from the stored cursor and ignore it.
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, help_heading = "Run", value_name = "WHEN")]
     pub start: Option<String>,
-    /// Fields of one object: OBJECT=F1,F2,... (repeatable) [default: the backfill's list].
+    /// The date-time field that orders changes [default: SystemModstamp, else LastModifiedDate].
+    #[arg(long, help_heading = "Run", value_name = "FIELD")]
+    pub cursor_field: Option<String>,
+    /// Re-read this much before the cursor, for rows committed late (e.g. 5m, 90s, 0s) [default: 5m].
+    #[arg(long, help_heading = "Run", value_name = "DURATION")]
+    pub lookback: Option<String>,
+    /// Read only up to this long before now, for clock skew and commits in flight [default: 1m].
+    #[arg(long, help_heading = "Run", value_name = "DURATION")]
+    pub safety_lag: Option<String>,
+    /// Every Nth sync of an object re-reads it from its first sync's start, to catch changes
+    /// no cursor sees (sharing, formulas).
+    #[arg(long, help_heading = "Run", value_name = "N")]
+    pub full_every: Option<u64>,
+    /// The zone whose midnights cut the days [default: the backfill's, else UTC].
+    #[arg(long, help_heading = "Run", value_name = "ZONE")]
+    pub chunk_timezone: Option<String>,
+    /// The most query requests (query and next pages) this run may send.
+    #[arg(long, help_heading = "Run", value_name = "N")]
+    pub query_limit: Option<u64>,
+    /// Rows per committed step (tests use small values to cross step boundaries).
+    #[arg(long, help_heading = "Run", hide = true, value_name = "N")]
+    pub step_rows: Option<u64>,
+}
+
+/// What is read of each object: the same flags for `backfill`, `plan` and `sync`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Objects")]
+pub struct SelectArgs {
+    /// Objects, comma-separated exact API names (custom objects end in __c).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub objects: Vec<String>,
+    /// Fields of one object: OBJECT=F1,F2,... (repeatable; Id and the cursor are always added)
+    /// [default: the standard fields; for sync, the backfill's list].
     #[arg(long, value_name = "OBJECT=LIST")]
     pub fields: Vec<String>,
     /// Every field, standard and custom, instead of the standard ones.
     #[arg(long)]
     pub all_fields: bool,
-    /// The date-time field that orders changes [default: SystemModstamp, else LastModifiedDate].
-    #[arg(long, value_name = "FIELD")]
-    pub cursor_field: Option<String>,
-    /// Re-read this much before the cursor, for rows committed late (e.g. 5m, 90s, 0s) [default: 5m].
-    #[arg(long, value_name = "DURATION")]
-    pub lookback: Option<String>,
-    /// Read only up to this long before now, for clock skew and commits in flight [default: 1m].
-    #[arg(long, value_name = "DURATION")]
-    pub safety_lag: Option<String>,
-    /// Every Nth sync of an object re-reads it from its first sync's start, to catch changes
-    /// no cursor sees (sharing, formulas).
-    #[arg(long, value_name = "N")]
-    pub full_every: Option<u64>,
-    /// The zone whose midnights cut the days [default: the backfill's, else UTC].
-    #[arg(long, value_name = "ZONE")]
-    pub chunk_timezone: Option<String>,
-    /// The most query requests (query and next pages) this run may send.
-    #[arg(long, value_name = "N")]
-    pub query_limit: Option<u64>,
     /// Use queryAll and keep soft-deleted rows (IsDeleted = true): how deletions are seen.
     #[arg(long)]
     pub include_deleted: bool,
-    /// Rows per committed step (tests use small values to cross step boundaries).
-    #[arg(long, hide = true, value_name = "N")]
-    pub step_rows: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

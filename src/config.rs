@@ -443,7 +443,7 @@ fn query_limit(limit: Option<u64>) -> Result<Option<u64>, ConfigError> {
 /// Resolves and validates a `backfill`/`plan` command line. Does no network I/O.
 pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, ConfigError> {
     let file = ConfigFile::load(args.connection.config.as_deref())?;
-    let objects = required_objects(&args.objects, &file)?;
+    let objects = required_objects(&args.select.objects, &file)?;
     let zone_name = args
         .chunk_timezone
         .clone()
@@ -514,11 +514,11 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
         window,
         chunk_timezone,
         out,
-        fields: fields(&args.fields, &file.fields)?,
-        all_fields: args.all_fields || file.all_fields.unwrap_or(false),
+        fields: fields(&args.select.fields, &file.fields)?,
+        all_fields: args.select.all_fields || file.all_fields.unwrap_or(false),
         cursor_field,
         query_limit,
-        include_deleted: args.include_deleted || file.include_deleted.unwrap_or(false),
+        include_deleted: args.select.include_deleted || file.include_deleted.unwrap_or(false),
         repull: args.repull,
         offpeak,
         exit_outside_window,
@@ -533,7 +533,7 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
 /// Resolves and validates a `sync` command line. Does no network I/O.
 pub fn sync(args: &SyncArgs, env: &dyn Env) -> Result<SyncSettings, ConfigError> {
     let file = ConfigFile::load(args.connection.config.as_deref())?;
-    let objects = required_objects(&args.objects, &file)?;
+    let objects = required_objects(&args.select.objects, &file)?;
     let out = required_out(&args.out, &file)?;
     let chunk_timezone = args
         .chunk_timezone
@@ -577,15 +577,15 @@ pub fn sync(args: &SyncArgs, env: &dyn Env) -> Result<SyncSettings, ConfigError>
         objects,
         out,
         start,
-        fields: fields(&args.fields, &file.fields)?,
-        all_fields: args.all_fields || file.all_fields.unwrap_or(false),
+        fields: fields(&args.select.fields, &file.fields)?,
+        all_fields: args.select.all_fields || file.all_fields.unwrap_or(false),
         cursor_field,
         lookback,
         safety_lag,
         full_every,
         chunk_timezone,
         query_limit: query_limit(args.query_limit.or(file.query_limit))?,
-        include_deleted: args.include_deleted || file.include_deleted.unwrap_or(false),
+        include_deleted: args.select.include_deleted || file.include_deleted.unwrap_or(false),
         max_query_uri_bytes: crate::select::MAX_QUERY_URI_BYTES,
         step_rows: args.step_rows.unwrap_or(crate::sync::STEP_ROWS).max(1),
     })
