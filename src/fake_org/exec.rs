@@ -79,13 +79,34 @@ enum Column {
         key: &'static str,
         field: usize,
     },
-    /// `"Owner": {"attributes": .., "Name": ..}`: selected fields of one parent.
+    /// `"Owner": {"attributes": .., "Name": ..}`: the selected columns of one parent, which
+    /// may be parents in turn (up to [`MAX_RELATIONSHIP_DEPTH`] levels). Under a `User`
+    /// parent, `field` indices are into [`USER_FIELDS`].
     Parent {
         key: &'static str,
         via: usize,
         target: Target,
-        fields: Vec<(&'static str, usize)>,
+        columns: Vec<Column>,
     },
+}
+
+/// The deepest relationship path SOQL allows (`A.B.C.D.E.Field`, §4.6).
+pub const MAX_RELATIONSHIP_DEPTH: usize = 5;
+
+/// One step of a relationship path: the reference field (`OwnerId`) in the object reached
+/// so far, its relationship name (`Owner`) and the object it leads to.
+#[derive(Debug, Clone, Copy)]
+struct Hop {
+    key: &'static str,
+    via: usize,
+    target: Target,
+}
+
+/// Where a row's columns are read from while rendering: a row of an object, or a user.
+#[derive(Clone, Copy)]
+enum Ctx<'a> {
+    Row(usize, &'a Row),
+    User(IdValue),
 }
 
 /// The object a reference points to: the built-in users or one of the org's objects.
@@ -175,32 +196,80 @@ impl Records {
             version,
             out,
         );
-        for column in &self.columns {
-            out.push(b',');
-            match column {
-                Column::Field { key, field } => {
-                    key_of(key, out);
-                    render::value(&self.snap.value(self.object, *field, row), out);
-                }
-                Column::Compound { key, field } => {
-                    key_of(key, out);
-                    compound(&self.snap, self.object, *field, row, out);
-                }
+        columns(
+            &self.snap,
+            Ctx::Row(self.object, row),
+            &self.columns,
+            version,
+            out,
+        );
+        out.push(b'}');
+    }
+}
+
+/// Appends `,"key":value` for each column, read from `ctx`.
+fn columns(snap: &Snapshot, ctx: Ctx<'_>, cols: &[Column], version: &str, out: &mut Vec<u8>) {
+    for column in cols {
+        out.push(b',');
+        match (column, ctx) {
+            (Column::Field { key, field }, Ctx::Row(object, row)) => {
+                key_of(key, out);
+                render::value(&snap.value(object, *field, row), out);
+            }
+            (Column::Field { key, field }, Ctx::User(id)) => {
+                key_of(key, out);
+                render::value(&user_value(id, *field), out);
+            }
+            (Column::Compound { key, field }, Ctx::Row(object, row)) => {
+                key_of(key, out);
+                compound(snap, object, *field, row, out);
+            }
+            (
                 Column::Parent {
                     key,
                     via,
                     target,
-                    fields,
-                } => {
-                    key_of(key, out);
-                    match self.snap.value(self.object, *via, row) {
-                        Value::Id(id) => parent(&self.snap, *target, id, fields, version, out),
-                        _ => out.extend_from_slice(b"null"),
-                    }
+                    columns: inner,
+                },
+                Ctx::Row(object, row),
+            ) => {
+                key_of(key, out);
+                match snap.value(object, *via, row) {
+                    Value::Id(id) => parent(snap, *target, id, inner, version, out),
+                    _ => out.extend_from_slice(b"null"),
                 }
             }
+            (Column::Compound { key, .. } | Column::Parent { key, .. }, Ctx::User(_)) => {
+                // Users have no compound fields or relationships here; the compiler never
+                // builds such a column.
+                key_of(key, out);
+                out.extend_from_slice(b"null");
+            }
         }
-        out.push(b'}');
+    }
+}
+
+/// Adds `leaf`, reached through `hops`, to the column tree: under the parent column of the
+/// first hop (made on its first mention, so parents keep the order of first selection).
+fn insert_column(cols: &mut Vec<Column>, hops: &[Hop], leaf: Column) {
+    let Some((hop, rest)) = hops.split_first() else {
+        cols.push(leaf);
+        return;
+    };
+    let at = cols
+        .iter()
+        .position(|c| matches!(c, Column::Parent { via, .. } if *via == hop.via));
+    let at = at.unwrap_or_else(|| {
+        cols.push(Column::Parent {
+            key: hop.key,
+            via: hop.via,
+            target: hop.target,
+            columns: Vec::new(),
+        });
+        cols.len() - 1
+    });
+    if let Column::Parent { columns, .. } = &mut cols[at] {
+        insert_column(columns, rest, leaf);
     }
 }
 
@@ -271,18 +340,14 @@ fn parent(
     snap: &Snapshot,
     target: Target,
     id: IdValue,
-    fields: &[(&'static str, usize)],
+    cols: &[Column],
     version: &str,
     out: &mut Vec<u8>,
 ) {
     match target {
         Target::User => {
             attributes("User", &Value::Id(id), version, out);
-            for (key, field) in fields {
-                out.push(b',');
-                key_of(key, out);
-                render::value(&user_value(id, *field), out);
-            }
+            columns(snap, Ctx::User(id), cols, version, out);
         }
         Target::Object(t) => {
             let data = &snap.objects[t];
@@ -291,11 +356,7 @@ fn parent(
                 return;
             };
             attributes(data.schema.name, &Value::Id(id), version, out);
-            for (key, field) in fields {
-                out.push(b',');
-                key_of(key, out);
-                render::value(&snap.value(t, *field, row), out);
-            }
+            columns(snap, Ctx::Row(t, row), cols, version, out);
         }
     }
     out.push(b'}');
@@ -414,9 +475,10 @@ pub fn execute_at(
 #[derive(Debug, Clone)]
 enum Eval {
     Field(usize),
+    /// A field reached through one or more relationships; `field` indexes the last hop's
+    /// target (into [`USER_FIELDS`] for a user).
     Parent {
-        via: usize,
-        target: Target,
+        hops: Vec<Hop>,
         field: usize,
     },
     /// Converts a UTC date-time to the user's wall clock (still carried as milliseconds).
@@ -429,8 +491,9 @@ enum Eval {
 struct Typed {
     ftype: FieldType,
     name: &'static str,
-    /// The field's metadata, when the expression is a plain field.
-    field: Option<(usize, Option<usize>)>,
+    /// The field's metadata, when the expression is a plain field: the object it belongs
+    /// to (`None` for a user's field) and its index.
+    field: Option<(Option<usize>, usize)>,
 }
 
 enum Pred {
@@ -492,68 +555,85 @@ impl Compiler<'_> {
         }
     }
 
-    /// Resolves a field path to an evaluator and its type.
+    /// Resolves a field path (`Name`, `Owner.Name`, `Account.Owner.Email`, up to
+    /// [`MAX_RELATIONSHIP_DEPTH`] relationships) to an evaluator and its type.
     fn path(&self, path: &[soql::Ident]) -> Result<(Eval, Typed), SoqlError> {
-        let schema = &self.snap.objects[self.object].schema;
+        let root = &self.snap.objects[self.object].schema;
         let mut path = path;
-        if path.len() > 1 && path[0].name.eq_ignore_ascii_case(schema.name) {
+        if path.len() > 1 && path[0].name.eq_ignore_ascii_case(root.name) {
             path = &path[1..];
         }
-        match path {
-            [one] => {
-                let i = schema
-                    .field_index(&one.name)
-                    .ok_or_else(|| no_such_column(self.soql, one.pos, &one.name, schema.name))?;
-                let f = &schema.fields[i];
-                Ok((
-                    Eval::Field(i),
-                    Typed {
-                        ftype: f.ftype,
-                        name: f.name,
-                        field: Some((i, None)),
-                    },
-                ))
-            }
-            [rel, leaf] => {
-                let via = schema.relationship_index(&rel.name).ok_or_else(|| {
-                    self.invalid_field(rel.pos, format!(
-                        "Didn't understand relationship '{}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
-                        rel.name
-                    ))
-                })?;
-                let target_name = schema.fields[via].reference_to.unwrap_or("User");
-                let (target, field, ftype, name) = if target_name == "User" {
-                    let i = USER_FIELDS
-                        .iter()
-                        .position(|(n, _)| n.eq_ignore_ascii_case(&leaf.name))
-                        .ok_or_else(|| no_such_column(self.soql, leaf.pos, &leaf.name, "User"))?;
-                    (Target::User, i, USER_FIELDS[i].1, USER_FIELDS[i].0)
-                } else {
-                    let t = self
-                        .snap
-                        .object_index(target_name)
-                        .expect("references name seeded objects");
-                    let ts = &self.snap.objects[t].schema;
-                    let i = ts
-                        .field_index(&leaf.name)
-                        .filter(|&i| !ts.fields[i].is_compound())
-                        .ok_or_else(|| no_such_column(self.soql, leaf.pos, &leaf.name, ts.name))?;
-                    (Target::Object(t), i, ts.fields[i].ftype, ts.fields[i].name)
-                };
-                Ok((
-                    Eval::Parent { via, target, field },
-                    Typed {
-                        ftype,
-                        name,
-                        field: Some((field, Some(via))),
-                    },
-                ))
-            }
-            _ => Err(self.invalid_field(
-                path.get(1).map_or(0, |p| p.pos),
-                "Relationships deeper than one level are not supported by this org".into(),
-            )),
+        let (leaf, rels) = path.split_last().expect("a path has a field");
+        if rels.len() > MAX_RELATIONSHIP_DEPTH {
+            return Err(self.malformed(
+                rels[MAX_RELATIONSHIP_DEPTH].pos,
+                format!(
+                    "SOQL statements cannot query relationship fields more than {MAX_RELATIONSHIP_DEPTH} levels away from the root entity object"
+                ),
+            ));
         }
+        let mut hops = Vec::with_capacity(rels.len());
+        let mut at = Target::Object(self.object);
+        for rel in rels {
+            let not_understood = || {
+                self.invalid_field(rel.pos, format!(
+                    "Didn't understand relationship '{}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+                    rel.name
+                ))
+            };
+            // Users expose no relationships here.
+            let Target::Object(o) = at else {
+                return Err(not_understood());
+            };
+            let schema = &self.snap.objects[o].schema;
+            let via = schema
+                .relationship_index(&rel.name)
+                .ok_or_else(not_understood)?;
+            let f = &schema.fields[via];
+            let target = match f.reference_to.unwrap_or("User") {
+                "User" => Target::User,
+                name => Target::Object(
+                    self.snap
+                        .object_index(name)
+                        .expect("references name seeded objects"),
+                ),
+            };
+            hops.push(Hop {
+                key: f.relationship_name.expect("a relationship"),
+                via,
+                target,
+            });
+            at = target;
+        }
+        let (object, field, ftype, name) = match at {
+            Target::User => {
+                let i = USER_FIELDS
+                    .iter()
+                    .position(|(n, _)| n.eq_ignore_ascii_case(&leaf.name))
+                    .ok_or_else(|| no_such_column(self.soql, leaf.pos, &leaf.name, "User"))?;
+                (None, i, USER_FIELDS[i].1, USER_FIELDS[i].0)
+            }
+            Target::Object(o) => {
+                let schema = &self.snap.objects[o].schema;
+                let i = schema
+                    .field_index(&leaf.name)
+                    .ok_or_else(|| no_such_column(self.soql, leaf.pos, &leaf.name, schema.name))?;
+                (Some(o), i, schema.fields[i].ftype, schema.fields[i].name)
+            }
+        };
+        let eval = if hops.is_empty() {
+            Eval::Field(field)
+        } else {
+            Eval::Parent { hops, field }
+        };
+        Ok((
+            eval,
+            Typed {
+                ftype,
+                name,
+                field: Some((object, field)),
+            },
+        ))
     }
 
     /// A value expression outside aggregates: a field path or a date function.
@@ -632,15 +712,8 @@ impl Compiler<'_> {
     }
 
     fn field_meta(&self, ty: &Typed) -> Option<&Field> {
-        let (i, via) = ty.field?;
-        match via {
-            None => Some(&self.fields(self.object)[i]),
-            Some(via) => {
-                let target = self.fields(self.object)[via].reference_to?;
-                let t = self.snap.object_index(target)?;
-                Some(&self.fields(t)[i])
-            }
-        }
+        let (object, i) = ty.field?;
+        Some(&self.fields(object?)[i])
     }
 
     fn condition(&self, c: &Cond) -> Result<Pred, SoqlError> {
@@ -834,16 +907,22 @@ impl Compiler<'_> {
     fn eval(&self, e: &Eval, row: &Row) -> Value {
         match e {
             Eval::Field(i) => self.snap.value(self.object, *i, row),
-            Eval::Parent { via, target, field } => match self.snap.value(self.object, *via, row) {
-                Value::Id(id) => match target {
-                    Target::User => user_value(id, *field),
-                    Target::Object(t) => match self.snap.objects[*t].rows.get(id.seq as usize) {
-                        Some(parent) => self.snap.value(*t, *field, parent),
-                        None => Value::Null,
-                    },
-                },
-                _ => Value::Null,
-            },
+            Eval::Parent { hops, field } => {
+                let (mut object, mut row) = (self.object, row);
+                for hop in hops {
+                    let Value::Id(id) = self.snap.value(object, hop.via, row) else {
+                        return Value::Null;
+                    };
+                    match hop.target {
+                        Target::User => return user_value(id, *field),
+                        Target::Object(t) => match self.snap.objects[t].rows.get(id.seq as usize) {
+                            Some(parent) => (object, row) = (t, parent),
+                            None => return Value::Null,
+                        },
+                    }
+                }
+                self.snap.value(object, *field, row)
+            }
             Eval::Tz(inner) => match self.eval(inner, row) {
                 Value::DateTime(ms) => {
                     let utc = DateTime::from_timestamp_millis(ms).unwrap_or_default();
@@ -999,42 +1078,25 @@ impl Compiler<'_> {
                 ));
             }
             seen.push(key);
+            let (object, field) = ty.field.expect("a path names a field");
+            let leaf = match object {
+                Some(o) if self.fields(o)[field].is_compound() => Column::Compound {
+                    key: ty.name,
+                    field,
+                },
+                _ => Column::Field {
+                    key: ty.name,
+                    field,
+                },
+            };
             match eval {
                 Eval::Field(i) => {
-                    let f = &self.fields(self.object)[i];
-                    if f.is_long_text() {
+                    if self.fields(self.object)[i].is_long_text() {
                         long_texts += 1;
                     }
-                    columns.push(if f.is_compound() {
-                        Column::Compound {
-                            key: f.name,
-                            field: i,
-                        }
-                    } else {
-                        Column::Field {
-                            key: f.name,
-                            field: i,
-                        }
-                    });
+                    columns.push(leaf);
                 }
-                Eval::Parent { via, target, field } => {
-                    let rel = self.fields(self.object)[via]
-                        .relationship_name
-                        .expect("relationship");
-                    let existing = columns.iter_mut().find_map(|c| match c {
-                        Column::Parent { via: v, fields, .. } if *v == via => Some(fields),
-                        _ => None,
-                    });
-                    match existing {
-                        Some(fields) => fields.push((ty.name, field)),
-                        None => columns.push(Column::Parent {
-                            key: rel,
-                            via,
-                            target,
-                            fields: vec![(ty.name, field)],
-                        }),
-                    }
-                }
+                Eval::Parent { hops, .. } => insert_column(&mut columns, &hops, leaf),
                 _ => unreachable!("a path is a field or a parent field"),
             }
         }
@@ -1699,6 +1761,119 @@ mod tests {
         )
         .unwrap();
         assert_eq!(one_long.max_page_size(), None);
+    }
+
+    #[test]
+    fn relationship_paths_nest_up_to_five_levels() {
+        let accounts: HashMap<String, serde_json::Value> = records(
+            "SELECT Id, Name, Owner.Name, ParentId, BillingAddress FROM Account",
+            true,
+        )
+        .into_iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), r))
+        .collect();
+        let contacts = records(
+            "SELECT Id, AccountId, Account.Name, Owner.Email, Account.Owner.Name, \
+             Account.Parent.Name, Account.BillingAddress, Account.Parent.Parent.Id \
+             FROM Contact LIMIT 3000",
+            false,
+        );
+        let (mut with_account, mut without, mut with_parent) = (0, 0, 0);
+        for c in &contacts {
+            let keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, ["Account", "AccountId", "Id", "Owner", "attributes"]);
+            let Some(id) = c["AccountId"].as_str() else {
+                assert!(c["Account"].is_null());
+                without += 1;
+                continue;
+            };
+            with_account += 1;
+            let a = &accounts[id];
+            let nested = &c["Account"];
+            assert_eq!(nested["attributes"]["type"], "Account");
+            let keys: Vec<&str> = nested
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                ["BillingAddress", "Name", "Owner", "Parent", "attributes"]
+            );
+            assert_eq!(nested["Name"], a["Name"]);
+            assert_eq!(nested["Owner"]["attributes"]["type"], "User");
+            assert_eq!(nested["Owner"]["Name"], a["Owner"]["Name"]);
+            assert_eq!(nested["BillingAddress"], a["BillingAddress"]);
+            match a["ParentId"].as_str() {
+                None => assert!(nested["Parent"].is_null()),
+                Some(p) => {
+                    with_parent += 1;
+                    assert_eq!(nested["Parent"]["Name"], accounts[p]["Name"]);
+                    assert_eq!(nested["Parent"]["Parent"]["Id"], accounts[p]["ParentId"]);
+                }
+            }
+            assert!(c["Owner"]["Email"].as_str().unwrap().contains('@'));
+        }
+        assert!(with_account > 0 && without > 0 && with_parent > 0);
+        // Parents come where first selected, their fields in selection order.
+        let r = execute(
+            org(),
+            "SELECT Account.Name, Id, Owner.Email, Account.Owner.Name, Account.Parent.Name FROM Contact WHERE AccountId != null LIMIT 1",
+            false,
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        r.render_records(0..1, "62.0", &mut raw);
+        let raw = String::from_utf8(raw).unwrap();
+        let at = |k: &str| raw.find(k).unwrap_or_else(|| panic!("{k} in {raw}"));
+        assert!(at("\"Account\":") < at("\"Id\":"));
+        // The contact's own Owner comes after Id; the account's Owner sits inside Account.
+        assert!(at("\"Id\":") < raw.rfind("\"Owner\":").unwrap());
+        assert!(at("\"Owner\":") < at("\"Id\":"));
+        assert!(at("\"Name\":") < at("\"Parent\":"));
+        // Filters and groups follow paths too.
+        let owner = accounts
+            .values()
+            .find_map(|a| a["Owner"]["Name"].as_str())
+            .unwrap();
+        let filtered = records(
+            &format!(
+                "SELECT Id, AccountId FROM Contact WHERE Account.Owner.Name = '{}'",
+                owner.replace('\'', "\\'")
+            ),
+            false,
+        );
+        assert!(!filtered.is_empty());
+        assert!(
+            filtered
+                .iter()
+                .all(|c| accounts[c["AccountId"].as_str().unwrap()]["Owner"]["Name"] == owner)
+        );
+        assert!(
+            !records(
+                "SELECT Account.Owner.Name, COUNT(Id) FROM Contact GROUP BY Account.Owner.Name",
+                false
+            )
+            .is_empty()
+        );
+        records(
+            "SELECT Id, Parent.Parent.Parent.Parent.Parent.Name FROM Account LIMIT 5",
+            false,
+        );
+        let e = err("SELECT Id, Parent.Parent.Parent.Parent.Parent.Parent.Name FROM Account");
+        assert_eq!(e.code, "MALFORMED_QUERY");
+        assert!(e.message.contains("more than 5 levels"), "{}", e.message);
+        let e = err("SELECT Id, Owner.Manager.Name FROM Account");
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(
+            e.message
+                .contains("Didn't understand relationship 'Manager'")
+        );
+        assert_eq!(
+            err("SELECT Id FROM Contact WHERE Account.BillingAddress != null").code,
+            "INVALID_FIELD"
+        );
     }
 
     #[test]
