@@ -8,11 +8,42 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-const CONNECTION_HELP: &str = "\
-Credentials come from the environment, never from flags:
+/// Where credentials come from: appended to the `--help` of every command that signs in.
+macro_rules! connection_help {
+    () => {
+        "Credentials come from the environment, never from flags:
   SF_INSTANCE_URL   the org's My Domain URL, e.g. https://acme.my.salesforce.com
   SF_CLIENT_ID      the External Client App's Consumer Key
-  SF_CLIENT_SECRET  its Consumer Secret (or --client-secret-file PATH)";
+  SF_CLIENT_SECRET  its Consumer Secret (or --client-secret-file PATH)"
+    };
+}
+
+/// A signing-in command's help: its examples (`-h` and `--help`), then, for `--help`, where
+/// credentials come from.
+macro_rules! signed_in_help {
+    ($name:ident, $long:ident, $examples:expr) => {
+        const $name: &str = $examples;
+        const $long: &str = concat!($examples, "\n\n", connection_help!());
+    };
+}
+
+signed_in_help!(
+    CHECK_EXAMPLES,
+    CHECK_HELP,
+    "Example:
+  SF_INSTANCE_URL=https://acme.my.salesforce.com SF_CLIENT_ID=... SF_CLIENT_SECRET=... \\
+    sfbackfill check --objects Account,Contact"
+);
+signed_in_help!(
+    OBJECTS_EXAMPLES,
+    OBJECTS_HELP,
+    "Examples:\n  sfbackfill objects\n  sfbackfill objects Account --json"
+);
+signed_in_help!(
+    PLAN_EXAMPLES,
+    PLAN_HELP,
+    "Example:\n  sfbackfill plan --objects Account,Contact --start 2025-01-01 --end 2025-12-31 --out ./sf"
+);
 
 /// Copy Salesforce records into typed Parquet: parallel, chunked per day, resumable.
 #[derive(Debug, Parser)]
@@ -26,21 +57,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sign in, read the org's API usage and check that each object is readable.
-    #[command(after_help = const_format_check())]
+    #[command(after_help = CHECK_EXAMPLES, after_long_help = CHECK_HELP)]
     Check(CheckArgs),
     /// List the queryable objects, or one object's fields and the Parquet types they get.
-    #[command(after_help = "Examples:\n  sfbackfill objects\n  sfbackfill objects Account --json")]
+    #[command(after_help = OBJECTS_EXAMPLES, after_long_help = OBJECTS_HELP)]
     Objects(ObjectsArgs),
     /// Show the chunks and the requests a backfill would send, without fetching records.
-    #[command(
-        after_help = "Example:\n  sfbackfill plan --objects Account,Contact --start 2025-01-01 --end 2025-12-31 --out ./sf"
-    )]
+    #[command(after_help = PLAN_EXAMPLES, after_long_help = PLAN_HELP)]
     Plan(BackfillArgs),
     /// Copy a window of history into OUT/OBJECT/date=YYYY-MM-DD/ as Parquet; resumable.
-    #[command(after_help = BACKFILL_EXAMPLES)]
+    #[command(after_help = BACKFILL_EXAMPLES, after_long_help = BACKFILL_HELP)]
     Backfill(BackfillArgs),
     /// Copy the records created or changed since the last sync into the same day layout.
-    #[command(after_help = SYNC_EXAMPLES)]
+    #[command(after_help = SYNC_EXAMPLES, after_long_help = SYNC_HELP)]
     Sync(SyncArgs),
     /// Per object: chunks done, pending and failed, rows, bytes, the window and the sync cursor.
     #[command(after_help = "Example:\n  sfbackfill status --out ./sf --json")]
@@ -53,20 +82,21 @@ pub enum Command {
     FakeOrg(FakeOrgArgs),
 }
 
-const fn const_format_check() -> &'static str {
-    "Example:\n  SF_INSTANCE_URL=https://acme.my.salesforce.com SF_CLIENT_ID=... SF_CLIENT_SECRET=... \\\n    sfbackfill check --objects Account,Contact"
-}
-
-const BACKFILL_EXAMPLES: &str = "\
-Examples:
+signed_in_help!(
+    BACKFILL_EXAMPLES,
+    BACKFILL_HELP,
+    "Examples:
   sfbackfill backfill --objects Account,Contact --start 2025-01-01 --end 2025-12-31 --out ./sf
   sfbackfill backfill --objects LoginHistory --cursor-field LoginTime --start 2025-06-01 --end 2025-06-30 --out ./sf
   sfbackfill backfill --config backfill.toml --repull --start 2025-03-01 --end 2025-03-07
 
-Run the same command again to resume: done chunks are skipped.";
+Run the same command again to resume: done chunks are skipped."
+);
 
-const SYNC_EXAMPLES: &str = "\
-Examples:
+signed_in_help!(
+    SYNC_EXAMPLES,
+    SYNC_HELP,
+    "Examples:
   sfbackfill sync --objects Account,Contact --start 2026-01-01 --out ./sf      (the first sync)
   sfbackfill sync --objects Account,Contact --out ./sf                          (every later one)
   sfbackfill sync --objects LoginHistory --cursor-field LoginTime --out ./sf --full-every 288
@@ -75,7 +105,8 @@ Each run reads the rows whose cursor (SystemModstamp, else LastModifiedDate) lie
 stored cursor minus --lookback and now minus --safety-lag, writes them as
 OUT/OBJECT/date=YYYY-MM-DD/sync-*.parquet, then moves the cursor. Rows can arrive more than
 once: keep the newest per Id (examples/duckdb.sql). A sync may run beside a backfill on the
-same folder; a second sync on it is refused.";
+same folder; a second sync on it is refused."
+);
 
 /// Where and how to sign in.
 #[derive(Debug, Clone, Default, Args)]
@@ -130,7 +161,6 @@ pub struct LimitArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(after_long_help = CONNECTION_HELP)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -145,7 +175,6 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(after_long_help = CONNECTION_HELP)]
 pub struct ObjectsArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -170,7 +199,6 @@ pub enum ProgressMode {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(after_long_help = CONNECTION_HELP)]
 pub struct BackfillArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -217,7 +245,6 @@ pub struct BackfillArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(after_long_help = CONNECTION_HELP)]
 pub struct SyncArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,

@@ -674,3 +674,18 @@ fn fake_org_until_interrupted(root: &Path) -> std::process::Output {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait_with_output().unwrap()
 }
+
+#[test]
+fn every_subcommand_help_shows_an_example_invocation() {
+    for sub in subcommands() {
+        for flag in ["-h", "--help"] {
+            let o = sfbackfill_with_env(&[sub.as_str(), flag], &[]);
+            assert_exit(&o, 0);
+            let text = stdout(&o);
+            assert!(
+                text.contains("Example") && text.contains(&format!("sfbackfill {sub}")),
+                "`sfbackfill {sub} {flag}` shows no example:\n{text}"
+            );
+        }
+    }
+}
