@@ -424,6 +424,7 @@ pub fn execute_at(
             },
         });
     };
+    let query = expand_fields(query, &snap.objects[object].schema, soql)?;
     let cx = Compiler {
         soql,
         snap: &snap,
@@ -469,6 +470,75 @@ pub fn execute_at(
     Ok(QueryResult {
         kind: Kind::Records(records),
     })
+}
+
+/// The most rows a query with `FIELDS(ALL)` or `FIELDS(CUSTOM)` may ask for.
+pub const FIELDS_LIMIT: u64 = 200;
+
+/// Replaces `FIELDS(ALL|STANDARD|CUSTOM)` in the select list with the object's fields in
+/// describe order (a field already selected is not repeated). `ALL` and `CUSTOM` need a
+/// `LIMIT` of at most 200, as in Salesforce (§4.5).
+fn expand_fields(
+    mut query: Query,
+    schema: &super::data::schema::ObjectSchema,
+    soql: &str,
+) -> Result<Query, SoqlError> {
+    if !query
+        .select
+        .iter()
+        .any(|s| matches!(s.expr, Expr::Fields { .. }))
+    {
+        return Ok(query);
+    }
+    let mut select: Vec<soql::SelectItem> = Vec::new();
+    let listed = |select: &[soql::SelectItem], name: &str| {
+        select.iter().any(|s| match &s.expr {
+            Expr::Field(path) if s.alias.is_none() => {
+                path.len() == 1 && path[0].name.eq_ignore_ascii_case(name)
+            }
+            _ => false,
+        })
+    };
+    for item in std::mem::take(&mut query.select) {
+        let Expr::Fields { kind, pos } = item.expr else {
+            if !(matches!(&item.expr, Expr::Field(p) if p.len() == 1)
+                && listed(&select, &item.expr.to_string()))
+            {
+                select.push(item);
+            }
+            continue;
+        };
+        if kind != soql::FieldsKind::Standard && query.limit.is_none_or(|l| l > FIELDS_LIMIT) {
+            return Err(SoqlError {
+                code: "MALFORMED_QUERY",
+                message: located(
+                    soql,
+                    pos.0,
+                    &format!(
+                        "The SOQL FIELDS function must have a LIMIT of at most {FIELDS_LIMIT}"
+                    ),
+                ),
+            });
+        }
+        for f in &schema.fields {
+            let wanted = match kind {
+                soql::FieldsKind::All => true,
+                soql::FieldsKind::Standard => !f.custom,
+                soql::FieldsKind::Custom => f.custom,
+            };
+            if wanted && !listed(&select, f.name) {
+                select.push(soql::SelectItem {
+                    expr: Expr::Field(vec![soql::Ident {
+                        name: f.name.to_string(),
+                        pos: pos.0,
+                    }]),
+                    alias: None,
+                });
+            }
+        }
+    }
+    query.select = select;
+    Ok(query)
 }
 
 /// A compiled value expression: evaluated per row without re-reading the statement.
@@ -640,6 +710,9 @@ impl Compiler<'_> {
     fn expr(&self, e: &Expr) -> Result<(Eval, Typed), SoqlError> {
         match e {
             Expr::Field(path) => self.path(path),
+            Expr::Fields { pos, .. } => {
+                Err(self.malformed(pos.0, "unexpected token: 'FIELDS'".into()))
+            }
             Expr::Call { func, arg, pos } => {
                 let pos = pos.0;
                 if func.is_aggregate() || *func == Func::ConvertTimezone {
@@ -707,6 +780,9 @@ impl Compiler<'_> {
             Expr::Field(path) => self.path(path),
             Expr::Call { func, pos, .. } => {
                 Err(self.malformed(pos.0, format!("unexpected token: '{}'", func.name())))
+            }
+            Expr::Fields { pos, .. } => {
+                Err(self.malformed(pos.0, "unexpected token: 'FIELDS'".into()))
             }
         }
     }
@@ -1172,7 +1248,7 @@ impl Compiler<'_> {
             let key = match (&item.alias, &item.expr) {
                 (Some(a), _) => a.name.clone(),
                 (None, Expr::Field(_)) => self.expr(&item.expr)?.1.name.to_string(),
-                (None, Expr::Call { .. }) => {
+                (None, Expr::Call { .. } | Expr::Fields { .. }) => {
                     unnamed += 1;
                     format!("expr{}", unnamed - 1)
                 }
@@ -1761,6 +1837,76 @@ mod tests {
         )
         .unwrap();
         assert_eq!(one_long.max_page_size(), None);
+    }
+
+    #[test]
+    fn fields_functions_expand_to_describe_fields_and_all_needs_limit_200() {
+        let describe = org().describe("Invoice__c", "62.0").unwrap();
+        let fields: Vec<(String, bool)> = describe["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["name"].as_str().unwrap().to_string(), f["custom"] == true))
+            .collect();
+        let keys = |soql: &str| {
+            let r = execute(org(), soql, false).unwrap_or_else(|e| panic!("{soql}: {e}"));
+            let mut raw = b"[".to_vec();
+            r.render_records(0..r.len().min(1), "62.0", &mut raw);
+            raw.push(b']');
+            let text = String::from_utf8(raw).unwrap();
+            // Keys in the order written: every top-level key of the first record.
+            let rec: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            let mut keys: Vec<(usize, String)> = rec[0]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "attributes")
+                .map(|k| (text.find(&format!(",\"{k}\":")).unwrap(), k.clone()))
+                .collect();
+            keys.sort();
+            keys.into_iter().map(|(_, k)| k).collect::<Vec<_>>()
+        };
+        let all: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(keys("SELECT FIELDS(ALL) FROM Invoice__c LIMIT 200"), all);
+        let custom: Vec<String> = fields.iter().filter(|f| f.1).map(|f| f.0.clone()).collect();
+        assert_eq!(
+            keys("SELECT FIELDS(CUSTOM) FROM Invoice__c LIMIT 5"),
+            custom
+        );
+        let standard: Vec<String> = fields
+            .iter()
+            .filter(|f| !f.1)
+            .map(|f| f.0.clone())
+            .collect();
+        assert_eq!(keys("select fields(standard) from Invoice__c"), standard);
+        let mut name_first = vec!["Name".to_string()];
+        name_first.extend(standard.iter().filter(|n| *n != "Name").cloned());
+        assert_eq!(
+            keys("SELECT Name, FIELDS(STANDARD) FROM Invoice__c"),
+            name_first
+        );
+        for bad in [
+            "SELECT FIELDS(ALL) FROM Invoice__c",
+            "SELECT FIELDS(ALL) FROM Invoice__c LIMIT 201",
+            "SELECT Id, FIELDS(CUSTOM) FROM Invoice__c",
+        ] {
+            let e = err(bad);
+            assert_eq!(e.code, "MALFORMED_QUERY", "{bad}");
+            assert!(
+                e.message
+                    .ends_with("The SOQL FIELDS function must have a LIMIT of at most 200"),
+                "{bad}: {}",
+                e.message
+            );
+        }
+        assert_eq!(
+            err("SELECT Id FROM Invoice__c WHERE FIELDS(ALL) = null").code,
+            "MALFORMED_QUERY"
+        );
+        assert_eq!(
+            err("SELECT FIELDS(SOME) FROM Invoice__c LIMIT 1").code,
+            "MALFORMED_QUERY"
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub struct SelectItem {
     pub alias: Option<Ident>,
 }
 
-/// A field path (`Name`, `Owner.Name`) or a function call (`COUNT()` has no argument).
+/// A field path (`Name`, `Owner.Name`), a function call (`COUNT()` has no argument), or,
+/// in the select list only, `FIELDS(ALL|STANDARD|CUSTOM)`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Field(Vec<Ident>),
@@ -57,6 +58,28 @@ pub enum Expr {
         arg: Option<Box<Expr>>,
         pos: Pos,
     },
+    Fields {
+        kind: FieldsKind,
+        pos: Pos,
+    },
+}
+
+/// Which fields `FIELDS(...)` stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldsKind {
+    All,
+    Standard,
+    Custom,
+}
+
+impl FieldsKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldsKind::All => "ALL",
+            FieldsKind::Standard => "STANDARD",
+            FieldsKind::Custom => "CUSTOM",
+        }
+    }
 }
 
 /// A byte offset that every position compares equal to, so ASTs compare by content.
@@ -74,7 +97,7 @@ impl Expr {
     pub fn pos(&self) -> usize {
         match self {
             Expr::Field(path) => path.first().map_or(0, |i| i.pos),
-            Expr::Call { pos, .. } => pos.0,
+            Expr::Call { pos, .. } | Expr::Fields { pos, .. } => pos.0,
         }
     }
 
@@ -794,6 +817,27 @@ impl Parser {
     }
 
     fn select_item(&mut self) -> PResult<SelectItem> {
+        if self.is_kw("FIELDS")
+            && self.tokens.get(self.at + 1).map(|t| &t.tok) == Some(&Tok::LParen)
+        {
+            let pos = self.next().pos;
+            self.next();
+            let kind = match &self.peek().tok {
+                Tok::Ident(k) if k.eq_ignore_ascii_case("ALL") => FieldsKind::All,
+                Tok::Ident(k) if k.eq_ignore_ascii_case("STANDARD") => FieldsKind::Standard,
+                Tok::Ident(k) if k.eq_ignore_ascii_case("CUSTOM") => FieldsKind::Custom,
+                _ => return self.unexpected(),
+            };
+            self.next();
+            self.expect(&Tok::RParen)?;
+            return Ok(SelectItem {
+                expr: Expr::Fields {
+                    kind,
+                    pos: Pos(pos),
+                },
+                alias: None,
+            });
+        }
         let expr = self.expr()?;
         let alias = match &self.peek().tok {
             Tok::Ident(n) if !is_keyword(n) => Some(self.ident()?),
@@ -1035,6 +1079,7 @@ impl fmt::Display for Expr {
                 Some(a) => write!(f, "{}({a})", func.name()),
                 None => write!(f, "{}()", func.name()),
             },
+            Expr::Fields { kind, .. } => write!(f, "FIELDS({})", kind.name()),
         }
     }
 }
@@ -1161,6 +1206,8 @@ mod tests {
             "SELECT Id FROM Opportunity WHERE CloseDate = 2024-03-10 AND Amount > -12.50 AND IsWon = TRUE",
             "SELECT Id FROM Lead WHERE NOT (Status IN ('A', 'B') OR Name LIKE 'x\\_%') AND Rating NOT IN ('Hot')",
             "SELECT Id FROM Account ORDER BY Name DESC NULLS LAST, Id LIMIT 10 OFFSET 20",
+            "SELECT FIELDS(ALL) FROM Account LIMIT 200",
+            "SELECT Id, fields(standard), FIELDS(Custom) FROM Account",
             "SELECT Id FROM Account WHERE CreatedDate = TODAY OR CreatedDate >= LAST_N_DAYS:7 OR CreatedDate IN (yesterday, N_WEEKS_AGO:2, THIS_FISCAL_YEAR)",
         ] {
             let parsed = parse(q).unwrap_or_else(|e| panic!("{q}: {}", e.message));
