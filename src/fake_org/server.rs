@@ -104,6 +104,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/services/oauth2/token", post(token))
         .route("/services/data", get(versions))
         .route("/services/data/", get(versions))
+        .route("/services/data/{version}", get(resources))
+        .route("/services/data/{version}/", get(resources))
         .route("/services/data/{version}/sobjects", get(describe_global))
         .route(
             "/services/data/{version}/sobjects/{name}/describe",
@@ -450,6 +452,26 @@ async fn versions() -> Response {
         StatusCode::OK,
         serde_json::to_vec(&list).expect("serialisable"),
     )
+}
+
+/// `GET /services/data/vXX.X/`: the version's resource directory, listing what this org
+/// serves (Salesforce lists many more; clients look names up, never assume the set).
+async fn resources(State(s): S, Path(version): Path<String>, headers: HeaderMap) -> Response {
+    let admitted = match admit(&s, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(version) = api_version(&version) else {
+        return not_found();
+    };
+    let base = format!("/services/data/{version}");
+    let body = serde_json::json!({
+        "limits": format!("{base}/limits"),
+        "query": format!("{base}/query"),
+        "queryAll": format!("{base}/queryAll"),
+        "sobjects": format!("{base}/sobjects"),
+    });
+    ok_json(serde_json::to_vec(&body).expect("serialisable"), &admitted)
 }
 
 async fn describe_global(State(s): S, Path(version): Path<String>, headers: HeaderMap) -> Response {

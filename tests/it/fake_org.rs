@@ -329,6 +329,41 @@ async fn versions_end_at_v68_and_unknown_versions_and_objects_are_not_found() {
         not_found
     );
     assert_eq!(
+        api_error(data_get(&org, &t, "/services/data/v99.0/").await).await,
+        not_found
+    );
+    // A version's resource directory, and `latest` naming the newest version.
+    for (path, version) in [
+        ("/services/data/v62.0/", "v62.0"),
+        ("/services/data/v62.0", "v62.0"),
+        ("/services/data/latest/", "v68.0"),
+    ] {
+        let r = data_get(&org, &t, path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers().get("sforce-limit-info").is_some());
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["query"], format!("/services/data/{version}/query"));
+        assert_eq!(
+            body["sobjects"],
+            format!("/services/data/{version}/sobjects")
+        );
+    }
+    let latest: Value = data_get(&org, &t, "/services/data/latest/sobjects/Account/describe")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        latest["urls"]["describe"],
+        "/services/data/v68.0/sobjects/Account/describe"
+    );
+    assert_eq!(
+        data_get(&org, "nope", "/services/data/v62.0/")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
         api_error(
             data_get(
                 &org,
