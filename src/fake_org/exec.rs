@@ -959,10 +959,14 @@ impl Compiler<'_> {
             (LitValue::Date(d), FieldType::Date) => Value::Date(*d),
             (LitValue::DateTime(d), FieldType::DateTime) => Value::DateTime(d.timestamp_millis()),
             (LitValue::Str(s), FieldType::Id | FieldType::Reference) => {
-                if s.len() != 15 && s.len() != 18 {
-                    return Err(self.invalid_field(lit.pos.0, format!("invalid ID field: {s}")));
+                match s.len() {
+                    18 => Value::Text(s.clone().into()),
+                    // A 15-character id names the same record as its 18-character form.
+                    15 if s.is_ascii() => Value::Text(id_18(s).into()),
+                    _ => {
+                        return Err(self.invalid_field(lit.pos.0, format!("invalid ID field: {s}")));
+                    }
                 }
-                Value::Text(s.clone().into())
             }
             (LitValue::Str(s), t)
                 if !t.is_numeric()
@@ -1437,6 +1441,22 @@ fn date_part(func: Func, date: NaiveDate, hour: u32) -> Value {
         Func::HourInDay => Value::Int(i64::from(hour)),
         _ => Value::Null,
     }
+}
+
+/// The 18-character form of a 15-character id: one checksum character per five, from
+/// which of them are upper case.
+fn id_18(id15: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    let mut out = id15.to_string();
+    for chunk in id15.as_bytes().chunks(5) {
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_ascii_uppercase())
+            .fold(0usize, |acc, (bit, _)| acc | 1 << bit);
+        out.push(ALPHABET[bits] as char);
+    }
+    out
 }
 
 /// ORDER BY comparison with direction and null placement.
@@ -2018,6 +2038,30 @@ mod tests {
         );
         assert_eq!(
             err("SELECT Id FROM Contact WHERE Account.BillingAddress != null").code,
+            "INVALID_FIELD"
+        );
+    }
+
+    #[test]
+    fn a_fifteen_character_id_matches_its_record() {
+        let rows = records("SELECT Id, OwnerId FROM Account LIMIT 40", false);
+        for r in &rows {
+            let id = r["Id"].as_str().unwrap();
+            let owner = r["OwnerId"].as_str().unwrap();
+            let hit = records(
+                &format!(
+                    "SELECT Id FROM Account WHERE Id = '{}' AND OwnerId IN ('{}')",
+                    &id[..15],
+                    &owner[..15]
+                ),
+                false,
+            );
+            assert_eq!(hit.len(), 1, "{id}");
+            assert_eq!(hit[0]["Id"], id);
+            assert_eq!(id_18(&id[..15]), id);
+        }
+        assert_eq!(
+            err("SELECT Id FROM Account WHERE Id = '001'").code,
             "INVALID_FIELD"
         );
     }
