@@ -197,6 +197,105 @@ pub fn hour_counts(answer: &serde_json::Value) -> BTreeMap<DateTime<Utc>, u64> {
         .unwrap_or_default()
 }
 
+/// `window` cut at every UTC hour boundary inside it.
+fn hour_slots(window: Window) -> impl Iterator<Item = Window> {
+    let mut at = window.start;
+    std::iter::from_fn(move || {
+        if at >= window.end {
+            return None;
+        }
+        let hour = at
+            .duration_trunc(Duration::hours(1))
+            .expect("instants truncate to hours");
+        let next = (hour + Duration::hours(1)).min(window.end);
+        let slot = Window {
+            start: at,
+            end: next,
+        };
+        at = next;
+        Some(slot)
+    })
+}
+
+/// The rows estimated in `window` from rows per UTC hour, an hour's rows spread evenly over it.
+pub fn window_rows(window: Window, hours: &BTreeMap<DateTime<Utc>, u64>) -> f64 {
+    hour_slots(window)
+        .map(|slot| {
+            let hour = slot
+                .start
+                .duration_trunc(Duration::hours(1))
+                .expect("instants truncate to hours");
+            let share = (slot.end - slot.start).num_milliseconds() as f64 / 3_600_000.0;
+            hours.get(&hour).map_or(0.0, |&n| n as f64 * share)
+        })
+        .sum()
+}
+
+/// How many `Id` ranges to read each of a day's sub-range `windows` in: more than one only
+/// where a window holds over twice the rows of a fair part (the day's rows over `max_parts`,
+/// at least `REFINE_OVER_PAGES` pages). Those are rows no cut between hours can share out,
+/// such as a bulk update that stamped them all with one second.
+pub fn id_splits(
+    windows: &[Window],
+    hours: &BTreeMap<DateTime<Utc>, u64>,
+    page_rows: u64,
+    max_parts: usize,
+) -> Vec<usize> {
+    let rows: Vec<f64> = windows.iter().map(|w| window_rows(*w, hours)).collect();
+    let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
+    let fair = (rows.iter().sum::<f64>() / max_parts.max(1) as f64).max(floor);
+    rows.iter()
+        .map(|&r| match r > 2.0 * fair {
+            true => ((r / fair).ceil() as usize).clamp(1, max_parts.max(1)),
+            false => 1,
+        })
+        .collect()
+}
+
+/// Salesforce id characters in the order ids sort in (`0-9A-Za-z`, as in ASCII).
+const ID_DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The significant length of an id; the 3 characters an 18-character id adds are a checksum.
+const ID_LEN: usize = 15;
+
+/// Up to `parts - 1` ids that cut the ids from `first` to `last` into `parts` ranges of about
+/// equal width, reading an id's first 15 characters as a base-62 number: 15-character ids,
+/// strictly increasing, each above `first` and at most `last`. The ranges are `[.., cut1)`,
+/// `[cut1, cut2)`, ... `[cutN, ..)`, so every id falls in exactly one whatever the ids are;
+/// equal width means equal rows only when ids are spread evenly, as sequential ids are. Empty
+/// when the ids are not base-62 or too close together to cut.
+pub fn id_cuts(first: &str, last: &str, parts: usize) -> Vec<String> {
+    let (Some(lo), Some(hi)) = (id_number(first), id_number(last)) else {
+        return Vec::new();
+    };
+    let mut cuts: Vec<u128> = Vec::new();
+    for k in 1..parts.max(1) as u128 {
+        let cut = lo + (hi.saturating_sub(lo)) * k / parts as u128;
+        if cut > lo && cuts.last().is_none_or(|&c| cut > c) {
+            cuts.push(cut);
+        }
+    }
+    cuts.into_iter().map(id_text).collect()
+}
+
+fn id_number(id: &str) -> Option<u128> {
+    if id.len() < ID_LEN {
+        return None;
+    }
+    id.bytes().take(ID_LEN).try_fold(0u128, |n, b| {
+        let digit = ID_DIGITS.iter().position(|&d| d == b)?;
+        Some(n * 62 + digit as u128)
+    })
+}
+
+fn id_text(mut n: u128) -> String {
+    let mut id = [b'0'; ID_LEN];
+    for slot in id.iter_mut().rev() {
+        *slot = ID_DIGITS[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8(id.to_vec()).expect("id digits are ASCII")
+}
+
 /// Cuts one day's `window` into contiguous sub-ranges of about equal rows, from its rows per
 /// UTC hour, to be read side by side: at most `max_parts` of them, each estimated at no fewer
 /// than `REFINE_OVER_PAGES` pages of `page_rows` (fewer would cost more in partial pages than
@@ -211,24 +310,9 @@ pub fn cut_day(
     max_parts: usize,
 ) -> Vec<Window> {
     // Slots: the window cut at every UTC hour boundary inside it, with their row estimates.
-    let mut slots: Vec<(Window, f64)> = Vec::new();
-    let mut at = window.start;
-    while at < window.end {
-        let hour = at
-            .duration_trunc(Duration::hours(1))
-            .expect("instants truncate to hours");
-        let next = (hour + Duration::hours(1)).min(window.end);
-        let share = (next - at).num_milliseconds() as f64 / 3_600_000.0;
-        let rows = hours.get(&hour).map_or(0.0, |&n| n as f64 * share);
-        slots.push((
-            Window {
-                start: at,
-                end: next,
-            },
-            rows,
-        ));
-        at = next;
-    }
+    let slots: Vec<(Window, f64)> = hour_slots(window)
+        .map(|slot| (slot, window_rows(slot, hours)))
+        .collect();
     let total: f64 = slots.iter().map(|s| s.1).sum();
     let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
     // A quarter of slack: cuts snap to hours, so parts come out a little uneven.
@@ -434,6 +518,71 @@ mod tests {
             30,
             "no one to share with"
         );
+    }
+
+    #[test]
+    fn a_window_with_most_of_the_days_rows_is_read_in_id_ranges() {
+        let day = Window {
+            start: Utc.with_ymd_and_hms(2025, 9, 17, 0, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2025, 9, 18, 0, 0, 0).unwrap(),
+        };
+        let hour = |h| Utc.with_ymd_and_hms(2025, 9, 17, h, 0, 0).unwrap();
+        let hours: BTreeMap<_, _> = [(hour(9), 3_000), (hour(16), 24_000), (hour(20), 3_000)]
+            .into_iter()
+            .collect();
+        let windows = [
+            Window {
+                start: day.start,
+                end: hour(16),
+            },
+            Window {
+                start: hour(16),
+                end: hour(17),
+            },
+            Window {
+                start: hour(17),
+                end: day.end,
+            },
+        ];
+        assert_eq!(window_rows(windows[1], &hours), 24_000.0);
+        assert_eq!(id_splits(&windows, &hours, 200, 4), [1, 4, 1]);
+        assert_eq!(
+            id_splits(&windows, &hours, 2_000, 4),
+            [1, 1, 1],
+            "parts under 10 pages"
+        );
+        assert_eq!(id_splits(&[day], &hours, 200, 1), [1], "no other worker");
+    }
+
+    #[test]
+    fn id_cuts_are_increasing_ids_between_the_first_and_the_last() {
+        let cuts = id_cuts("5008c00000000AAAAA", "5008c00000000zzAAA", 4);
+        assert_eq!(cuts.len(), 3);
+        assert!(cuts.iter().all(|c| c.len() == 15));
+        assert!(cuts.windows(2).all(|w| w[0] < w[1]));
+        assert!("5008c00000000AA" < cuts[0].as_str() && cuts[2].as_str() <= "5008c00000000zz");
+        assert_eq!(
+            id_cuts("5008c0000000001", "5008c0000000003", 2),
+            ["5008c0000000002"]
+        );
+        assert!(id_cuts("5008c0000000001", "5008c0000000002", 4).is_empty());
+        assert!(id_cuts("5008c0000000002", "5008c0000000002", 4).is_empty());
+        assert!(id_cuts("500-bad-id-0000", "5008c0000000002", 4).is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn id_cuts_order_like_the_ids_they_cut(a in 0u128..62u128.pow(15), b in 0u128..62u128.pow(15), parts in 1usize..9) {
+            let (lo, hi) = (id_text(a.min(b)), id_text(a.max(b)));
+            let cuts = id_cuts(&lo, &hi, parts);
+            prop_assert!(cuts.len() < parts.max(1));
+            for w in cuts.windows(2) {
+                prop_assert!(w[0] < w[1]);
+            }
+            for c in &cuts {
+                prop_assert!(lo < *c && *c <= hi);
+            }
+        }
     }
 
     #[test]

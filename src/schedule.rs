@@ -44,7 +44,7 @@ use crate::offpeak::OffPeak;
 use crate::plan::{Chunk, Window};
 use crate::select::{self, Selection};
 use crate::soql;
-use crate::soql::Identifier;
+use crate::soql::{IdRange, Identifier};
 use crate::write::{self, ChunkFileWriter, FileMeta, StagedFile, WriteError};
 
 /// A cursor that expires mid-chunk restarts the chunk; more than this many times in a row
@@ -211,6 +211,10 @@ pub enum ChunkError {
     /// Another sub-range of the same day failed: this one stops, the day is failed once.
     #[error("another part of the day failed")]
     SiblingFailed,
+    /// The task's day was cut into `Id` ranges after its first page, which its running query
+    /// does not filter by: it reads its own range again from the start. Never leaves the task.
+    #[error("the day was cut into id ranges")]
+    Recut,
     /// A decode or write task died (a bug): reported, never hidden.
     #[error("a worker stopped unexpectedly: {0}")]
     Worker(String),
@@ -326,11 +330,14 @@ impl From<Span> for Work {
     }
 }
 
-/// One sub-range of a heavy day: the part of the day's window one task reads.
+/// One sub-range of a heavy day: the part of the day's window one task reads, and of the
+/// rows in it, those whose `Id` lies in `ids` (the whole range but where one window holds
+/// more rows than hours can share out).
 #[derive(Clone)]
 struct SubRange {
     index: usize,
     window: Window,
+    ids: IdRange,
     split: Arc<DaySplit>,
 }
 
@@ -681,6 +688,9 @@ async fn fetch_span(
                     reader.label()
                 );
             }
+            Err(ChunkError::Recut) => {
+                tracing::debug!("{}: reading its own id range", reader.label());
+            }
             Err(ChunkError::Shifted(e)) if restarts < MAX_CHUNK_RESTARTS => {
                 restarts += 1;
                 tracing::info!("{}: {e}; reading its open day again", reader.label());
@@ -732,8 +742,16 @@ struct SpanReader {
 impl SpanReader {
     fn label(&self) -> String {
         if let (Some(sub), Some(day)) = (&self.sub, self.days.front()) {
+            let ids = match (&sub.ids.from, &sub.ids.to) {
+                (None, None) => String::new(),
+                (from, to) => format!(
+                    " ids [{}, {})",
+                    from.as_deref().unwrap_or(".."),
+                    to.as_deref().unwrap_or("..")
+                ),
+            };
             return format!(
-                "{day} [{}, {})",
+                "{day} [{}, {}){ids}",
                 sub.window.start.format("%H:%M"),
                 sub.window.end.format("%H:%M")
             );
@@ -803,10 +821,11 @@ impl SpanReader {
         end: chrono::DateTime<Utc>,
     ) -> Result<bool, ChunkError> {
         let sel = &job.selection;
+        let ids = self.sub.as_ref().map(|s| s.ids.clone()).unwrap_or_default();
         let queries: Vec<String> = job
             .groups
             .iter()
-            .map(|g| soql::select_range(&sel.object, &g.fields, &sel.cursor, start, end))
+            .map(|g| soql::select_range_in(&sel.object, &g.fields, &sel.cursor, start, end, &ids))
             .collect();
         self.soql = queries.join("\n");
         let mut requests: Vec<Option<QueryPage>> = queries
@@ -834,6 +853,9 @@ impl SpanReader {
                 if g == 0 && first_page && std::mem::take(&mut self.may_refine) {
                     self.refine(ctx, job, page.total_size, page.batch.num_rows() as u64)
                         .await?;
+                    if self.sub.as_ref().is_some_and(|s| !s.ids.is_whole()) {
+                        return Err(ChunkError::Recut);
+                    }
                 }
                 requests[g] = match page.next_records_url {
                     Some(url) if !page.done => Some(QueryPage::Next { url }),
@@ -945,17 +967,37 @@ impl SpanReader {
             }
         };
         let windows = fetch_plan::cut_day(day.window, &hours, page_rows, ctx.concurrency);
-        if windows.len() < 2 {
+        let splits = fetch_plan::id_splits(&windows, &hours, page_rows, ctx.concurrency);
+        let mut subs: Vec<(Window, IdRange)> = Vec::new();
+        for (window, parts) in windows.into_iter().zip(splits) {
+            let cuts = match parts {
+                1 => Vec::new(),
+                parts => self.id_cuts(ctx, job, window, parts).await?,
+            };
+            let mut from = None;
+            for to in cuts.into_iter().map(Some).chain([None]) {
+                let ids = IdRange {
+                    from: from.clone(),
+                    to: to.clone(),
+                };
+                subs.push((window, ids));
+                from = to;
+            }
+        }
+        if subs.len() < 2 {
             return Ok(());
         }
-        tracing::debug!("{}: read in {} sub-ranges", self.label(), windows.len());
-        let split = Arc::new(DaySplit::new(windows.len()));
+        tracing::debug!("{}: read in {} sub-ranges", self.label(), subs.len());
+        let split = Arc::new(DaySplit::new(subs.len()));
+        let mut subs = subs.into_iter().enumerate();
+        let (_, (window, ids)) = subs.next().expect("at least two");
         self.sub = Some(SubRange {
             index: 0,
-            window: windows[0],
+            window,
+            ids,
             split: split.clone(),
         });
-        for (index, window) in windows.into_iter().enumerate().skip(1) {
+        for (index, (window, ids)) in subs {
             let span = Span {
                 object: day.object.clone(),
                 days: vec![day.clone()],
@@ -963,6 +1005,7 @@ impl SpanReader {
             let sub = SubRange {
                 index,
                 window,
+                ids,
                 split: split.clone(),
             };
             let _ = ctx.events.send(Event::Spawn(Work {
@@ -971,6 +1014,36 @@ impl SpanReader {
             }));
         }
         Ok(())
+    }
+
+    /// Cuts `window`'s rows into `parts` `Id` ranges, from its lowest and highest `Id` (two
+    /// one-row queries, sent side by side). None when those cannot be read: the window is then
+    /// read whole, which costs only the parallelism.
+    async fn id_cuts(
+        &self,
+        ctx: &Context,
+        job: &ObjectJob,
+        window: Window,
+        parts: usize,
+    ) -> Result<Vec<String>, ChunkError> {
+        let (first, last) = tokio::join!(
+            edge_id(ctx, job, window, false),
+            edge_id(ctx, job, window, true)
+        );
+        match (first, last) {
+            (Ok(Some(first)), Ok(Some(last))) => Ok(fetch_plan::id_cuts(&first, &last, parts)),
+            (Err(ChunkError::QueryLimit), _) | (_, Err(ChunkError::QueryLimit)) => {
+                Err(ChunkError::QueryLimit)
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(
+                    "{}: cannot read the ids to cut by ({e}); reading the range whole",
+                    self.label()
+                );
+                Ok(Vec::new())
+            }
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// Writes a batch's rows into their days' files; rows are in cursor order, so each day
@@ -1106,6 +1179,28 @@ async fn count_by_hour(
     let soql = soql::count_by_hour(&sel.object, &sel.cursor, day.window.start, day.window.end);
     let answer = ctx.client.query_json(&soql).await?;
     Ok(fetch_plan::hour_counts(&answer))
+}
+
+/// The lowest (or, `descending`, the highest) `Id` of the rows in `window`; none if it has none.
+async fn edge_id(
+    ctx: &Context,
+    job: &ObjectJob,
+    window: Window,
+    descending: bool,
+) -> Result<Option<String>, ChunkError> {
+    if !ctx.budget.try_take() {
+        return Err(ChunkError::QueryLimit);
+    }
+    let sel = &job.selection;
+    let soql = soql::edge_id(
+        &sel.object,
+        &sel.cursor,
+        window.start,
+        window.end,
+        descending,
+    );
+    let answer = ctx.client.query_json(&soql).await?;
+    Ok(answer["records"][0]["Id"].as_str().map(str::to_string))
 }
 
 /// Rows per UTC day over the days' range, from one aggregate query.

@@ -73,15 +73,64 @@ pub fn select_range(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> String {
+    select_range_in(object, fields, cursor, start, end, &IdRange::default())
+}
+
+/// A range of record ids, `[from, to)`; an open end is unbounded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdRange {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl IdRange {
+    pub fn is_whole(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+}
+
+/// [`select_range`] of the rows whose `Id` is also in `ids`.
+pub fn select_range_in(
+    object: &Identifier,
+    fields: &[Identifier],
+    cursor: &Identifier,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    ids: &IdRange,
+) -> String {
     let list = fields
         .iter()
         .map(Identifier::as_str)
         .collect::<Vec<_>>()
         .join(", ");
+    let from = ids.from.as_deref().map(string_literal);
+    let to = ids.to.as_deref().map(string_literal);
+    let id_filter: String = from
+        .map(|id| format!(" AND Id >= {id}"))
+        .into_iter()
+        .chain(to.map(|id| format!(" AND Id < {id}")))
+        .collect();
     format!(
-        "SELECT {list} FROM {object} WHERE {cursor} >= {} AND {cursor} < {} ORDER BY {cursor} ASC, Id ASC",
+        "SELECT {list} FROM {object} WHERE {cursor} >= {} AND {cursor} < {}{id_filter} ORDER BY {cursor} ASC, Id ASC",
         datetime_literal(start),
         datetime_literal(end)
+    )
+}
+
+/// The lowest (`descending` false) or highest `Id` among the rows whose cursor lies in
+/// `[start, end)`: one row, where an `Id` range cut begins or ends.
+pub fn edge_id(
+    object: &Identifier,
+    cursor: &Identifier,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    descending: bool,
+) -> String {
+    format!(
+        "SELECT Id FROM {object} WHERE {cursor} >= {} AND {cursor} < {} ORDER BY Id {} LIMIT 1",
+        datetime_literal(start),
+        datetime_literal(end),
+        if descending { "DESC" } else { "ASC" }
     )
 }
 
@@ -223,5 +272,22 @@ mod tests {
              AND LastModifiedDate < 2025-03-10T04:00:00.000Z ORDER BY LastModifiedDate ASC, Id ASC"
         );
         assert!(!count_range(&obj, &cursor, start, end).contains('+'));
+        let ids = IdRange {
+            from: Some("5008c0000000A00".into()),
+            to: None,
+        };
+        assert!(
+            select_range_in(&obj, &fields, &cursor, start, end, &ids).contains(
+                "< 2025-03-10T04:00:00.000Z AND Id >= '5008c0000000A00' ORDER BY LastModifiedDate ASC, Id ASC"
+            )
+        );
+        let ids = IdRange {
+            from: Some("5008c0000000A00".into()),
+            to: Some("5008c0000000B00".into()),
+        };
+        assert!(
+            select_range_in(&obj, &fields, &cursor, start, end, &ids)
+                .contains("AND Id >= '5008c0000000A00' AND Id < '5008c0000000B00' ORDER BY")
+        );
     }
 }

@@ -263,7 +263,11 @@ fn file_soql(path: &std::path::Path) -> String {
 /// Backfills `Case` on the heavy day 2025-09-17 cut at `zone`'s midnights, against an org
 /// serving 200 rows a page (so that its hours outside the bulk update's second hold over 10
 /// pages each side); returns the first pages sent, all query requests, and the output folder.
-async fn heavy_day(zone: &str) -> (u64, u64, tempfile::TempDir, sfbackfill::fake_org::FakeOrg) {
+async fn heavy_day(
+    zone: &str,
+    start: &str,
+    end: &str,
+) -> (u64, u64, tempfile::TempDir, sfbackfill::fake_org::FakeOrg) {
     let org = start_fake(sfbackfill::fake_org::FakeOrgConfig {
         wide_page_size: Some(200),
         ..Default::default()
@@ -278,9 +282,9 @@ async fn heavy_day(zone: &str) -> (u64, u64, tempfile::TempDir, sfbackfill::fake
         "--fields",
         "Case=Subject,Status",
         "--start",
-        "2025-09-17",
+        start,
         "--end",
-        "2025-09-17",
+        end,
         "--chunk-timezone",
         zone,
         "--out",
@@ -311,7 +315,7 @@ async fn a_heavy_day_is_read_in_sub_ranges_side_by_side_into_one_file() {
             "2025-09-18T04:00:00Z",
         ),
     ] {
-        let (firsts, sent, dir, org) = heavy_day(zone).await;
+        let (firsts, sent, dir, org) = heavy_day(zone, "2025-09-17", "2025-09-17").await;
         let soql = format!(
             "SELECT Id, LastModifiedDate, Subject, Status FROM Case WHERE LastModifiedDate >= {start} AND LastModifiedDate < {end}"
         );
@@ -335,10 +339,17 @@ async fn a_heavy_day_is_read_in_sub_ranges_side_by_side_into_one_file() {
         assert!(files[0].ends_with("date=2025-09-17/part-00000.parquet"));
         assert_eq!(by_id(read_output(dir.path(), "Case")), want, "{zone}");
         let queries = file_soql(&files[0]);
-        assert_eq!(
-            queries.lines().count() as u64,
-            firsts - 1,
+        // The count by hour, then one query per sub-range (and, for the id ranges, two
+        // one-row queries for the hour's first and last id).
+        assert!(
+            (queries.lines().count() as u64) < firsts,
             "{zone}: the file names each query that read it: {queries}"
+        );
+        // 24,000 rows share 16:00:00: no cut between hours shares them out, ids do.
+        let id_ranges = queries.lines().filter(|q| q.contains(" AND Id ")).count();
+        assert!(
+            id_ranges >= 2,
+            "{zone}: the bulk-updated second was not read in id ranges: {queries}"
         );
         assert!(
             queries
@@ -361,4 +372,29 @@ async fn a_heavy_day_is_read_in_sub_ranges_side_by_side_into_one_file() {
         assert_eq!(doc["objects"][0]["chunks_done"], 1, "{zone}");
         assert_eq!(doc["objects"][0]["rows"], rows, "{zone}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_opening_on_the_bulk_updated_second_is_read_in_id_ranges_from_its_first_query() {
+    // The window's first hour holds the 24,000 rows that share 16:00:00, so the task that
+    // read the first page must drop its unfiltered query and read its own id range.
+    let (start, end) = ("2025-09-17T16:00:00Z", "2025-09-18T00:00:00Z");
+    let (firsts, _, dir, org) = heavy_day("UTC", start, end).await;
+    let soql = format!(
+        "SELECT Id, LastModifiedDate, Subject, Status FROM Case WHERE LastModifiedDate >= {start} AND LastModifiedDate < {end}"
+    );
+    let want = by_id(org_rows(&org.url(), "Case", &soql).await);
+    assert!(want.len() > 24_000, "{}", want.len());
+    let files = parquet_files(dir.path(), "Case");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let got = read_output(dir.path(), "Case");
+    assert_eq!(got.len(), want.len(), "a row written twice");
+    assert_eq!(by_id(got), want);
+    let queries = file_soql(&files[0]);
+    let first = queries.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(">= 2025-09-17T16:00:00") && first.contains(" AND Id < '"),
+        "the first sub-range is not an id range: {queries}"
+    );
+    assert!((queries.lines().count() as u64) < firsts, "{queries}");
 }
