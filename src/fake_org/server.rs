@@ -124,6 +124,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/__fake/revoke", post(fake_revoke))
         .route("/__fake/modify", post(fake_modify))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(shared.clone(), outer))
         .with_state(shared)
 }
@@ -731,6 +732,35 @@ async fn query_more(
             unknown_exception()
         }
     }
+}
+
+/// A known resource asked with the wrong method. The OAuth endpoint answers in its own
+/// envelope; data resources (GET only, §4.1) with a JSON array and an `Allow` header.
+async fn method_not_allowed(req: Request) -> Response {
+    if req.uri().path() == "/services/oauth2/token" {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "error": "invalid_request",
+            "error_description": "must use HTTP POST",
+        }))
+        .expect("serialisable");
+        return json_bytes(StatusCode::BAD_REQUEST, body);
+    }
+    if req.uri().path().starts_with("/__fake/") {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let message = format!(
+        "HTTP Method '{}' not allowed. Allowed are GET,HEAD",
+        req.method()
+    );
+    let mut response = api_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        &message,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+    response
 }
 
 async fn fallback(State(s): S, req: Request) -> Response {

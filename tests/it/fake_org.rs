@@ -363,6 +363,32 @@ async fn versions_end_at_v68_and_unknown_versions_and_objects_are_not_found() {
             .status(),
         401
     );
+    // Query resources are GET only; the token endpoint POST only.
+    let r = http()
+        .post(format!(
+            "{}{}",
+            org.url(),
+            query_path("SELECT Id FROM Account")
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["allow"], "GET,HEAD");
+    let (status, code, message) = api_error(r).await;
+    assert_eq!((status, code.as_str()), (405, "METHOD_NOT_ALLOWED"));
+    assert!(message.contains("'POST' not allowed"), "{message}");
+    let r = http()
+        .get(format!("{}/services/oauth2/token", org.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "invalid_request", "error_description": "must use HTTP POST"})
+    );
     assert_eq!(
         api_error(
             data_get(
