@@ -148,6 +148,12 @@ impl QueryResult {
         self.len() == 0
     }
 
+    /// Whether this is an aggregate result, which never pages: all of it (at most
+    /// [`MAX_GROUPS`] rows) comes in the first response whatever the batch size (§4.6).
+    pub fn is_aggregate(&self) -> bool {
+        matches!(self.kind, Kind::Aggregate(_))
+    }
+
     /// A cap on page size below the requested batch size (wide rows), if any.
     pub fn max_page_size(&self) -> Option<usize> {
         match &self.kind {

@@ -634,15 +634,21 @@ fn first_page(
             "Your query request was running for too long.",
         ));
     }
-    let page_size = [
-        Some(requested),
-        result.max_page_size(),
-        s.config.wide_page_size,
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .unwrap_or(MAX_BATCH)
+    let page_size = if result.is_aggregate() {
+        // Aggregate queries cannot page (§4.6): the executor already refused more groups
+        // than one batch holds, so all of them go out at once.
+        result.len()
+    } else {
+        [
+            Some(requested),
+            result.max_page_size(),
+            s.config.wide_page_size,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(MAX_BATCH)
+    }
     .max(1);
     let result = Arc::new(result);
     let end = page_size.min(result.len());

@@ -834,6 +834,21 @@ async fn soql_errors_are_400_arrays_and_uris_over_16384_bytes_are_414() {
     assert!(long.len() > 16_384);
     assert_eq!(data_get(&org, &t, &long).await.status(), 414);
     // A URI that fits, but not together with the headers: 431 (§4.5).
+    // An aggregate result never pages, whatever the batch size.
+    let groups = query_page(
+        &org,
+        &t,
+        &query_path("SELECT DAY_ONLY(CreatedDate) d, COUNT(Id) n FROM Account GROUP BY DAY_ONLY(CreatedDate)"),
+        Some("200"),
+    )
+    .await;
+    assert_eq!(groups["done"], true);
+    assert!(groups.get("nextRecordsUrl").is_none());
+    let n = groups["records"].as_array().unwrap().len();
+    assert!(
+        n > 200 && n as u64 == groups["totalSize"].as_u64().unwrap(),
+        "{n}"
+    );
     let fields = vec!["Name"; 1500].join(", ");
     let fits = query_path(&format!("SELECT Id, {fields} FROM Account LIMIT 1"));
     assert!(fits.len() < 16_384 && fits.len() > 10_000);
