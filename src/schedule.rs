@@ -2,8 +2,9 @@
 //!
 //! Owns: which span of days runs when, at most `concurrency` at once; reading a span (one range
 //! query, cut into parts when its first page shows it is large, narrowed on `QUERY_TIMEOUT`);
-//! reading a heavy day in sub-ranges side by side and merging their staged files into the
-//! day's one file ([`DaySplit`]);
+//! reading a heavy day in sub-ranges side by side (cut between UTC hours, and an hour too heavy
+//! for that into `Id` ranges) and merging their staged files into the day's one file
+//! ([`DaySplit`]);
 //! routing its rows into per-day files by cursor; the `--query-limit` budget; the order in
 //! which a day's work happens (fetch a page, decode and write it off the async runtime,
 //! publish the file, then record it); and stopping (signal, budget, usage guard).
