@@ -1173,13 +1173,9 @@ async fn count_by_hour(
     job: &ObjectJob,
     day: &Chunk,
 ) -> Result<BTreeMap<chrono::DateTime<Utc>, u64>, ChunkError> {
-    if !ctx.budget.try_take() {
-        return Err(ChunkError::QueryLimit);
-    }
     let sel = &job.selection;
     let soql = soql::count_by_hour(&sel.object, &sel.cursor, day.window.start, day.window.end);
-    let answer = ctx.client.query_json(&soql).await?;
-    Ok(fetch_plan::hour_counts(&answer))
+    Ok(fetch_plan::hour_counts(&query_json(ctx, &soql).await?))
 }
 
 /// The lowest (or, `descending`, the highest) `Id` of the rows in `window`; none if it has none.
@@ -1189,9 +1185,6 @@ async fn edge_id(
     window: Window,
     descending: bool,
 ) -> Result<Option<String>, ChunkError> {
-    if !ctx.budget.try_take() {
-        return Err(ChunkError::QueryLimit);
-    }
     let sel = &job.selection;
     let soql = soql::edge_id(
         &sel.object,
@@ -1200,8 +1193,16 @@ async fn edge_id(
         window.end,
         descending,
     );
-    let answer = ctx.client.query_json(&soql).await?;
+    let answer = query_json(ctx, &soql).await?;
     Ok(answer["records"][0]["Id"].as_str().map(str::to_string))
+}
+
+/// Sends a one-page query (a count, an edge id), spending one query from the budget.
+async fn query_json(ctx: &Context, soql: &str) -> Result<serde_json::Value, ChunkError> {
+    if !ctx.budget.try_take() {
+        return Err(ChunkError::QueryLimit);
+    }
+    Ok(ctx.client.query_json(soql).await?)
 }
 
 /// Rows per UTC day over the days' range, from one aggregate query.
@@ -1210,9 +1211,6 @@ async fn count_by_day(
     job: &ObjectJob,
     days: &[Chunk],
 ) -> Result<BTreeMap<NaiveDate, u64>, ChunkError> {
-    if !ctx.budget.try_take() {
-        return Err(ChunkError::QueryLimit);
-    }
     let sel = &job.selection;
     let soql = soql::count_by_day(
         &sel.object,
@@ -1220,8 +1218,7 @@ async fn count_by_day(
         days[0].window.start,
         days[days.len() - 1].window.end,
     );
-    let answer = ctx.client.query_json(&soql).await?;
-    Ok(fetch_plan::day_counts(&answer))
+    Ok(fetch_plan::day_counts(&query_json(ctx, &soql).await?))
 }
 
 /// The Parquet file of one chunk while its pages arrive.

@@ -426,6 +426,17 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// One field's entry in a describe answer.
+    fn describe_field(describe: &serde_json::Value, name: &str) -> serde_json::Value {
+        describe["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .expect(name)
+    }
+
     fn day_of(ms: i64) -> NaiveDate {
         DateTime::from_timestamp_millis(ms)
             .expect("valid")
@@ -562,15 +573,7 @@ mod tests {
             d["urls"]["describe"],
             "/services/data/v62.0/sobjects/Account/describe"
         );
-        let field = |n: &str| {
-            d["fields"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|f| f["name"] == n)
-                .cloned()
-                .expect(n)
-        };
+        let field = |n: &str| describe_field(&d, n);
         assert_eq!(field("BillingCity")["compoundFieldName"], "BillingAddress");
         assert_eq!(field("BillingAddress")["type"], "address");
         assert_eq!(field("AnnualRevenue")["soapType"], "xsd:double");
@@ -630,15 +633,7 @@ mod tests {
         let org = Org::generate(1, 1);
         for object in ["Contact", "Lead"] {
             let d = org.describe(object, "62.0").expect("known");
-            let field = |n: &str| {
-                d["fields"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|f| f["name"] == n)
-                    .cloned()
-                    .expect(n)
-            };
+            let field = |n: &str| describe_field(&d, n);
             assert_eq!(field("FirstName")["compoundFieldName"], "Name", "{object}");
             assert_eq!(field("LastName")["compoundFieldName"], "Name", "{object}");
             assert_eq!(field("Name")["compoundFieldName"], Json::Null, "{object}");
