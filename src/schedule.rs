@@ -1018,8 +1018,8 @@ impl SpanReader {
     }
 
     /// Cuts `window`'s rows into `parts` `Id` ranges, from its lowest and highest `Id` (two
-    /// one-row queries, sent side by side). None when those cannot be read: the window is then
-    /// read whole, which costs only the parallelism.
+    /// one-row queries). None when those cannot be read: the window is then read whole, which
+    /// costs only the parallelism.
     async fn id_cuts(
         &self,
         ctx: &Context,
@@ -1027,23 +1027,24 @@ impl SpanReader {
         window: Window,
         parts: usize,
     ) -> Result<Vec<String>, ChunkError> {
-        let (first, last) = tokio::join!(
-            edge_id(ctx, job, window, false),
-            edge_id(ctx, job, window, true)
-        );
-        match (first, last) {
-            (Ok(Some(first)), Ok(Some(last))) => Ok(fetch_plan::id_cuts(&first, &last, parts)),
-            (Err(ChunkError::QueryLimit), _) | (_, Err(ChunkError::QueryLimit)) => {
-                Err(ChunkError::QueryLimit)
-            }
-            (Err(e), _) | (_, Err(e)) => {
+        let edges = async {
+            let Some(first) = edge_id(ctx, job, window, None).await? else {
+                return Ok(None);
+            };
+            let last = edge_id(ctx, job, window, Some(&first)).await?;
+            Ok::<_, ChunkError>(last.map(|last| (first, last)))
+        };
+        match edges.await {
+            Ok(Some((first, last))) => Ok(fetch_plan::id_cuts(&first, &last, parts)),
+            Ok(None) => Ok(Vec::new()),
+            Err(ChunkError::QueryLimit) => Err(ChunkError::QueryLimit),
+            Err(e) => {
                 tracing::warn!(
                     "{}: cannot read the ids to cut by ({e}); reading the range whole",
                     self.label()
                 );
                 Ok(Vec::new())
             }
-            _ => Ok(Vec::new()),
         }
     }
 
@@ -1178,21 +1179,16 @@ async fn count_by_hour(
     Ok(fetch_plan::hour_counts(&query_json(ctx, &soql).await?))
 }
 
-/// The lowest (or, `descending`, the highest) `Id` of the rows in `window`; none if it has none.
+/// The lowest `Id` of the rows in `window`, or with `from` the highest at or above it; none if
+/// there is none.
 async fn edge_id(
     ctx: &Context,
     job: &ObjectJob,
     window: Window,
-    descending: bool,
+    from: Option<&str>,
 ) -> Result<Option<String>, ChunkError> {
     let sel = &job.selection;
-    let soql = soql::edge_id(
-        &sel.object,
-        &sel.cursor,
-        window.start,
-        window.end,
-        descending,
-    );
+    let soql = soql::edge_id(&sel.object, &sel.cursor, window.start, window.end, from);
     let answer = query_json(ctx, &soql).await?;
     Ok(answer["records"][0]["Id"].as_str().map(str::to_string))
 }

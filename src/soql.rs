@@ -117,20 +117,24 @@ pub fn select_range_in(
     )
 }
 
-/// The lowest (`descending` false) or highest `Id` among the rows whose cursor lies in
-/// `[start, end)`: one row, where an `Id` range cut begins or ends.
+/// The lowest `Id` among the rows whose cursor lies in `[start, end)`, or with `from`, the
+/// highest at or above it: one row, where an `Id` range cut begins or ends. The `Id >=` filter
+/// of the second makes an org that cannot compare ids refuse it before any part needs one.
 pub fn edge_id(
     object: &Identifier,
     cursor: &Identifier,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    descending: bool,
+    from: Option<&str>,
 ) -> String {
+    let (filter, order) = match from {
+        None => (String::new(), "ASC"),
+        Some(id) => (format!(" AND Id >= {}", string_literal(id)), "DESC"),
+    };
     format!(
-        "SELECT Id FROM {object} WHERE {cursor} >= {} AND {cursor} < {} ORDER BY Id {} LIMIT 1",
+        "SELECT Id FROM {object} WHERE {cursor} >= {} AND {cursor} < {}{filter} ORDER BY Id {order} LIMIT 1",
         datetime_literal(start),
         datetime_literal(end),
-        if descending { "DESC" } else { "ASC" }
     )
 }
 
