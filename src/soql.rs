@@ -138,30 +138,26 @@ pub fn edge_id(
     )
 }
 
-/// The rows of one object after `(after, after_id)` in `(cursor, Id)` order whose cursor is
-/// before `end`: the keyset that lets a sync continue exactly after its last row. An empty
-/// `after_id` reads every row whose cursor is `after` or later.
-pub fn select_after(
+/// The rows of one object whose cursor is exactly `at` and whose `Id` is above `after_id`, in
+/// `Id` order: the rest of a cursor value shared by many rows (a bulk update), where a sync
+/// stopped inside it. With the plain range from the next millisecond it continues exactly
+/// after the last row read, in conditions joined by `AND` alone.
+pub fn select_tie(
     object: &Identifier,
     fields: &[Identifier],
     cursor: &Identifier,
-    after: DateTime<Utc>,
+    at: DateTime<Utc>,
     after_id: &str,
-    end: DateTime<Utc>,
 ) -> String {
-    if after_id.is_empty() {
-        return select_range(object, fields, cursor, after, end);
-    }
     let list = fields
         .iter()
         .map(Identifier::as_str)
         .collect::<Vec<_>>()
         .join(", ");
-    let at = datetime_literal(after);
     format!(
-        "SELECT {list} FROM {object} WHERE ({cursor} > {at} OR ({cursor} = {at} AND Id > {})) AND {cursor} < {} ORDER BY {cursor} ASC, Id ASC",
+        "SELECT {list} FROM {object} WHERE {cursor} = {} AND Id > {} ORDER BY {cursor} ASC, Id ASC",
+        datetime_literal(at),
         string_literal(after_id),
-        datetime_literal(end)
     )
 }
 
@@ -276,6 +272,12 @@ mod tests {
              AND LastModifiedDate < 2025-03-10T04:00:00.000Z ORDER BY LastModifiedDate ASC, Id ASC"
         );
         assert!(!count_range(&obj, &cursor, start, end).contains('+'));
+        let tie = select_tie(&obj, &fields, &cursor, start, "0018c00000001AbCDE");
+        assert_eq!(
+            tie,
+            "SELECT Id, LastModifiedDate FROM Account WHERE LastModifiedDate = 2025-03-09T05:00:00.000Z \
+             AND Id > '0018c00000001AbCDE' ORDER BY LastModifiedDate ASC, Id ASC"
+        );
         let ids = IdRange {
             from: Some("5008c0000000A00".into()),
             to: None,

@@ -338,10 +338,40 @@ impl<'a> PassReader<'a> {
         self.finish_pass().await
     }
 
-    /// Reads the rows after `read_to` whose cursor is before `end`, committing full steps.
+    /// Reads the rows after `read_to` whose cursor is before `end`, committing full steps:
+    /// first the rest of `read_to`'s cursor value when the pass stopped inside it, then the
+    /// range from the next millisecond (cursors have millisecond precision).
     async fn read_range(&mut self, end: DateTime<Utc>) -> Result<(), SyncError> {
+        if !self.read_to.id.is_empty() {
+            let tie = self.read_to.clone();
+            let sel = &self.object.job.selection;
+            let soql = soql::select_tie(
+                &sel.object,
+                &sel.identifiers(),
+                &sel.cursor,
+                tie.at,
+                &tie.id,
+            );
+            self.read_query(soql).await?;
+            self.read_to = Position::before(tie.at + chrono::Duration::milliseconds(1));
+            if self.read_to.at >= end {
+                return Ok(());
+            }
+        }
+        let sel = &self.object.job.selection;
+        let soql = soql::select_range(
+            &sel.object,
+            &sel.identifiers(),
+            &sel.cursor,
+            self.read_to.at,
+            end,
+        );
+        self.read_query(soql).await
+    }
+
+    /// Reads every page of one query, moving `read_to` to each page's last row.
+    async fn read_query(&mut self, soql: String) -> Result<(), SyncError> {
         let job = self.object.job.clone();
-        let soql = select_after(&job, &self.read_to, end);
         let mut request = QueryPage::First {
             soql: soql.clone(),
             include_deleted: self.object.include_deleted,
@@ -485,19 +515,6 @@ struct Step {
     files: BTreeMap<NaiveDate, ChunkFileWriter>,
     rows: u64,
     soql: String,
-}
-
-/// The rows after `after` (in `(cursor, Id)` order) whose cursor is before `end`.
-fn select_after(job: &ObjectJob, after: &Position, end: DateTime<Utc>) -> String {
-    let sel = &job.selection;
-    soql::select_after(
-        &sel.object,
-        &sel.identifiers(),
-        &sel.cursor,
-        after.at,
-        &after.id,
-        end,
-    )
 }
 
 /// Splits rows ordered by cursor into runs of one local day each.
