@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::plan::{Chunk, Window};
+use crate::soql::IdRange;
 
 /// A span is refined (counted and cut into parts fetched in parallel) only when its first page
 /// says it needs more than this many pages: below it, one more query costs more than the
@@ -197,8 +198,8 @@ pub fn hour_counts(answer: &serde_json::Value) -> BTreeMap<DateTime<Utc>, u64> {
         .unwrap_or_default()
 }
 
-/// `window` cut at every UTC hour boundary inside it.
-fn hour_slots(window: Window) -> impl Iterator<Item = Window> {
+/// `window` cut at every UTC hour boundary inside it, each part with the start of its hour.
+fn hour_slots(window: Window) -> impl Iterator<Item = (DateTime<Utc>, Window)> {
     let mut at = window.start;
     std::iter::from_fn(move || {
         if at >= window.end {
@@ -213,18 +214,14 @@ fn hour_slots(window: Window) -> impl Iterator<Item = Window> {
             end: next,
         };
         at = next;
-        Some(slot)
+        Some((hour, slot))
     })
 }
 
 /// The rows estimated in `window` from rows per UTC hour, an hour's rows spread evenly over it.
 pub fn window_rows(window: Window, hours: &BTreeMap<DateTime<Utc>, u64>) -> f64 {
     hour_slots(window)
-        .map(|slot| {
-            let hour = slot
-                .start
-                .duration_trunc(Duration::hours(1))
-                .expect("instants truncate to hours");
+        .map(|(hour, slot)| {
             let share = (slot.end - slot.start).num_milliseconds() as f64 / 3_600_000.0;
             hours.get(&hour).map_or(0.0, |&n| n as f64 * share)
         })
@@ -277,6 +274,24 @@ pub fn id_cuts(first: &str, last: &str, parts: usize) -> Vec<String> {
     cuts.into_iter().map(id_text).collect()
 }
 
+/// The `Id` ranges between `cuts` (from [`id_cuts`]): the first open below, the last open
+/// above, so together they hold every id. One whole range when there is no cut.
+pub fn id_ranges(cuts: Vec<String>) -> Vec<IdRange> {
+    let mut from = None;
+    cuts.into_iter()
+        .map(Some)
+        .chain([None])
+        .map(|to| {
+            let range = IdRange {
+                from: from.take(),
+                to: to.clone(),
+            };
+            from = to;
+            range
+        })
+        .collect()
+}
+
 fn id_number(id: &str) -> Option<u128> {
     if id.len() < ID_LEN {
         return None;
@@ -311,7 +326,7 @@ pub fn cut_day(
 ) -> Vec<Window> {
     // Slots: the window cut at every UTC hour boundary inside it, with their row estimates.
     let slots: Vec<(Window, f64)> = hour_slots(window)
-        .map(|slot| (slot, window_rows(slot, hours)))
+        .map(|(_, slot)| (slot, window_rows(slot, hours)))
         .collect();
     let total: f64 = slots.iter().map(|s| s.1).sum();
     let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
@@ -568,6 +583,16 @@ mod tests {
         assert!(id_cuts("5008c0000000001", "5008c0000000002", 4).is_empty());
         assert!(id_cuts("5008c0000000002", "5008c0000000002", 4).is_empty());
         assert!(id_cuts("500-bad-id-0000", "5008c0000000002", 4).is_empty());
+        let ranges = id_ranges(vec!["a".into(), "b".into()]);
+        let bounds: Vec<_> = ranges
+            .iter()
+            .map(|r| (r.from.as_deref(), r.to.as_deref()))
+            .collect();
+        assert_eq!(
+            bounds,
+            [(None, Some("a")), (Some("a"), Some("b")), (Some("b"), None)]
+        );
+        assert_eq!(id_ranges(Vec::new()), [IdRange::default()]);
     }
 
     proptest! {

@@ -975,15 +975,11 @@ impl SpanReader {
                 1 => Vec::new(),
                 parts => self.id_cuts(ctx, job, window, parts).await?,
             };
-            let mut from = None;
-            for to in cuts.into_iter().map(Some).chain([None]) {
-                let ids = IdRange {
-                    from: from.clone(),
-                    to: to.clone(),
-                };
-                subs.push((window, ids));
-                from = to;
-            }
+            subs.extend(
+                fetch_plan::id_ranges(cuts)
+                    .into_iter()
+                    .map(|ids| (window, ids)),
+            );
         }
         if subs.len() < 2 {
             return Ok(());
