@@ -76,6 +76,15 @@ pub fn select_range(
     select_range_in(object, fields, cursor, start, end, &IdRange::default())
 }
 
+/// A select list: the fields' names, comma-separated.
+fn field_list(fields: &[Identifier]) -> String {
+    fields
+        .iter()
+        .map(Identifier::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A range of record ids, `[from, to)`; an open end is unbounded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdRange {
@@ -98,11 +107,7 @@ pub fn select_range_in(
     end: DateTime<Utc>,
     ids: &IdRange,
 ) -> String {
-    let list = fields
-        .iter()
-        .map(Identifier::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = field_list(fields);
     let from = ids.from.as_deref().map(string_literal);
     let to = ids.to.as_deref().map(string_literal);
     let id_filter: String = from
@@ -149,11 +154,7 @@ pub fn select_tie(
     at: DateTime<Utc>,
     after_id: &str,
 ) -> String {
-    let list = fields
-        .iter()
-        .map(Identifier::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = field_list(fields);
     format!(
         "SELECT {list} FROM {object} WHERE {cursor} = {} AND Id > {} ORDER BY {cursor} ASC, Id ASC",
         datetime_literal(at),

@@ -170,21 +170,24 @@ fn header_bytes(headers: &HeaderMap) -> usize {
         .sum()
 }
 
-/// `431` when the URI fits but URI plus headers exceed the cap (§4.5), as from the edge.
-fn headers_too_large() -> Response {
-    let body = "<html><body><h1>431 Request Header Fields Too Large</h1></body></html>";
-    (
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
-        body,
-    )
-        .into_response()
+/// `414` when the URI alone is over the cap (§4.5), as from the edge.
+fn uri_too_long() -> Response {
+    edge_refusal(StatusCode::URI_TOO_LONG, "414 Request-URI Too Large")
 }
 
-fn uri_too_long() -> Response {
-    let body = "<html><body><h1>414 Request-URI Too Large</h1></body></html>";
+/// `431` when the URI fits but URI plus headers exceed the cap (§4.5), as from the edge.
+fn headers_too_large() -> Response {
+    edge_refusal(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "431 Request Header Fields Too Large",
+    )
+}
+
+/// The HTML page the edge answers with, before the request reaches the API.
+fn edge_refusal(status: StatusCode, title: &str) -> Response {
+    let body = format!("<html><body><h1>{title}</h1></body></html>");
     (
-        StatusCode::URI_TOO_LONG,
+        status,
         [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
         body,
     )
