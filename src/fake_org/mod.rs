@@ -98,6 +98,9 @@ pub struct FakeOrgConfig {
     pub concurrent_limit: Option<usize>,
     /// The pre-56.0 rule: at most 10 open cursors per user, the oldest silently killed.
     pub legacy_cursor_limit: bool,
+    /// An org (or a stand-in) whose SOQL runs no aggregate (`GROUP BY`): every one is a
+    /// `400 MALFORMED_QUERY`, so a client's fallbacks for optional counts can be tested.
+    pub refuse_aggregates: bool,
     /// Pages of this object are capped at this many rows whatever the batch size ("wide" rows).
     pub wide_page_size: Option<usize>,
     /// Tokens expire this long after issue; `None`: never.
@@ -121,6 +124,7 @@ impl Default for FakeOrgConfig {
             daily_api_used: 0,
             concurrent_limit: None,
             legacy_cursor_limit: false,
+            refuse_aggregates: false,
             wide_page_size: None,
             token_lifetime: None,
             user_time_zone: chrono_tz::America::Los_Angeles,

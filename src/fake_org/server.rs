@@ -629,6 +629,13 @@ fn first_page(
 ) -> Result<Page, Response> {
     let result = exec::execute(&read_org(s), soql, all);
     let result = result.map_err(|e| api_error(StatusCode::BAD_REQUEST, e.code, &e.message))?;
+    if s.config.refuse_aggregates && result.is_aggregate() {
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "Aggregate queries are not supported by this org",
+        ));
+    }
     let timeout_over = s.fault_state().faults().query_timeout_over;
     if timeout_over.is_some_and(|n| result.total_size() > n) {
         return Err(api_error(

@@ -398,3 +398,57 @@ async fn a_window_opening_on_the_bulk_updated_second_is_read_in_id_ranges_from_i
     );
     assert!((queries.lines().count() as u64) < firsts, "{queries}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_that_refuses_aggregates_still_gets_a_plan_and_an_exact_heavy_day() {
+    let org = start_fake(sfbackfill::fake_org::FakeOrgConfig {
+        refuse_aggregates: true,
+        wide_page_size: Some(200),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let window = [
+        "--objects",
+        "Case",
+        "--fields",
+        "Case=Subject,Status",
+        "--start",
+        "2025-09-17",
+        "--end",
+        "2025-09-17",
+        "--out",
+        out,
+        "--concurrency",
+        "4",
+        "--rate-limit",
+        "1000",
+    ];
+    let o = run(&org.url(), &[&["plan"][..], &window].concat()).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("would not count rows per day for Case"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(
+        &org.url(),
+        &[&["backfill"][..], &window, &["--progress", "off"]].concat(),
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(
+        org.stats().by_status.get(&400).copied().unwrap_or(0) > 0,
+        "no aggregate was refused"
+    );
+    let want = org_rows(
+        &org.url(),
+        "Case",
+        "SELECT Id, LastModifiedDate, Subject, Status FROM Case WHERE LastModifiedDate >= 2025-09-17T00:00:00Z AND LastModifiedDate < 2025-09-18T00:00:00Z",
+    )
+    .await;
+    let got = read_output(dir.path(), "Case");
+    assert_eq!(got.len(), want.len(), "rows lost or written twice");
+    assert_eq!(by_id(got), by_id(want));
+}
