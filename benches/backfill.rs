@@ -2,7 +2,7 @@
 //!
 //! Part 1 (thrift) backfills a window (default: the 2025 year) of six objects with
 //! `--all-fields`, concurrency 4 and no effective rate limit, at ×10 scale, through the
-//! library (`sfbackfill::app::backfill`). It reports the rows, the requests the org counted
+//! library (`sfbackfill::cmd::backfill`). It reports the rows, the requests the org counted
 //! (`query` + `query_more` + `describe`), the lower bound (per object `ceil(rows / page) + 1`,
 //! with the page size the org actually serves for the selected fields, found by asking it),
 //! the naive one-query-per-day plan (`Σ days max(1, ceil(rows_day / page)) + 1`, from a
@@ -37,16 +37,16 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sfbackfill::app;
-use sfbackfill::cli::ProgressMode;
+use sfbackfill::backfill::{Reporter, RunSummary};
+use sfbackfill::cmd;
+use sfbackfill::config::cli::ProgressMode;
 use sfbackfill::config::{BackfillSettings, Connection, Limits};
-use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig, Stats};
 use sfbackfill::plan::{self, Bound, Window};
-use sfbackfill::schedule::{Reporter, RunSummary};
+use sfbackfill::salesforce::soql::Identifier;
 use sfbackfill::secret::Secret;
-use sfbackfill::soql::Identifier;
+use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig, Stats};
 
-use sfbackfill::app::DEMO_OBJECTS as OBJECTS;
+use sfbackfill::cmd::DEMO_OBJECTS as OBJECTS;
 
 mod common;
 use common::{API, query, token};
@@ -146,7 +146,7 @@ fn heavy_day(
             scale,
             daily_api_max: u64::MAX / 2,
             wide_page_size: Some(200),
-            faults: sfbackfill::fake_org::Faults {
+            faults: sfbackfill_fake_org::Faults {
                 latency: Some(latency),
                 ..Default::default()
             },
@@ -284,7 +284,7 @@ fn settings(
         repull: false,
         offpeak: None,
         exit_outside_window: false,
-        max_query_uri_bytes: sfbackfill::select::MAX_QUERY_URI_BYTES,
+        max_query_uri_bytes: sfbackfill::salesforce::select::MAX_QUERY_URI_BYTES,
         progress: ProgressMode::Off,
     }
 }
@@ -310,7 +310,7 @@ fn run_backfill(
     let (cpu0, org0) = (process_cpu(), threads_cpu(ORG_THREAD));
     let started = Instant::now();
     let summary = engine
-        .block_on(app::backfill(
+        .block_on(cmd::backfill::backfill(
             settings,
             Arc::new(Quiet),
             std::future::pending(),

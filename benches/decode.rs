@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sfbackfill::decode::PageDecoder;
-use sfbackfill::describe::{Field, FieldType};
+use sfbackfill::salesforce::describe::{Field, FieldType};
 use sfbackfill::write::{ChunkFileWriter, FileMeta};
 
 /// Records per page: the REST API's default and maximum batch size.

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
+use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
 
 mod common;
 use common::token;

@@ -41,7 +41,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
+use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
 
 mod common;
 

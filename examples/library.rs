@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sfbackfill::app::{self, object_statuses};
-use sfbackfill::cli::ProgressMode;
+use sfbackfill::backfill::Reporter;
+use sfbackfill::cmd::{self, object_statuses};
+use sfbackfill::config::cli::ProgressMode;
 use sfbackfill::config::{BackfillSettings, Connection, Limits};
-use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
 use sfbackfill::plan::{self, Bound, Window};
-use sfbackfill::schedule::Reporter;
+use sfbackfill::salesforce::soql::Identifier;
 use sfbackfill::secret::Secret;
-use sfbackfill::soql::Identifier;
+use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
 
 /// Prints each finished chunk; a `Reporter` is how a host program follows a run.
 struct PrintChunks;
@@ -65,10 +65,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         repull: false,
         offpeak: None,
         exit_outside_window: false,
-        max_query_uri_bytes: sfbackfill::select::MAX_QUERY_URI_BYTES,
+        max_query_uri_bytes: sfbackfill::salesforce::select::MAX_QUERY_URI_BYTES,
         progress: ProgressMode::Off,
     };
-    let summary = app::backfill(&settings, Arc::new(PrintChunks), std::future::pending())
+    let summary = cmd::backfill::backfill(&settings, Arc::new(PrintChunks), std::future::pending())
         .await
         .map_err(|f| f.message)?;
     println!("{} rows in {} chunks", summary.rows, summary.chunks_done);

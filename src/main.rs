@@ -4,10 +4,10 @@ use clap::Parser;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-use sfbackfill::app::{self, Failure};
+use sfbackfill::cmd::{self, Failure};
 
 fn main() -> ExitCode {
-    let cli = sfbackfill::cli::Cli::parse();
+    let cli = sfbackfill::config::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             ));
         }
     };
-    match runtime.block_on(app::run(cli)) {
+    match runtime.block_on(cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => report(&failure),
     }

@@ -1,6 +1,6 @@
 //! Shows a run's progress: bars on a terminal, periodic log lines elsewhere.
 //!
-//! Owns all drawing; the only user of indicatif. Implements `schedule::Reporter`, so the
+//! Owns all drawing; the only user of indicatif. Implements `backfill::Reporter`, so the
 //! scheduler knows nothing of terminals. Bars count chunks (one bar per object and a total);
 //! messages carry rows and rows per second. When stderr is not a terminal (CI, cron, tests)
 //! a line is logged at most every [`LOG_EVERY`].
@@ -12,9 +12,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cli::ProgressMode;
+use crate::backfill::Reporter;
+use crate::config::cli::ProgressMode;
 use crate::plan::Chunk;
-use crate::schedule::Reporter;
 
 /// Often enough to show a run is alive in a log, rarely enough not to flood it.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);

@@ -478,7 +478,7 @@ mod tests {
     use super::*;
     use crate::decode::PageDecoder;
     use crate::decode::tests::{field, page};
-    use crate::describe::FieldType;
+    use crate::salesforce::describe::FieldType;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Decimal128Type, TimeUnit, TimestampMillisecondType};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -588,7 +588,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join("staging");
         std::fs::create_dir(&staging).unwrap();
-        let schema = crate::schema::arrow_schema(&[field("Id", FieldType::Id)]);
+        let schema = crate::decode::schema::arrow_schema(&[field("Id", FieldType::Id)]);
         let final_path = partition_dir(&dir.path().join("out"), "Invoice__c", meta().day)
             .join("part-00000.parquet");
         assert!(final_path.ends_with("out/Invoice__c/date=2024-03-10/part-00000.parquet"));
@@ -692,7 +692,7 @@ mod tests {
     #[test]
     fn an_unfinished_writer_removes_its_staged_file() {
         let dir = tempfile::tempdir().unwrap();
-        let schema = crate::schema::arrow_schema(&[field("Id", FieldType::Id)]);
+        let schema = crate::decode::schema::arrow_schema(&[field("Id", FieldType::Id)]);
         let w = ChunkFileWriter::create(dir.path(), schema.clone(), &meta()).unwrap();
         let w2 = ChunkFileWriter::create(dir.path(), schema, &meta()).unwrap();
         assert_ne!(w.path, w2.path, "staged names are unique");
@@ -706,7 +706,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-folder");
         std::fs::write(&file, b"x").unwrap();
-        let schema = crate::schema::arrow_schema(&[field("Id", FieldType::Id)]);
+        let schema = crate::decode::schema::arrow_schema(&[field("Id", FieldType::Id)]);
         let e = ChunkFileWriter::create(&file, schema.clone(), &meta()).unwrap_err();
         assert!(e.to_string().contains("not-a-folder"), "{e}");
         assert!(

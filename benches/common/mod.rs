@@ -2,7 +2,7 @@
 //! the fake org, so each bench can check its figures against the org's own answers.
 
 use serde_json::Value;
-use sfbackfill::fake_org::FakeOrgConfig;
+use sfbackfill_fake_org::FakeOrgConfig;
 
 /// The API version the benches query with.
 pub const API: &str = "v62.0";

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{ExitKind, UserFacing};
 
 pub mod cursors;
+pub mod status;
 use crate::plan::Window;
 
 /// The manifest folder's name inside the output folder.
@@ -118,6 +119,46 @@ pub struct ObjectConfig {
     pub cursor_field: String,
     pub chunk_timezone: String,
     pub include_deleted: bool,
+}
+
+impl ObjectConfig {
+    /// How `now` differs from this recorded config, in words for an error; none when the two
+    /// write the same files. The cursor is named before the field list it moves within.
+    pub fn difference(&self, now: &ObjectConfig) -> Option<String> {
+        if self.cursor_field != now.cursor_field {
+            Some(format!(
+                "cursor `{}`, not `{}`",
+                self.cursor_field, now.cursor_field
+            ))
+        } else if self.fields != now.fields {
+            let added: Vec<_> = now
+                .fields
+                .iter()
+                .filter(|f| !self.fields.contains(f))
+                .cloned()
+                .collect();
+            let removed: Vec<_> = self
+                .fields
+                .iter()
+                .filter(|f| !now.fields.contains(f))
+                .cloned()
+                .collect();
+            Some(format!(
+                "another field list (added: [{}], removed: [{}])",
+                added.join(", "),
+                removed.join(", ")
+            ))
+        } else if self.chunk_timezone != now.chunk_timezone {
+            Some(format!(
+                "chunk time zone `{}`, not `{}`",
+                self.chunk_timezone, now.chunk_timezone
+            ))
+        } else if self.include_deleted != now.include_deleted {
+            Some("another --include-deleted setting".to_string())
+        } else {
+            None
+        }
+    }
 }
 
 /// Everything the journal says, folded: the latest state per chunk.
@@ -651,6 +692,59 @@ fn acquire_lock(out: &Path, path: &Path, run: &str) -> Result<File, CheckpointEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(fields: &[&str]) -> ObjectConfig {
+        ObjectConfig {
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            cursor_field: "LastModifiedDate".into(),
+            chunk_timezone: "UTC".into(),
+            include_deleted: false,
+        }
+    }
+
+    #[test]
+    fn an_unchanged_config_has_no_difference() {
+        let a = config(&["Id", "LastModifiedDate", "Name"]);
+        assert_eq!(a.difference(&a.clone()), None);
+    }
+
+    #[test]
+    fn a_changed_field_list_names_what_was_added_and_removed() {
+        let recorded = config(&["Id", "LastModifiedDate", "Name", "Phone"]);
+        let now = config(&["Id", "LastModifiedDate", "Name", "Fax"]);
+        assert_eq!(
+            recorded.difference(&now).as_deref(),
+            Some("another field list (added: [Fax], removed: [Phone])")
+        );
+    }
+
+    #[test]
+    fn a_changed_cursor_is_named_rather_than_the_field_list_it_moves() {
+        let recorded = config(&["Id", "LastModifiedDate", "SystemModstamp"]);
+        let mut now = config(&["Id", "SystemModstamp", "LastModifiedDate"]);
+        now.cursor_field = "SystemModstamp".into();
+        assert_eq!(
+            recorded.difference(&now).as_deref(),
+            Some("cursor `LastModifiedDate`, not `SystemModstamp`")
+        );
+    }
+
+    #[test]
+    fn zone_and_deleted_rows_are_differences_too() {
+        let recorded = config(&["Id", "LastModifiedDate"]);
+        let mut zoned = recorded.clone();
+        zoned.chunk_timezone = "Europe/Paris".into();
+        assert_eq!(
+            recorded.difference(&zoned).as_deref(),
+            Some("chunk time zone `UTC`, not `Europe/Paris`")
+        );
+        let mut deleted = recorded.clone();
+        deleted.include_deleted = true;
+        assert_eq!(
+            recorded.difference(&deleted).as_deref(),
+            Some("another --include-deleted setting")
+        );
+    }
 
     fn window(d: u32) -> Window {
         let start = NaiveDate::from_ymd_opt(2025, 3, d)

@@ -17,13 +17,14 @@
 
 pub mod columns;
 mod json;
+pub mod schema;
 pub mod values;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use crate::describe::Field;
 use crate::error::{ExitKind, UserFacing};
+use crate::salesforce::describe::Field;
 use columns::ColumnBuilder;
 use values::ValueError;
 
@@ -103,7 +104,7 @@ impl PageDecoder {
     /// [`DecodeError::Unsupported`] for a field listed twice (case-insensitively) or whose
     /// Arrow type has no builder.
     pub fn new(fields: &[Field]) -> Result<Self, DecodeError> {
-        let schema = crate::schema::arrow_schema(fields);
+        let schema = crate::decode::schema::arrow_schema(fields);
         for (i, f) in fields.iter().enumerate() {
             if fields[..i]
                 .iter()
@@ -114,7 +115,7 @@ impl PageDecoder {
                     reason: "the field is listed twice".into(),
                 });
             }
-            if ColumnBuilder::new(&crate::schema::arrow_type(f), 0, 0).is_none() {
+            if ColumnBuilder::new(&crate::decode::schema::arrow_type(f), 0, 0).is_none() {
                 return Err(DecodeError::Unsupported {
                     field: f.name.clone(),
                     reason: "no column builder for its Arrow type".into(),
@@ -168,7 +169,7 @@ impl PageDecoder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::describe::FieldType;
+    use crate::salesforce::describe::FieldType;
     use arrow::array::{
         Array, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
         Int64Array, ListArray, StringArray, StructArray, Time32MillisecondArray,
@@ -486,7 +487,7 @@ pub(crate) mod tests {
 mod proptests {
     use super::tests::{field, page};
     use super::*;
-    use crate::describe::FieldType;
+    use crate::salesforce::describe::FieldType;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{
         Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, Time32MillisecondType,

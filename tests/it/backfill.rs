@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::support::*;
 
-use sfbackfill::app::DEMO_OBJECTS as OBJECTS;
+use sfbackfill::cmd::DEMO_OBJECTS as OBJECTS;
 
 fn backfill_args<'a>(out: &'a str, objects: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
     vec![
@@ -285,9 +285,9 @@ async fn status_reports_done_chunks_rows_and_bytes() {
     assert!(opp["bytes"].as_u64().unwrap() > 0);
 }
 
-fn slow_org_config() -> sfbackfill::fake_org::FakeOrgConfig {
-    sfbackfill::fake_org::FakeOrgConfig {
-        faults: sfbackfill::fake_org::Faults {
+fn slow_org_config() -> sfbackfill_fake_org::FakeOrgConfig {
+    sfbackfill_fake_org::FakeOrgConfig {
+        faults: sfbackfill_fake_org::Faults {
             latency: Some(std::time::Duration::from_millis(40)),
             ..Default::default()
         },

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::support::*;
-use sfbackfill::fake_org::{AuthScenario, FakeOrgConfig};
+use sfbackfill_fake_org::{AuthScenario, FakeOrgConfig};
 
 /// A secret nobody would print by accident: if it shows up anywhere, we leaked it.
 const LEAKY_SECRET: &str = "Sup3r-Secret-Value-7731";

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sfbackfill::error::{ExitKind, UserFacing};
-use sfbackfill::fake_org::{AuthScenario, FakeOrg, FakeOrgConfig, Faults};
-use sfbackfill::fetch::{ClientConfig, FetchError, QueryPage, SalesforceClient};
+use sfbackfill::salesforce::{ClientConfig, FetchError, QueryPage, SalesforceClient};
 use sfbackfill::secret::Secret;
+use sfbackfill_fake_org::{AuthScenario, FakeOrg, FakeOrgConfig, Faults};
 
 use crate::support::*;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sfbackfill::fake_org::{FakeOrgConfig, Faults};
+use sfbackfill_fake_org::{FakeOrgConfig, Faults};
 
 use crate::support::*;
 

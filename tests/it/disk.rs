@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sfbackfill::fake_org::{FakeOrgConfig, Faults};
+use sfbackfill_fake_org::{FakeOrgConfig, Faults};
 
 use crate::support::*;
 

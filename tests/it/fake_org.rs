@@ -5,7 +5,7 @@ use crate::support::*;
 
 use base64::Engine;
 use serde_json::Value;
-use sfbackfill::fake_org::{AuthScenario, FakeOrg, FakeOrgConfig, Faults};
+use sfbackfill_fake_org::{AuthScenario, FakeOrg, FakeOrgConfig, Faults};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

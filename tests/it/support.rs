@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
+use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
 
 pub const CLIENT_ID: &str = "fake-client-id";
 pub const CLIENT_SECRET: &str = "fake-client-secret";
@@ -387,7 +387,7 @@ pub fn by_id(rows: Vec<Row>) -> BTreeMap<String, Row> {
 }
 
 /// Requests of the given kinds the fake org has served (`query`, `query_more`, `describe`...).
-pub fn requests(stats: &sfbackfill::fake_org::Stats, kinds: &[&str]) -> u64 {
+pub fn requests(stats: &sfbackfill_fake_org::Stats, kinds: &[&str]) -> u64 {
     kinds
         .iter()
         .map(|k| stats.by_kind.get(*k).copied().unwrap_or(0))
@@ -395,6 +395,6 @@ pub fn requests(stats: &sfbackfill::fake_org::Stats, kinds: &[&str]) -> u64 {
 }
 
 /// Query requests (first pages and next pages) the fake org has served.
-pub fn query_requests(stats: &sfbackfill::fake_org::Stats) -> u64 {
+pub fn query_requests(stats: &sfbackfill_fake_org::Stats) -> u64 {
     requests(stats, &["query", "query_more"])
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sfbackfill::checkpoint::cursors::SyncJournal;
-use sfbackfill::fake_org::{FakeOrgConfig, Faults};
+use sfbackfill_fake_org::{FakeOrgConfig, Faults};
 
 use crate::support::*;
 

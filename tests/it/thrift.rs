@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-use sfbackfill::app::DEMO_OBJECTS;
+use sfbackfill::cmd::DEMO_OBJECTS;
 
 /// Rows and rows per page of `soql` as the org serves it (its page size for these fields).
 async fn rows_and_page_size(url: &str, soql: &str) -> (u64, u64) {
@@ -158,8 +158,8 @@ async fn a_year_with_a_heavy_day_is_cut_into_parts_and_stays_near_the_floor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_timeout_narrows_the_range_and_the_run_still_completes() {
-    let org = start_fake(sfbackfill::fake_org::FakeOrgConfig {
-        faults: sfbackfill::fake_org::Faults {
+    let org = start_fake(sfbackfill_fake_org::FakeOrgConfig {
+        faults: sfbackfill_fake_org::Faults {
             query_timeout_over: Some(300),
             ..Default::default()
         },
@@ -267,8 +267,8 @@ async fn heavy_day(
     zone: &str,
     start: &str,
     end: &str,
-) -> (u64, u64, tempfile::TempDir, sfbackfill::fake_org::FakeOrg) {
-    let org = start_fake(sfbackfill::fake_org::FakeOrgConfig {
+) -> (u64, u64, tempfile::TempDir, sfbackfill_fake_org::FakeOrg) {
+    let org = start_fake(sfbackfill_fake_org::FakeOrgConfig {
         wide_page_size: Some(200),
         ..Default::default()
     })
@@ -359,7 +359,7 @@ async fn a_heavy_day_is_read_in_sub_ranges_side_by_side_into_one_file() {
             "{queries}"
         );
         // Nothing left in staging, and the manifest still counts one day.
-        let staging = sfbackfill::schedule::staging_dir(dir.path());
+        let staging = sfbackfill::backfill::staging_dir(dir.path());
         let left: Vec<_> = std::fs::read_dir(&staging)
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
@@ -401,7 +401,7 @@ async fn a_window_opening_on_the_bulk_updated_second_is_read_in_id_ranges_from_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_that_refuses_aggregates_still_gets_a_plan_and_an_exact_heavy_day() {
-    let org = start_fake(sfbackfill::fake_org::FakeOrgConfig {
+    let org = start_fake(sfbackfill_fake_org::FakeOrgConfig {
         refuse_aggregates: true,
         wide_page_size: Some(200),
         ..Default::default()

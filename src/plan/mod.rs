@@ -8,6 +8,9 @@
 //! changes; a local midnight that does not exist (a zone that springs forward at 00:00) is
 //! replaced by the first instant of that day that does.
 
+pub mod offpeak;
+pub mod spans;
+
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::fmt;
@@ -43,8 +46,8 @@ impl fmt::Display for Window {
         write!(
             f,
             "[{}, {})",
-            crate::soql::datetime_literal(self.start),
-            crate::soql::datetime_literal(self.end)
+            crate::salesforce::soql::datetime_literal(self.start),
+            crate::salesforce::soql::datetime_literal(self.end)
         )
     }
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::plan::{Chunk, Window};
-use crate::soql::IdRange;
+use crate::salesforce::soql::IdRange;
 
 /// A span is refined (counted and cut into parts fetched in parallel) only when its first page
 /// says it needs more than this many pages: below it, one more query costs more than the

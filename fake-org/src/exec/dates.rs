@@ -7,7 +7,7 @@
 
 use chrono::{Datelike, Days, Months, NaiveDate};
 
-use crate::fake_org::soql::{Period, RelDate, RelKind};
+use crate::soql::{Period, RelDate, RelKind};
 
 /// The dates `[start, end)` that `literal` covers when the user's date is `today`.
 pub fn range(literal: &RelDate, today: NaiveDate) -> (NaiveDate, NaiveDate) {
@@ -74,7 +74,7 @@ fn shift(period: Period, start: NaiveDate, k: i64) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_org::soql::relative_date;
+    use crate::soql::relative_date;
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()

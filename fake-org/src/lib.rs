@@ -13,8 +13,8 @@
 //! bearer tokens are never logged either).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), sfbackfill::fake_org::FakeOrgError> {
-//! use sfbackfill::fake_org::{FakeOrg, FakeOrgConfig};
+//! # async fn demo() -> Result<(), sfbackfill_fake_org::FakeOrgError> {
+//! use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
 //! let org = FakeOrg::start(FakeOrgConfig::default()).await?;
 //! println!("serving {}", org.url());
 //! org.shutdown().await;

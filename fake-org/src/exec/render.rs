@@ -6,7 +6,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 
-use crate::fake_org::data::values::Value;
+use crate::data::values::Value;
 
 /// Values at or above this magnitude print in Java's exponent form (`1.5E7`), as Salesforce
 /// serialises doubles.
@@ -67,7 +67,7 @@ pub fn decimal(units: i64, scale: u8, out: &mut Vec<u8>) {
         let _ = write!(out, "{head}.{tail}E{exponent}");
         return;
     }
-    out.extend_from_slice(crate::fake_org::soql::decimal_text(units, scale).as_bytes());
+    out.extend_from_slice(crate::soql::decimal_text(units, scale).as_bytes());
 }
 
 fn two(n: u32, out: &mut Vec<u8>) {

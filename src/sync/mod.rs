@@ -14,6 +14,8 @@
 //! * A sync's files are named `sync-<run>-<step>.parquet` and never replace a backfill's
 //!   `part-*.parquet`; it stages them in its own folder, which no backfill clears.
 
+pub mod settings;
+
 use arrow::array::{Array, StringArray, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -28,12 +30,10 @@ use tokio::task::JoinSet;
 use crate::checkpoint::CheckpointError;
 use crate::checkpoint::cursors::{Position, SyncEntry, SyncJournal};
 use crate::error::{ExitKind, UserFacing};
-use crate::fetch::{FetchError, QueryPage, SalesforceClient};
 use crate::plan;
-use crate::schedule::{
-    self, ChunkError, ObjectJob, PageSource, QueryBudget, StopReason, run_blocking,
-};
-use crate::soql;
+use crate::read::{self, ObjectJob, PageSource, QueryBudget, ReadError, StopReason, run_blocking};
+use crate::salesforce::soql;
+use crate::salesforce::{FetchError, QueryPage, SalesforceClient};
 use crate::write::{self, ChunkFileWriter, FileMeta, WriteError};
 
 /// Rows per step: each step ends in one file per day it touches and moves the cursor, so an
@@ -102,7 +102,7 @@ pub struct SyncSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error(transparent)]
-    Chunk(#[from] ChunkError),
+    Chunk(#[from] ReadError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
 }
@@ -137,7 +137,7 @@ impl SyncError {
 
     fn fetch(&self) -> Option<&FetchError> {
         match self {
-            SyncError::Chunk(ChunkError::Fetch(e)) => Some(e),
+            SyncError::Chunk(ReadError::Fetch(e)) => Some(e),
             _ => None,
         }
     }
@@ -234,7 +234,7 @@ pub async fn run(
             joined = tasks.join_next() => {
                 let Some(joined) = joined else { break };
                 let (mut object, result) =
-                    joined.map_err(|e| ChunkError::Worker(e.to_string()))?;
+                    joined.map_err(|e| ReadError::Worker(e.to_string()))?;
                 if let Err(e) = result {
                     if let Some(reason) = e.stop_reason(&run.budget) {
                         summary.stopped.get_or_insert(reason);
@@ -384,7 +384,7 @@ impl<'a> PassReader<'a> {
                 offpeak: None,
             };
             let label = || self.summary.object.clone();
-            let page = schedule::fetch_page(source, &job.decoder, &request, &label).await?;
+            let page = read::fetch_page(source, &job.decoder, &request, &label).await?;
             if let Some(last) = last_position(&page.batch)? {
                 self.read_to = last;
             }
@@ -450,7 +450,7 @@ impl<'a> PassReader<'a> {
             step.files
                 .into_iter()
                 .map(|(day, writer)| Ok((day, writer.finish()?)))
-                .collect::<Result<Vec<_>, ChunkError>>()
+                .collect::<Result<Vec<_>, ReadError>>()
         })
         .await?;
         let files: Vec<String> = staged
@@ -518,16 +518,13 @@ struct Step {
 }
 
 /// Splits rows ordered by cursor into runs of one local day each.
-fn split_by_day(
-    batch: &RecordBatch,
-    zone: Tz,
-) -> Result<Vec<(NaiveDate, RecordBatch)>, ChunkError> {
+fn split_by_day(batch: &RecordBatch, zone: Tz) -> Result<Vec<(NaiveDate, RecordBatch)>, ReadError> {
     let cursor = cursor_column(batch)?;
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < batch.num_rows() {
         let first = DateTime::from_timestamp_millis(cursor.value(offset))
-            .ok_or_else(|| ChunkError::Worker("a cursor value out of range".into()))?;
+            .ok_or_else(|| ReadError::Worker("a cursor value out of range".into()))?;
         let day = plan::local_day(first, zone);
         let end = plan::day_start(day.succ_opt().expect("a next day"), zone).timestamp_millis();
         let until = offset + cursor.values()[offset..].partition_point(|&t| t < end);
@@ -537,16 +534,16 @@ fn split_by_day(
     Ok(out)
 }
 
-fn cursor_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray, ChunkError> {
+fn cursor_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray, ReadError> {
     batch
         .column(CURSOR_COLUMN)
         .as_any()
         .downcast_ref::<TimestampMillisecondArray>()
-        .ok_or_else(|| ChunkError::Worker("the cursor column is not a date-time".into()))
+        .ok_or_else(|| ReadError::Worker("the cursor column is not a date-time".into()))
 }
 
 /// The `(cursor, Id)` of a page's last row.
-fn last_position(batch: &RecordBatch) -> Result<Option<Position>, ChunkError> {
+fn last_position(batch: &RecordBatch) -> Result<Option<Position>, ReadError> {
     let Some(last) = batch.num_rows().checked_sub(1) else {
         return Ok(None);
     };
@@ -555,12 +552,12 @@ fn last_position(batch: &RecordBatch) -> Result<Option<Position>, ChunkError> {
         .column(ID_COLUMN)
         .as_any()
         .downcast_ref::<StringArray>()
-        .ok_or_else(|| ChunkError::Worker("the Id column is not text".into()))?;
+        .ok_or_else(|| ReadError::Worker("the Id column is not text".into()))?;
     if cursor.is_null(last) || ids.is_null(last) {
-        return Err(ChunkError::Worker("a row without its cursor or Id".into()));
+        return Err(ReadError::Worker("a row without its cursor or Id".into()));
     }
     let at = DateTime::from_timestamp_millis(cursor.value(last))
-        .ok_or_else(|| ChunkError::Worker("a cursor value out of range".into()))?;
+        .ok_or_else(|| ReadError::Worker("a cursor value out of range".into()))?;
     Ok(Some(Position {
         at,
         id: ids.value(last).to_string(),

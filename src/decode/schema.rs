@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field as ArrowField, Fields, Schema, SchemaRef, TimeUnit};
 
-use crate::describe::{Field, FieldType};
+use crate::salesforce::describe::{Field, FieldType};
 
 /// The widest decimal Arrow's `Decimal128` holds; also used when describe gives no precision.
 pub const MAX_DECIMAL_PRECISION: u8 = 38;

@@ -11,9 +11,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::describe::{Field, FieldType, ObjectDescribe};
 use crate::error::{ExitKind, UserFacing};
-use crate::soql::Identifier;
+use crate::salesforce::describe::{Field, FieldType, ObjectDescribe};
+use crate::salesforce::soql::Identifier;
 
 /// A field list or cursor that does not fit the object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +87,23 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Rows per page the org serves this selection at `batch_size` (2,000 when unset): at most
+    /// 200 when two or more custom long-text fields are selected, as Salesforce caps them
+    /// (salesforce-api.md §4.3). Standard long-text fields do not count.
+    pub fn rows_per_page(&self, batch_size: Option<u32>) -> u64 {
+        let custom_long_text = self
+            .fields
+            .iter()
+            .filter(|f| f.custom && f.field_type == FieldType::Textarea && f.length > 255)
+            .count();
+        let batch = u64::from(batch_size.unwrap_or(2000));
+        if custom_long_text >= 2 {
+            batch.min(LONG_TEXT_PAGE_ROWS)
+        } else {
+            batch
+        }
+    }
+
     pub fn identifiers(&self) -> Vec<Identifier> {
         self.fields
             .iter()
@@ -103,6 +120,10 @@ impl Selection {
 /// `nextRecordsUrl` form and proxies that count a little differently.
 pub const MAX_QUERY_URI_BYTES: usize = 15_000;
 
+/// The page Salesforce serves when two or more custom long-text fields are selected, whatever
+/// batch size was asked (salesforce-api.md §4.3).
+const LONG_TEXT_PAGE_ROWS: u64 = 200;
+
 /// Splits the selection's fields into groups whose range query fits in `max_uri_bytes`
 /// when sent to a URL that begins with `uri_prefix_len` bytes (instance URL and path).
 ///
@@ -118,8 +139,13 @@ pub fn field_groups(
     let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
     let length = |group: &[usize]| {
         let fields: Vec<Identifier> = group.iter().map(|&i| ids[i].clone()).collect();
-        let soql =
-            crate::soql::select_range(&selection.object, &fields, &selection.cursor, epoch, epoch);
+        let soql = crate::salesforce::soql::select_range(
+            &selection.object,
+            &fields,
+            &selection.cursor,
+            epoch,
+            epoch,
+        );
         uri_prefix_len
             + url::form_urlencoded::byte_serialize(soql.as_bytes())
                 .map(str::len)
@@ -290,6 +316,60 @@ mod tests {
             sortable: true,
             groupable: true,
         }
+    }
+
+    fn long_text(name: &str, custom: bool) -> Field {
+        Field {
+            length: 32_768,
+            ..field(name, FieldType::Textarea, custom, None)
+        }
+    }
+
+    fn selection(fields: Vec<Field>) -> Selection {
+        Selection {
+            object: Identifier::parse("Invoice__c").unwrap(),
+            cursor: Identifier::parse("LastModifiedDate").unwrap(),
+            fields,
+        }
+    }
+
+    #[test]
+    fn two_custom_long_text_fields_cap_the_page_at_200_rows() {
+        let id = field("Id", FieldType::Id, false, None);
+        let one = selection(vec![id.clone(), long_text("Notes__c", true)]);
+        assert_eq!(one.rows_per_page(None), 2000);
+        assert_eq!(one.rows_per_page(Some(500)), 500);
+        let two = selection(vec![
+            id.clone(),
+            long_text("Notes__c", true),
+            long_text("Summary__c", true),
+        ]);
+        assert_eq!(two.rows_per_page(None), 200);
+        assert_eq!(two.rows_per_page(Some(1000)), 200);
+    }
+
+    #[test]
+    fn standard_long_text_and_short_text_areas_do_not_cap_the_page() {
+        let id = field("Id", FieldType::Id, false, None);
+        let standard = selection(vec![
+            id.clone(),
+            long_text("Description", false),
+            long_text("Notes__c", true),
+        ]);
+        assert_eq!(standard.rows_per_page(None), 2000);
+        let short = Field {
+            length: 255,
+            ..field("Short__c", FieldType::Textarea, true, None)
+        };
+        let shorts = selection(vec![
+            id,
+            short.clone(),
+            Field {
+                name: "Other__c".into(),
+                ..short
+            },
+        ]);
+        assert_eq!(shorts.rows_per_page(None), 2000);
     }
 
     fn account() -> ObjectDescribe {

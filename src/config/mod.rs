@@ -11,12 +11,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{BackfillArgs, ConnectionArgs, LimitArgs, ProgressMode, SyncArgs};
+pub mod cli;
+
+use crate::config::cli::{BackfillArgs, ConnectionArgs, LimitArgs, ProgressMode, SyncArgs};
 use crate::error::{ExitKind, UserFacing};
-use crate::offpeak::{DailyWindow, OffPeak, WindowError};
+use crate::plan::offpeak::{DailyWindow, OffPeak, WindowError};
 use crate::plan::{self, Bound, PlanError, Window};
+use crate::salesforce::soql::{Identifier, InvalidIdentifier};
 use crate::secret::Secret;
-use crate::soql::{Identifier, InvalidIdentifier};
 
 /// The API version used when none is given: Winter '25, widely deployed.
 pub const DEFAULT_API_VERSION: &str = "v62.0";
@@ -524,7 +526,7 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
         exit_outside_window,
         max_query_uri_bytes: args
             .max_query_uri_bytes
-            .unwrap_or(crate::select::MAX_QUERY_URI_BYTES)
+            .unwrap_or(crate::salesforce::select::MAX_QUERY_URI_BYTES)
             .max(MIN_QUERY_URI_BYTES),
         progress: args.progress,
     })
@@ -586,7 +588,7 @@ pub fn sync(args: &SyncArgs, env: &dyn Env) -> Result<SyncSettings, ConfigError>
         chunk_timezone,
         query_limit: query_limit(args.query_limit.or(file.query_limit))?,
         include_deleted: args.select.include_deleted || file.include_deleted.unwrap_or(false),
-        max_query_uri_bytes: crate::select::MAX_QUERY_URI_BYTES,
+        max_query_uri_bytes: crate::salesforce::select::MAX_QUERY_URI_BYTES,
         step_rows: args.step_rows.unwrap_or(crate::sync::STEP_ROWS).max(1),
     })
 }
@@ -700,9 +702,9 @@ mod tests {
             "https://x.my.salesforce.com",
         ];
         argv.extend_from_slice(args);
-        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let cli = crate::config::cli::Cli::try_parse_from(argv).unwrap();
         match cli.command {
-            crate::cli::Command::Backfill(a) => backfill(&a, &env()),
+            crate::config::cli::Command::Backfill(a) => backfill(&a, &env()),
             _ => unreachable!(),
         }
     }

@@ -30,29 +30,26 @@ use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{CheckpointError, Entry, Manifest};
-use crate::decode::{DecodeError, Page, PageDecoder};
 use crate::error::{ExitKind, UserFacing};
-use crate::fetch::{FetchError, QueryPage, SalesforceClient};
-use crate::fetch_plan::{self, Span};
-use crate::join::{GroupJoin, RowsShifted};
-use crate::offpeak::OffPeak;
+use crate::plan::offpeak::OffPeak;
+use crate::plan::spans::{self, Span};
 use crate::plan::{Chunk, Window};
-use crate::select::{self, Selection};
-use crate::soql;
-use crate::soql::{IdRange, Identifier};
+use crate::read::join::GroupJoin;
+use crate::read::{
+    ObjectJob, PageSource, QueryBudget, ReadError, StopReason, fetch_page, run_blocking,
+};
+use crate::salesforce::soql::{self, IdRange};
+use crate::salesforce::{QueryPage, SalesforceClient};
 use crate::write::{self, ChunkFileWriter, FileMeta, StagedFile, WriteError};
 
 /// A cursor that expires mid-chunk restarts the chunk; more than this many times in a row
 /// means the org is expiring cursors faster than we read them.
 const MAX_CHUNK_RESTARTS: u32 = 3;
-/// A page whose body arrives cut off is fetched again at most this many times.
-const MAX_PAGE_REFETCHES: u32 = 4;
 /// The file name of a chunk's Parquet file inside its `date=` folder.
 pub const CHUNK_FILE: &str = "part-00000.parquet";
 
@@ -69,117 +66,6 @@ pub trait Reporter: Send + Sync {
     fn on_run_end(&self) {}
 }
 
-/// The `--query-limit` budget: how many more query requests this run may send.
-#[derive(Debug)]
-pub struct QueryBudget {
-    limit: Option<u64>,
-    used: AtomicU64,
-}
-
-impl QueryBudget {
-    pub fn new(limit: Option<u64>) -> Self {
-        Self {
-            limit,
-            used: AtomicU64::new(0),
-        }
-    }
-
-    /// Takes one request from the budget; false when it is spent.
-    pub fn try_take(&self) -> bool {
-        let Some(limit) = self.limit else {
-            self.used.fetch_add(1, Ordering::Relaxed);
-            return true;
-        };
-        self.used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
-                (u < limit).then_some(u + 1)
-            })
-            .is_ok()
-    }
-
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    pub fn limit(&self) -> Option<u64> {
-        self.limit
-    }
-}
-
-/// What is copied of one object, shared by its chunks.
-pub struct ObjectJob {
-    pub selection: Selection,
-    /// Decodes pages of the full field list; its schema is the files' schema.
-    pub decoder: Arc<PageDecoder>,
-    /// One query per group of fields: one group unless the field list is too long for a URL.
-    pub groups: Vec<FieldGroup>,
-}
-
-/// The fields one query of a chunk reads.
-pub struct FieldGroup {
-    pub fields: Vec<Identifier>,
-    pub decoder: Arc<PageDecoder>,
-    /// Where each of this group's columns goes in the full schema.
-    pub positions: Vec<usize>,
-}
-
-impl ObjectJob {
-    /// Prepares an object's decoders, splitting its fields into groups whose query fits in
-    /// `max_uri_bytes` for a URL that begins with `uri_prefix_len` bytes.
-    pub fn new(
-        selection: Selection,
-        uri_prefix_len: usize,
-        max_uri_bytes: usize,
-    ) -> Result<Self, DecodeError> {
-        let decoder = Arc::new(PageDecoder::new(&selection.fields)?);
-        let ids = selection.identifiers();
-        let groups = select::field_groups(&selection, uri_prefix_len, max_uri_bytes)
-            .into_iter()
-            .map(|positions| {
-                let fields: Vec<_> = positions
-                    .iter()
-                    .map(|&i| selection.fields[i].clone())
-                    .collect();
-                Ok(FieldGroup {
-                    fields: positions.iter().map(|&i| ids[i].clone()).collect(),
-                    decoder: Arc::new(PageDecoder::new(&fields)?),
-                    positions,
-                })
-            })
-            .collect::<Result<_, DecodeError>>()?;
-        Ok(Self {
-            selection,
-            decoder,
-            groups,
-        })
-    }
-}
-
-/// Why a run stopped before its chunks were all done; each resumes by running again.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StopReason {
-    QueryLimit {
-        limit: u64,
-    },
-    ApiUsage {
-        message: String,
-    },
-    /// Outside every off-peak window with `--exit-outside-window`; `opens` is local time.
-    OutsideWindow {
-        opens: String,
-    },
-    Interrupted,
-}
-
-impl StopReason {
-    /// The org's daily allowance or the usage guard: no request may start, the run resumes later.
-    pub fn of_fetch(e: &FetchError) -> Option<StopReason> {
-        (e.exit_kind() == ExitKind::Resumable).then(|| StopReason::ApiUsage {
-            message: e.to_string(),
-        })
-    }
-}
-
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct RunSummary {
@@ -189,59 +75,6 @@ pub struct RunSummary {
     pub bytes: u64,
     pub query_requests: u64,
     pub stopped: Option<StopReason>,
-}
-
-/// One chunk's failure.
-#[derive(Debug, thiserror::Error)]
-pub enum ChunkError {
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    #[error(transparent)]
-    Write(#[from] WriteError),
-    /// The `--query-limit` budget is spent; the chunk is abandoned, not failed.
-    #[error("the query limit is reached")]
-    QueryLimit,
-    /// The off-peak windows closed while a span ran: its days wait for the next window.
-    #[error("the off-peak window closed")]
-    WindowClosed,
-    /// Rows changed between the queries of a wide object's field groups; read again.
-    #[error(transparent)]
-    Shifted(#[from] RowsShifted),
-    /// Another sub-range of the same day failed: this one stops, the day is failed once.
-    #[error("another part of the day failed")]
-    SiblingFailed,
-    /// The task's day was cut into `Id` ranges after its first page, which its running query
-    /// does not filter by: it reads its own range again from the start. Never leaves the task.
-    #[error("the day was cut into id ranges")]
-    Recut,
-    /// A decode or write task died (a bug): reported, never hidden.
-    #[error("a worker stopped unexpectedly: {0}")]
-    Worker(String),
-}
-
-impl ChunkError {
-    /// Errors after which no chunk should start: the whole run stops, resumable.
-    pub(crate) fn stop_reason(&self, budget: &QueryBudget) -> Option<StopReason> {
-        match self {
-            ChunkError::QueryLimit => Some(StopReason::QueryLimit {
-                limit: budget.limit().unwrap_or_default(),
-            }),
-            ChunkError::Fetch(e) => StopReason::of_fetch(e),
-            _ => None,
-        }
-    }
-
-    /// Errors every other chunk would meet too (a full disk, a read-only folder, bad
-    /// credentials): the run ends with this error instead of failing each chunk.
-    pub(crate) fn ends_run(&self) -> bool {
-        match self {
-            ChunkError::Write(_) => true,
-            ChunkError::Fetch(e) => e.exit_kind() == ExitKind::Usage,
-            _ => false,
-        }
-    }
 }
 
 /// A failure that ends the whole run.
@@ -254,26 +87,8 @@ pub enum ScheduleError {
     Chunk {
         chunk: String,
         #[source]
-        source: ChunkError,
+        source: ReadError,
     },
-}
-
-impl UserFacing for ChunkError {
-    fn exit_kind(&self) -> ExitKind {
-        match self {
-            ChunkError::Fetch(e) => e.exit_kind(),
-            ChunkError::QueryLimit => ExitKind::Resumable,
-            _ => ExitKind::Failure,
-        }
-    }
-
-    fn hint(&self) -> Option<String> {
-        match self {
-            ChunkError::Fetch(e) => e.hint(),
-            ChunkError::Write(e) => e.hint(),
-            _ => None,
-        }
-    }
 }
 
 impl UserFacing for ScheduleError {
@@ -463,7 +278,7 @@ pub async fn run(
     let staging = staging_dir(&config.out);
     write::clear_staging(&staging).map_err(|e| ScheduleError::Chunk {
         chunk: "staging".into(),
-        source: ChunkError::Write(e),
+        source: ReadError::Write(e),
     })?;
     let (events, mut inbox) = mpsc::unbounded_channel();
     let ctx = Arc::new(Context {
@@ -487,10 +302,7 @@ pub async fn run(
     ctx.reporter.on_run_start(&per_object);
 
     let mut summary = RunSummary::default();
-    let mut pending: VecDeque<Work> = fetch_plan::spans(chunks)
-        .into_iter()
-        .map(Work::from)
-        .collect();
+    let mut pending: VecDeque<Work> = spans::spans(chunks).into_iter().map(Work::from).collect();
     let mut running = JoinSet::new();
     let mut waiting_reported = false;
     tokio::pin!(shutdown);
@@ -556,7 +368,7 @@ pub async fn run(
                 while let Ok(event) = inbox.try_recv() {
                     on_event(&ctx, manifest, &mut summary, &mut pending, event)?;
                 }
-                if let (Err(ChunkError::WindowClosed), Some(first)) = (&result, days.first()) {
+                if let (Err(ReadError::WindowClosed), Some(first)) = (&result, days.first()) {
                     let object = first.object.clone();
                     pending.push_front(Span { object, days }.into());
                     continue;
@@ -620,7 +432,7 @@ fn record_end(
     manifest: &mut Manifest,
     summary: &mut RunSummary,
     days: Vec<Chunk>,
-    result: Result<(), ChunkError>,
+    result: Result<(), ReadError>,
 ) -> Result<(), ScheduleError> {
     let Err(e) = result else {
         return Ok(());
@@ -671,7 +483,7 @@ async fn fetch_span(
     ctx: Arc<Context>,
     job: Arc<ObjectJob>,
     work: Work,
-) -> (Vec<Chunk>, Result<(), ChunkError>) {
+) -> (Vec<Chunk>, Result<(), ReadError>) {
     let mut reader = SpanReader {
         days: work.span.days.into(),
         may_refine: work.sub.is_none(),
@@ -682,23 +494,23 @@ async fn fetch_span(
     let mut restarts = 0;
     let result = loop {
         match reader.read(&ctx, &job).await {
-            Err(ChunkError::Fetch(e)) if e.is_expired_cursor() && restarts < MAX_CHUNK_RESTARTS => {
+            Err(ReadError::Fetch(e)) if e.is_expired_cursor() && restarts < MAX_CHUNK_RESTARTS => {
                 restarts += 1;
                 tracing::info!(
                     "{}: the query cursor expired; reading its open day again",
                     reader.label()
                 );
             }
-            Err(ChunkError::Recut) => {
+            Err(ReadError::Recut) => {
                 tracing::debug!("{}: reading its own id range", reader.label());
             }
-            Err(ChunkError::Shifted(e)) if restarts < MAX_CHUNK_RESTARTS => {
+            Err(ReadError::Shifted(e)) if restarts < MAX_CHUNK_RESTARTS => {
                 restarts += 1;
                 tracing::info!("{}: {e}; reading its open day again", reader.label());
             }
-            Err(ChunkError::Fetch(e)) if e.is_query_timeout() => {
+            Err(ReadError::Fetch(e)) if e.is_query_timeout() => {
                 if !reader.narrow_after_timeout(&ctx) {
-                    break Err(ChunkError::Fetch(e));
+                    break Err(ReadError::Fetch(e));
                 }
                 tracing::info!(
                     "{}: the query timed out; narrowed the range",
@@ -788,7 +600,7 @@ impl SpanReader {
     }
 
     /// Reads from the open day's start to the last day's end, finishing each day in order.
-    async fn read(&mut self, ctx: &Context, job: &ObjectJob) -> Result<(), ChunkError> {
+    async fn read(&mut self, ctx: &Context, job: &ObjectJob) -> Result<(), ReadError> {
         let mut open: Option<OpenDay> = None;
         let Some(first) = self.days.front() else {
             return Ok(());
@@ -820,7 +632,7 @@ impl SpanReader {
         open: &mut Option<OpenDay>,
         start: chrono::DateTime<Utc>,
         end: chrono::DateTime<Utc>,
-    ) -> Result<bool, ChunkError> {
+    ) -> Result<bool, ReadError> {
         let sel = &job.selection;
         let ids = self.sub.as_ref().map(|s| s.ids.clone()).unwrap_or_default();
         let queries: Vec<String> = job
@@ -843,7 +655,7 @@ impl SpanReader {
         loop {
             for g in join.hungry() {
                 if self.sub.as_ref().is_some_and(|s| s.split.has_failed()) {
-                    return Err(ChunkError::SiblingFailed);
+                    return Err(ReadError::SiblingFailed);
                 }
                 let request = requests[g].take().expect("a hungry group has a next page");
                 let first_page = matches!(request, QueryPage::First { .. });
@@ -855,7 +667,7 @@ impl SpanReader {
                     self.refine(ctx, job, page.total_size, page.batch.num_rows() as u64)
                         .await?;
                     if self.sub.as_ref().is_some_and(|s| !s.ids.is_whole()) {
-                        return Err(ChunkError::Recut);
+                        return Err(ReadError::Recut);
                     }
                 }
                 requests[g] = match page.next_records_url {
@@ -881,9 +693,9 @@ impl SpanReader {
         job: &ObjectJob,
         total_rows: u64,
         page_rows: u64,
-    ) -> Result<(), ChunkError> {
+    ) -> Result<(), ReadError> {
         // The rows of this task's day, when it is left with one: cut it if it is heavy.
-        let day_rows = if fetch_plan::should_refine(self.days.len(), total_rows, page_rows) {
+        let day_rows = if spans::should_refine(self.days.len(), total_rows, page_rows) {
             self.cut_span(ctx, job, total_rows, page_rows).await?
         } else {
             Some(total_rows as f64)
@@ -892,7 +704,7 @@ impl SpanReader {
             Some(rows)
                 if ctx.concurrency > 1
                     && self.days.len() == 1
-                    && fetch_plan::should_cut_day(rows, page_rows) =>
+                    && spans::should_cut_day(rows, page_rows) =>
             {
                 self.cut_day(ctx, job, page_rows).await
             }
@@ -908,25 +720,25 @@ impl SpanReader {
         job: &ObjectJob,
         total_rows: u64,
         page_rows: u64,
-    ) -> Result<Option<f64>, ChunkError> {
+    ) -> Result<Option<f64>, ReadError> {
         let whole = Span {
             object: job.selection.object.to_string(),
             days: self.days.iter().cloned().collect(),
         };
         let days = &whole.days;
-        let (parts, first_rows) = if days.len() > fetch_plan::MAX_COUNTED_DAYS {
-            let parts = fetch_plan::split_evenly(days.len(), ctx.concurrency * 2);
+        let (parts, first_rows) = if days.len() > spans::MAX_COUNTED_DAYS {
+            let parts = spans::split_evenly(days.len(), ctx.concurrency * 2);
             (parts, None)
         } else {
             match count_by_day(ctx, job, days).await {
                 Ok(counts) => {
-                    let estimates = fetch_plan::estimate_days(days, &counts);
-                    let target = fetch_plan::part_target(total_rows, page_rows, ctx.concurrency);
-                    let parts = fetch_plan::split(&estimates, target);
+                    let estimates = spans::estimate_days(days, &counts);
+                    let target = spans::part_target(total_rows, page_rows, ctx.concurrency);
+                    let parts = spans::split(&estimates, target);
                     let first = parts.first().map(|p| estimates[p.clone()].iter().sum());
                     (parts, first)
                 }
-                Err(ChunkError::QueryLimit) => return Err(ChunkError::QueryLimit),
+                Err(ReadError::QueryLimit) => return Err(ReadError::QueryLimit),
                 Err(e) => {
                     tracing::warn!(
                         "{}: cannot count rows by day ({e}); reading it whole",
@@ -954,11 +766,11 @@ impl SpanReader {
         ctx: &Context,
         job: &ObjectJob,
         page_rows: u64,
-    ) -> Result<(), ChunkError> {
+    ) -> Result<(), ReadError> {
         let day = self.days[0].clone();
         let hours = match count_by_hour(ctx, job, &day).await {
             Ok(hours) => hours,
-            Err(ChunkError::QueryLimit) => return Err(ChunkError::QueryLimit),
+            Err(ReadError::QueryLimit) => return Err(ReadError::QueryLimit),
             Err(e) => {
                 tracing::warn!(
                     "{}: cannot count rows by hour ({e}); reading the day whole",
@@ -967,19 +779,15 @@ impl SpanReader {
                 return Ok(());
             }
         };
-        let windows = fetch_plan::cut_day(day.window, &hours, page_rows, ctx.concurrency);
-        let splits = fetch_plan::id_splits(&windows, &hours, page_rows, ctx.concurrency);
+        let windows = spans::cut_day(day.window, &hours, page_rows, ctx.concurrency);
+        let splits = spans::id_splits(&windows, &hours, page_rows, ctx.concurrency);
         let mut subs: Vec<(Window, IdRange)> = Vec::new();
         for (window, parts) in windows.into_iter().zip(splits) {
             let cuts = match parts {
                 1 => Vec::new(),
                 parts => self.id_cuts(ctx, job, window, parts).await?,
             };
-            subs.extend(
-                fetch_plan::id_ranges(cuts)
-                    .into_iter()
-                    .map(|ids| (window, ids)),
-            );
+            subs.extend(spans::id_ranges(cuts).into_iter().map(|ids| (window, ids)));
         }
         if subs.len() < 2 {
             return Ok(());
@@ -1022,18 +830,18 @@ impl SpanReader {
         job: &ObjectJob,
         window: Window,
         parts: usize,
-    ) -> Result<Vec<String>, ChunkError> {
+    ) -> Result<Vec<String>, ReadError> {
         let edges = async {
             let Some(first) = edge_id(ctx, job, window, None).await? else {
                 return Ok(None);
             };
             let last = edge_id(ctx, job, window, Some(&first)).await?;
-            Ok::<_, ChunkError>(last.map(|last| (first, last)))
+            Ok::<_, ReadError>(last.map(|last| (first, last)))
         };
         match edges.await {
-            Ok(Some((first, last))) => Ok(fetch_plan::id_cuts(&first, &last, parts)),
+            Ok(Some((first, last))) => Ok(spans::id_cuts(&first, &last, parts)),
             Ok(None) => Ok(Vec::new()),
-            Err(ChunkError::QueryLimit) => Err(ChunkError::QueryLimit),
+            Err(ReadError::QueryLimit) => Err(ReadError::QueryLimit),
             Err(e) => {
                 tracing::warn!(
                     "{}: cannot read the ids to cut by ({e}); reading the range whole",
@@ -1053,12 +861,12 @@ impl SpanReader {
         job: &ObjectJob,
         open: &mut Option<OpenDay>,
         batch: &RecordBatch,
-    ) -> Result<bool, ChunkError> {
+    ) -> Result<bool, ReadError> {
         let cursor = batch
             .column(CURSOR_COLUMN)
             .as_any()
             .downcast_ref::<TimestampMillisecondArray>()
-            .ok_or_else(|| ChunkError::Worker("the cursor column is not a date-time".into()))?
+            .ok_or_else(|| ReadError::Worker("the cursor column is not a date-time".into()))?
             .values()
             .clone();
         let mut offset = 0;
@@ -1094,7 +902,7 @@ impl SpanReader {
         job: &ObjectJob,
         open: &mut Option<OpenDay>,
         end: chrono::DateTime<Utc>,
-    ) -> Result<(), ChunkError> {
+    ) -> Result<(), ReadError> {
         while !self.days.is_empty() && self.front_end() <= end {
             self.finish_front_day(ctx, job, open).await?;
         }
@@ -1116,22 +924,22 @@ impl SpanReader {
         ctx: &Context,
         job: &ObjectJob,
         open: &mut Option<OpenDay>,
-    ) -> Result<(), ChunkError> {
+    ) -> Result<(), ReadError> {
         let chunk = self.days.front().expect("a day is open").clone();
         let sink = OpenDay::take(open, ctx, job, &chunk, &self.soql).await?;
         let out = ctx.out.clone();
         let done = match &self.sub {
-            None => run_blocking(move || sink.publish(&out).map_err(ChunkError::from)).await?,
+            None => run_blocking(move || sink.publish(&out).map_err(ReadError::from)).await?,
             Some(sub) => {
                 let (staged, soql) =
-                    run_blocking(move || sink.finish().map_err(ChunkError::from)).await?;
+                    run_blocking(move || sink.finish().map_err(ReadError::from)).await?;
                 let Some(parts) = sub.split.deposit(sub.index, staged, soql) else {
                     // Other sub-ranges are still running: the last one in publishes the day.
                     self.days.pop_front();
                     return Ok(());
                 };
                 let day = ChunkSink::new(ctx, job, &chunk, "");
-                run_blocking(move || day.publish_parts(parts, &out).map_err(ChunkError::from))
+                run_blocking(move || day.publish_parts(parts, &out).map_err(ReadError::from))
                     .await?
             }
         };
@@ -1143,7 +951,7 @@ impl SpanReader {
 
 /// The open day's file, writing its latest batch on the rayon pool while the next page is
 /// fetched. At most one write per span is in flight, so memory stays about a page per span.
-struct OpenDay(BoxFuture<'static, Result<ChunkSink, ChunkError>>);
+struct OpenDay(BoxFuture<'static, Result<ChunkSink, ReadError>>);
 
 impl OpenDay {
     /// The open day's sink once its write has finished, or a new one for `chunk`.
@@ -1153,7 +961,7 @@ impl OpenDay {
         job: &ObjectJob,
         chunk: &Chunk,
         soql: &str,
-    ) -> Result<ChunkSink, ChunkError> {
+    ) -> Result<ChunkSink, ReadError> {
         match open.take() {
             Some(OpenDay(write)) => write.await,
             None => Ok(ChunkSink::new(ctx, job, chunk, soql)),
@@ -1169,10 +977,10 @@ async fn count_by_hour(
     ctx: &Context,
     job: &ObjectJob,
     day: &Chunk,
-) -> Result<BTreeMap<chrono::DateTime<Utc>, u64>, ChunkError> {
+) -> Result<BTreeMap<chrono::DateTime<Utc>, u64>, ReadError> {
     let sel = &job.selection;
     let soql = soql::count_by_hour(&sel.object, &sel.cursor, day.window.start, day.window.end);
-    Ok(fetch_plan::hour_counts(&query_json(ctx, &soql).await?))
+    Ok(spans::hour_counts(&query_json(ctx, &soql).await?))
 }
 
 /// The lowest `Id` of the rows in `window`, or with `from` the highest at or above it; none if
@@ -1182,7 +990,7 @@ async fn edge_id(
     job: &ObjectJob,
     window: Window,
     from: Option<&str>,
-) -> Result<Option<String>, ChunkError> {
+) -> Result<Option<String>, ReadError> {
     let sel = &job.selection;
     let soql = soql::edge_id(&sel.object, &sel.cursor, window.start, window.end, from);
     let answer = query_json(ctx, &soql).await?;
@@ -1190,9 +998,9 @@ async fn edge_id(
 }
 
 /// Sends a one-page query (a count, an edge id), spending one query from the budget.
-async fn query_json(ctx: &Context, soql: &str) -> Result<serde_json::Value, ChunkError> {
+async fn query_json(ctx: &Context, soql: &str) -> Result<serde_json::Value, ReadError> {
     if !ctx.budget.try_take() {
-        return Err(ChunkError::QueryLimit);
+        return Err(ReadError::QueryLimit);
     }
     Ok(ctx.client.query_json(soql).await?)
 }
@@ -1202,7 +1010,7 @@ async fn count_by_day(
     ctx: &Context,
     job: &ObjectJob,
     days: &[Chunk],
-) -> Result<BTreeMap<NaiveDate, u64>, ChunkError> {
+) -> Result<BTreeMap<NaiveDate, u64>, ReadError> {
     let sel = &job.selection;
     let soql = soql::count_by_day(
         &sel.object,
@@ -1210,7 +1018,7 @@ async fn count_by_day(
         days[0].window.start,
         days[days.len() - 1].window.end,
     );
-    Ok(fetch_plan::day_counts(&query_json(ctx, &soql).await?))
+    Ok(spans::day_counts(&query_json(ctx, &soql).await?))
 }
 
 /// The Parquet file of one chunk while its pages arrive.
@@ -1325,46 +1133,6 @@ impl ChunkSink {
     }
 }
 
-/// Fetches and decodes one page, spending one query from the budget per request sent.
-/// A body cut off mid-JSON is fetched again (the same locator serves the same page).
-pub(crate) async fn fetch_page(
-    source: PageSource<'_>,
-    decoder: &Arc<PageDecoder>,
-    request: &QueryPage,
-    label: &(dyn Fn() -> String + Sync),
-) -> Result<Page, ChunkError> {
-    let mut refetches = 0;
-    loop {
-        if source.offpeak.is_some_and(|w| !w.is_open(Utc::now())) {
-            return Err(ChunkError::WindowClosed);
-        }
-        if !source.budget.try_take() {
-            return Err(ChunkError::QueryLimit);
-        }
-        let body = source.client.query_page(request).await?;
-        let decoder = decoder.clone();
-        match run_blocking(move || decoder.decode(&body).map_err(ChunkError::from)).await {
-            Err(ChunkError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
-                refetches += 1;
-                tracing::info!(
-                    "{}: a page arrived cut off ({e}); fetching it again",
-                    label()
-                );
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Where pages come from and what may stop the next request.
-#[derive(Clone, Copy)]
-pub(crate) struct PageSource<'a> {
-    pub client: &'a SalesforceClient,
-    pub budget: &'a QueryBudget,
-    /// Outside these windows no request starts.
-    pub offpeak: Option<&'a OffPeak>,
-}
-
 impl Context {
     fn pages(&self) -> PageSource<'_> {
         PageSource {
@@ -1373,28 +1141,6 @@ impl Context {
             offpeak: self.offpeak.as_ref(),
         }
     }
-}
-
-/// Runs CPU-heavy work on the rayon pool and awaits it without blocking the runtime.
-pub(crate) async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ChunkError> + Send + 'static,
-) -> Result<T, ChunkError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-            .unwrap_or_else(|panic| Err(ChunkError::Worker(panic_message(&panic))));
-        let _ = tx.send(result);
-    });
-    rx.await
-        .unwrap_or_else(|_| Err(ChunkError::Worker("the worker pool shut down".into())))
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@
 //!   host), over https unless the host is loopback.
 //!
 //! ```no_run
-//! # async fn demo(config: sfbackfill::fetch::ClientConfig) -> Result<(), sfbackfill::fetch::FetchError> {
-//! use sfbackfill::fetch::{QueryPage, SalesforceClient};
+//! # async fn demo(config: sfbackfill::salesforce::ClientConfig) -> Result<(), sfbackfill::salesforce::FetchError> {
+//! use sfbackfill::salesforce::{QueryPage, SalesforceClient};
 //! config.validate()?;
 //! let client = SalesforceClient::connect(config).await?;
 //! let page = client
@@ -30,10 +30,13 @@
 //! ```
 
 mod auth;
+pub mod describe;
 mod error;
 mod gate;
 mod limits;
 mod retry;
+pub mod select;
+pub mod soql;
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
@@ -44,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use url::{Host, Url};
 
-use crate::describe::{DescribeGlobal, GlobalObject, ObjectDescribe};
+use crate::salesforce::describe::{DescribeGlobal, GlobalObject, ObjectDescribe};
 use crate::secret::Secret;
 
 pub use error::{FetchError, classify_api_error, classify_token_error};

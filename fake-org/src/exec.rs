@@ -1543,7 +1543,7 @@ fn like(text: &[char], pattern: &[LikeToken]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_org::data::CASE;
+    use crate::data::CASE;
     use std::sync::OnceLock;
 
     fn org() -> &'static Org {
@@ -1641,7 +1641,7 @@ mod tests {
         let snap = org().snapshot();
         let tz = org().user_time_zone;
         let mut want: std::collections::BTreeMap<String, i64> = Default::default();
-        for r in snap.objects[crate::fake_org::data::OPPORTUNITY].rows.iter() {
+        for r in snap.objects[crate::data::OPPORTUNITY].rows.iter() {
             if !r.deleted
                 && r.modified >= ms("2025-03-01T00:00:00Z")
                 && r.modified < ms("2025-04-01T00:00:00Z")

@@ -1,0 +1,189 @@
+//! The commands: each turns validated settings into a run and a report.
+//!
+//! Owns the order of a command's steps (validate, sign in, describe, lock, run, report) and
+//! what each prints on stdout. Every failure reaches `main` as a [`Failure`]: its exit class,
+//! one line, and a hint. Does not own any pipeline stage.
+
+pub mod backfill;
+mod check;
+#[cfg(feature = "fake-org")]
+mod demo;
+#[cfg(feature = "fake-org")]
+mod fake_org;
+mod objects;
+mod plan;
+mod status;
+pub mod sync;
+
+pub use crate::checkpoint::status::{ObjectStatus, SyncStatus, object_statuses, sync_statuses};
+#[cfg(feature = "fake-org")]
+pub use demo::{DEMO_OBJECTS, duckdb_query};
+pub use status::status;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backfill::Reporter;
+use crate::config::cli::{self, Command};
+use crate::config::{self, Connection, Limits, ProcessEnv};
+use crate::error::{ExitKind, UserFacing};
+use crate::progress;
+use crate::read::StopReason;
+use crate::salesforce::{ClientConfig, SalesforceClient};
+
+/// Attempts per request before a chunk is marked failed: enough to ride out a minute of
+/// Salesforce maintenance with the back-off's doubling.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// How a command failed: the exit class, one line, and what to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: ExitKind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(kind: ExitKind, message: impl Into<String>, hint: Option<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl<E: UserFacing> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self {
+            kind: e.exit_kind(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Check(args) => check::check(&args).await,
+        Command::Objects(args) => objects::objects(&args).await,
+        Command::Plan(args) => {
+            let settings = config::backfill(&args, &ProcessEnv)?;
+            plan::plan(&settings).await
+        }
+        Command::Backfill(args) => {
+            let settings = config::backfill(&args, &ProcessEnv)?;
+            let reporter: Arc<dyn Reporter> = Arc::from(progress::reporter(settings.progress));
+            let summary = backfill::backfill(&settings, reporter, shutdown_signal()).await?;
+            backfill::finish(&settings, &summary)
+        }
+        Command::Sync(args) => {
+            let settings = config::sync(&args, &ProcessEnv)?;
+            let summary = sync::sync(&settings, shutdown_signal()).await?;
+            sync::finish_sync(&settings, &summary)
+        }
+        Command::Status(args) => status(&args.out, args.json),
+        #[cfg(feature = "fake-org")]
+        Command::Demo(args) => demo::demo(&args).await,
+        #[cfg(feature = "fake-org")]
+        Command::FakeOrg(args) => fake_org::fake_org(&args).await,
+        #[cfg(not(feature = "fake-org"))]
+        Command::Demo(_) | Command::FakeOrg(_) => Err(Failure::new(
+            ExitKind::Usage,
+            "this build has no embedded fake org",
+            Some(
+                "build with `--features fake-org` (on by default) to run `demo` and `fake-org`"
+                    .into(),
+            ),
+        )),
+    }
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn client_config(connection: &Connection, limits: &Limits) -> ClientConfig {
+    ClientConfig {
+        instance_url: connection.instance_url.clone(),
+        client_id: connection.client_id.clone(),
+        client_secret: connection.client_secret.clone(),
+        api_version: connection.api_version.clone(),
+        concurrency: limits.concurrency,
+        rate_limit: limits.rate_limit,
+        rate_interval: limits.rate_interval,
+        request_timeout: limits.request_timeout,
+        max_api_usage_pct: limits.max_api_usage,
+        max_attempts: MAX_ATTEMPTS,
+        batch_size: limits.batch_size,
+    }
+}
+
+async fn connect(connection: &Connection, limits: &Limits) -> Result<SalesforceClient, Failure> {
+    let cfg = client_config(connection, limits);
+    cfg.validate()?;
+    Ok(SalesforceClient::connect(cfg).await?)
+}
+
+fn usage_line(client: &SalesforceClient) -> String {
+    match client.usage() {
+        Some(u) => format!(
+            "API usage: {} of {} daily requests ({:.1}%)",
+            u.used,
+            u.max,
+            u.share_pct()
+        ),
+        None => "API usage: unknown (the org did not report it)".into(),
+    }
+}
+
+/// The exit of a run that stopped early: always resumable; `resume` says how.
+fn stopped(reason: &StopReason, interrupted: &str, resume: &str) -> Failure {
+    let (message, hint) = match reason {
+        StopReason::QueryLimit { limit } => (
+            format!("stopped: the query limit of {limit} requests is reached"),
+            resume.to_string(),
+        ),
+        StopReason::ApiUsage { message } => (format!("stopped: {message}"), resume.to_string()),
+        StopReason::OutsideWindow { opens } => (
+            format!("stopped: outside the off-peak windows; the next opens at {opens}"),
+            "run the same command again then; done chunks are skipped".to_string(),
+        ),
+        StopReason::Interrupted => (interrupted.to_string(), resume.to_string()),
+    };
+    Failure::new(ExitKind::Resumable, message, Some(hint))
+}
+
+/// The exit of a run in which `failed` chunks or objects (`noun`) failed after their retries.
+fn failed_after_retries(failed: u64, noun: &str, out: &Path, hint: &str) -> Failure {
+    Failure::new(
+        ExitKind::Failure,
+        format!(
+            "{failed} {noun}{} failed after their retries (see `sfbackfill status --out {}`)",
+            if failed == 1 { "" } else { "s" },
+            out.display()
+        ),
+        Some(hint.to_string()),
+    )
+}

@@ -1,0 +1,132 @@
+//! `plan`: what a backfill would send, from the manifest and one count query per object.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::checkpoint;
+use crate::config::BackfillSettings;
+use crate::plan;
+use crate::plan::spans;
+use crate::salesforce::select::Selection;
+use crate::salesforce::soql;
+use crate::salesforce::{FetchError, SalesforceClient};
+
+use super::backfill::{backfill_fields, pending_chunks, prepare_objects};
+use super::{Failure, client_config, connect, usage_line};
+
+pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
+    client_config(&settings.connection, &settings.limits).validate()?;
+    let state = checkpoint::read(&settings.out)?;
+    let client = connect(&settings.connection, &settings.limits).await?;
+    let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
+        Ok(settings.cursor_field.clone())
+    })
+    .await?;
+    let per_second =
+        f64::from(settings.limits.rate_limit) / settings.limits.rate_interval.as_secs_f64();
+    println!(
+        "{:<24} {:>5} {:>5} {:>6} {:>9} {:>8} {:>9} {:>7}",
+        "OBJECT", "DAYS", "DONE", "EMPTY", "ROWS", "QUERIES", "REQUESTS", "FLOOR"
+    );
+    let (mut total_requests, mut total_floor) = (0u64, 0u64);
+    let mut estimated = Vec::new();
+    for (_, selection) in &prepared {
+        let object = selection.object.to_string();
+        let days = plan::days(settings.window, settings.chunk_timezone).len();
+        let pending = pending_chunks(settings, &state, &object);
+        let counts = match day_counts(&client, selection, settings.window).await {
+            Ok(counts) => counts,
+            Err(e) if e.is_query_refused() => {
+                estimated.push(format!("{object} (`{e}`)"));
+                spread_count(&client, selection, settings.window).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let page = selection.rows_per_page(settings.limits.batch_size);
+        let (mut rows, mut empty, mut cost) = (0.0, 0, spans::Cost::default());
+        for span in spans::spans(pending.clone()) {
+            let estimates = spans::estimate_days(&span.days, &counts);
+            empty += estimates.iter().filter(|&&n| n == 0.0).count();
+            rows += estimates.iter().sum::<f64>();
+            let c = spans::expected_cost(&estimates, page, settings.limits.concurrency);
+            cost.queries += c.queries;
+            cost.requests += c.requests;
+        }
+        let rows = rows.round() as u64;
+        // The describe is part of both: the floor is the pages the rows need plus it.
+        let floor = rows.div_ceil(page) + 1;
+        total_requests += cost.requests + 1;
+        total_floor += floor;
+        println!(
+            "{:<24} {:>5} {:>5} {:>6} {:>9} {:>8} {:>9} {:>7}",
+            object,
+            days,
+            days - pending.len(),
+            empty,
+            rows,
+            cost.queries,
+            cost.requests + 1,
+            floor
+        );
+    }
+    if !estimated.is_empty() {
+        println!(
+            "the org would not count rows per day for {}: their rows are the window's count spread evenly over its days, so EMPTY and QUERIES are guesses",
+            estimated.join(", ")
+        );
+    }
+    let secs = total_requests as f64 / per_second;
+    println!(
+        "about {total_requests} requests against a lower bound of {total_floor} (pages the rows need, plus each describe); at {per_second:.1} requests/s about {}",
+        human_duration(Duration::from_secs_f64(secs))
+    );
+    println!("{}", usage_line(&client));
+    Ok(())
+}
+
+/// Rows per UTC day of the object's cursor over `window`, one aggregate query per stretch of
+/// days that fits Salesforce's 2,000-group limit.
+async fn day_counts(
+    client: &SalesforceClient,
+    selection: &Selection,
+    window: plan::Window,
+) -> Result<BTreeMap<chrono::NaiveDate, u64>, FetchError> {
+    let mut counts = BTreeMap::new();
+    let stretch = chrono::Duration::days(spans::MAX_COUNTED_DAYS as i64);
+    let mut start = window.start;
+    while start < window.end {
+        let end = (start + stretch).min(window.end);
+        let soql = soql::count_by_day(&selection.object, &selection.cursor, start, end);
+        counts.extend(spans::day_counts(&client.query_json(&soql).await?));
+        start = end;
+    }
+    Ok(counts)
+}
+
+/// For an org that refuses the per-day aggregate: the window's `COUNT()`, spread evenly over
+/// its UTC days, so `plan` still prints an estimate instead of failing.
+async fn spread_count(
+    client: &SalesforceClient,
+    selection: &Selection,
+    window: plan::Window,
+) -> Result<BTreeMap<chrono::NaiveDate, u64>, Failure> {
+    let soql = soql::count_range(
+        &selection.object,
+        &selection.cursor,
+        window.start,
+        window.end,
+    );
+    let total = client.query_json(&soql).await?["totalSize"]
+        .as_u64()
+        .unwrap_or(0);
+    Ok(spans::spread_evenly(window, total))
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -1,0 +1,274 @@
+//! What backfill and sync share to read a range of an object: its fields and decoders, the
+//! per-run query budget, one page fetched and decoded off the async runtime, the joins of a
+//! wide object's field groups, and the errors of reading.
+//!
+//! Owns: spending the `--query-limit` budget (one query per request sent), refetching a page
+//! whose body arrived cut off, and stopping before a request outside the off-peak windows.
+//! Does not own HTTP (`salesforce`), bytes-to-Arrow (`decode`), files (`write`) or which range
+//! is read when (`backfill`, `sync`).
+//!
+//! Invariants:
+//! * Every query request sent is taken from the budget first; none is sent once it is spent.
+//! * Decoding runs on the rayon pool, never on the async runtime.
+
+pub mod join;
+
+use chrono::Utc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::decode::{DecodeError, Page, PageDecoder};
+use crate::error::{ExitKind, UserFacing};
+use crate::plan::offpeak::OffPeak;
+use crate::salesforce::select::{self, Selection};
+use crate::salesforce::soql::Identifier;
+use crate::salesforce::{FetchError, QueryPage, SalesforceClient};
+use crate::write::WriteError;
+use join::RowsShifted;
+
+/// A page whose body arrives cut off is fetched again at most this many times.
+const MAX_PAGE_REFETCHES: u32 = 4;
+
+/// The `--query-limit` budget: how many more query requests this run may send.
+#[derive(Debug)]
+pub struct QueryBudget {
+    limit: Option<u64>,
+    used: AtomicU64,
+}
+
+impl QueryBudget {
+    pub fn new(limit: Option<u64>) -> Self {
+        Self {
+            limit,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes one request from the budget; false when it is spent.
+    pub fn try_take(&self) -> bool {
+        let Some(limit) = self.limit else {
+            self.used.fetch_add(1, Ordering::Relaxed);
+            return true;
+        };
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                (u < limit).then_some(u + 1)
+            })
+            .is_ok()
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+}
+
+/// What is copied of one object, shared by its chunks.
+pub struct ObjectJob {
+    pub selection: Selection,
+    /// Decodes pages of the full field list; its schema is the files' schema.
+    pub decoder: Arc<PageDecoder>,
+    /// One query per group of fields: one group unless the field list is too long for a URL.
+    pub groups: Vec<FieldGroup>,
+}
+
+/// The fields one query of a chunk reads.
+pub struct FieldGroup {
+    pub fields: Vec<Identifier>,
+    pub decoder: Arc<PageDecoder>,
+    /// Where each of this group's columns goes in the full schema.
+    pub positions: Vec<usize>,
+}
+
+impl ObjectJob {
+    /// Prepares an object's decoders, splitting its fields into groups whose query fits in
+    /// `max_uri_bytes` for a URL that begins with `uri_prefix_len` bytes.
+    pub fn new(
+        selection: Selection,
+        uri_prefix_len: usize,
+        max_uri_bytes: usize,
+    ) -> Result<Self, DecodeError> {
+        let decoder = Arc::new(PageDecoder::new(&selection.fields)?);
+        let ids = selection.identifiers();
+        let groups = select::field_groups(&selection, uri_prefix_len, max_uri_bytes)
+            .into_iter()
+            .map(|positions| {
+                let fields: Vec<_> = positions
+                    .iter()
+                    .map(|&i| selection.fields[i].clone())
+                    .collect();
+                Ok(FieldGroup {
+                    fields: positions.iter().map(|&i| ids[i].clone()).collect(),
+                    decoder: Arc::new(PageDecoder::new(&fields)?),
+                    positions,
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        Ok(Self {
+            selection,
+            decoder,
+            groups,
+        })
+    }
+}
+
+/// Why a run stopped before its chunks were all done; each resumes by running again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    QueryLimit {
+        limit: u64,
+    },
+    ApiUsage {
+        message: String,
+    },
+    /// Outside every off-peak window with `--exit-outside-window`; `opens` is local time.
+    OutsideWindow {
+        opens: String,
+    },
+    Interrupted,
+}
+
+impl StopReason {
+    /// The org's daily allowance or the usage guard: no request may start, the run resumes later.
+    pub fn of_fetch(e: &FetchError) -> Option<StopReason> {
+        (e.exit_kind() == ExitKind::Resumable).then(|| StopReason::ApiUsage {
+            message: e.to_string(),
+        })
+    }
+}
+
+/// One chunk's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The `--query-limit` budget is spent; the chunk is abandoned, not failed.
+    #[error("the query limit is reached")]
+    QueryLimit,
+    /// The off-peak windows closed while a span ran: its days wait for the next window.
+    #[error("the off-peak window closed")]
+    WindowClosed,
+    /// Rows changed between the queries of a wide object's field groups; read again.
+    #[error(transparent)]
+    Shifted(#[from] RowsShifted),
+    /// Another sub-range of the same day failed: this one stops, the day is failed once.
+    #[error("another part of the day failed")]
+    SiblingFailed,
+    /// The task's day was cut into `Id` ranges after its first page, which its running query
+    /// does not filter by: it reads its own range again from the start. Never leaves the task.
+    #[error("the day was cut into id ranges")]
+    Recut,
+    /// A decode or write task died (a bug): reported, never hidden.
+    #[error("a worker stopped unexpectedly: {0}")]
+    Worker(String),
+}
+
+impl ReadError {
+    /// Errors after which no chunk should start: the whole run stops, resumable.
+    pub(crate) fn stop_reason(&self, budget: &QueryBudget) -> Option<StopReason> {
+        match self {
+            ReadError::QueryLimit => Some(StopReason::QueryLimit {
+                limit: budget.limit().unwrap_or_default(),
+            }),
+            ReadError::Fetch(e) => StopReason::of_fetch(e),
+            _ => None,
+        }
+    }
+
+    /// Errors every other chunk would meet too (a full disk, a read-only folder, bad
+    /// credentials): the run ends with this error instead of failing each chunk.
+    pub(crate) fn ends_run(&self) -> bool {
+        match self {
+            ReadError::Write(_) => true,
+            ReadError::Fetch(e) => e.exit_kind() == ExitKind::Usage,
+            _ => false,
+        }
+    }
+}
+
+impl UserFacing for ReadError {
+    fn exit_kind(&self) -> ExitKind {
+        match self {
+            ReadError::Fetch(e) => e.exit_kind(),
+            ReadError::QueryLimit => ExitKind::Resumable,
+            _ => ExitKind::Failure,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ReadError::Fetch(e) => e.hint(),
+            ReadError::Write(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// Fetches and decodes one page, spending one query from the budget per request sent.
+/// A body cut off mid-JSON is fetched again (the same locator serves the same page).
+pub(crate) async fn fetch_page(
+    source: PageSource<'_>,
+    decoder: &Arc<PageDecoder>,
+    request: &QueryPage,
+    label: &(dyn Fn() -> String + Sync),
+) -> Result<Page, ReadError> {
+    let mut refetches = 0;
+    loop {
+        if source.offpeak.is_some_and(|w| !w.is_open(Utc::now())) {
+            return Err(ReadError::WindowClosed);
+        }
+        if !source.budget.try_take() {
+            return Err(ReadError::QueryLimit);
+        }
+        let body = source.client.query_page(request).await?;
+        let decoder = decoder.clone();
+        match run_blocking(move || decoder.decode(&body).map_err(ReadError::from)).await {
+            Err(ReadError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
+                refetches += 1;
+                tracing::info!(
+                    "{}: a page arrived cut off ({e}); fetching it again",
+                    label()
+                );
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Where pages come from and what may stop the next request.
+#[derive(Clone, Copy)]
+pub(crate) struct PageSource<'a> {
+    pub client: &'a SalesforceClient,
+    pub budget: &'a QueryBudget,
+    /// Outside these windows no request starts.
+    pub offpeak: Option<&'a OffPeak>,
+}
+
+/// Runs CPU-heavy work on the rayon pool and awaits it without blocking the runtime.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
+) -> Result<T, ReadError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .unwrap_or_else(|panic| Err(ReadError::Worker(panic_message(&panic))));
+        let _ = tx.send(result);
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(ReadError::Worker("the worker pool shut down".into())))
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
