@@ -140,7 +140,17 @@ impl StopReason {
     }
 }
 
-/// One chunk's failure.
+/// Why no further request may go out for now: not a failure of the range being read, which
+/// stays pending and resumes where the run resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// The `--query-limit` budget is spent: the run stops, resumable.
+    QueryLimit,
+    /// The off-peak windows closed: the range waits for the next window.
+    WindowClosed,
+}
+
+/// Why reading a range of an object did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error(transparent)]
@@ -149,22 +159,15 @@ pub enum ReadError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Write(#[from] WriteError),
-    /// The `--query-limit` budget is spent; the chunk is abandoned, not failed.
-    #[error("the query limit is reached")]
-    QueryLimit,
-    /// The off-peak windows closed while a span ran: its days wait for the next window.
-    #[error("the off-peak window closed")]
-    WindowClosed,
+    /// No request may go out now; nothing failed.
+    #[error("{}", match .0 {
+        Halt::QueryLimit => "the query limit is reached",
+        Halt::WindowClosed => "the off-peak window closed",
+    })]
+    Halted(Halt),
     /// Rows changed between the queries of a wide object's field groups; read again.
     #[error(transparent)]
     Shifted(#[from] RowsShifted),
-    /// Another sub-range of the same day failed: this one stops, the day is failed once.
-    #[error("another part of the day failed")]
-    SiblingFailed,
-    /// The task's day was cut into `Id` ranges after its first page, which its running query
-    /// does not filter by: it reads its own range again from the start. Never leaves the task.
-    #[error("the day was cut into id ranges")]
-    Recut,
     /// A decode or write task died (a bug): reported, never hidden.
     #[error("a worker stopped unexpectedly: {0}")]
     Worker(String),
@@ -174,7 +177,7 @@ impl ReadError {
     /// Errors after which no chunk should start: the whole run stops, resumable.
     pub(crate) fn stop_reason(&self, budget: &QueryBudget) -> Option<StopReason> {
         match self {
-            ReadError::QueryLimit => Some(StopReason::QueryLimit {
+            ReadError::Halted(Halt::QueryLimit) => Some(StopReason::QueryLimit {
                 limit: budget.limit().unwrap_or_default(),
             }),
             ReadError::Fetch(e) => StopReason::of_fetch(e),
@@ -197,7 +200,7 @@ impl UserFacing for ReadError {
     fn exit_kind(&self) -> ExitKind {
         match self {
             ReadError::Fetch(e) => e.exit_kind(),
-            ReadError::QueryLimit => ExitKind::Resumable,
+            ReadError::Halted(Halt::QueryLimit) => ExitKind::Resumable,
             _ => ExitKind::Failure,
         }
     }
@@ -222,10 +225,10 @@ pub(crate) async fn fetch_page(
     let mut refetches = 0;
     loop {
         if source.offpeak.is_some_and(|w| !w.is_open(Utc::now())) {
-            return Err(ReadError::WindowClosed);
+            return Err(ReadError::Halted(Halt::WindowClosed));
         }
         if !source.budget.try_take() {
-            return Err(ReadError::QueryLimit);
+            return Err(ReadError::Halted(Halt::QueryLimit));
         }
         let body = source.client.query_page(request).await?;
         let decoder = decoder.clone();
@@ -271,4 +274,25 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_budget_never_hands_out_more_than_its_limit() {
+        let budget = Arc::new(QueryBudget::new(Some(50)));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let b = budget.clone();
+                std::thread::spawn(move || (0..20).filter(|_| b.try_take()).count())
+            })
+            .collect();
+        let taken: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(taken, 50);
+        assert_eq!(budget.used(), 50);
+        let unlimited = QueryBudget::new(None);
+        assert!((0..1000).all(|_| unlimited.try_take()));
+    }
 }
