@@ -1798,7 +1798,11 @@ mod tests {
             .collect();
         let soql = format!("SELECT {} FROM Invoice__c LIMIT 500", names.join(", "));
         let r = execute(org(), &soql, false).unwrap();
-        assert_eq!(r.max_page_size(), None);
+        assert_eq!(
+            r.max_page_size(),
+            Some(LONG_TEXT_PAGE),
+            "Terms__c and Summary__c are two long text areas"
+        );
         let rows = records(&soql, false);
         assert_eq!(rows.len(), 500);
         for name in &names {
@@ -1818,6 +1822,25 @@ mod tests {
         }
         let first = rows.iter().find(|r| !r["Location__c"].is_null()).unwrap();
         assert!(first["Location__c"]["latitude"].is_number());
+        // A custom address holds ISO codes, in `stateCode`/`countryCode`, and no names.
+        for r in rows.iter().filter(|r| !r["Billing_Address__c"].is_null()) {
+            let address = &r["Billing_Address__c"];
+            assert_eq!(address["state"], serde_json::Value::Null);
+            assert_eq!(address["country"], serde_json::Value::Null);
+            assert_eq!(address["stateCode"], r["Billing_Address__StateCode__s"]);
+            assert_eq!(address["countryCode"], r["Billing_Address__CountryCode__s"]);
+            assert_eq!(address["city"], r["Billing_Address__City__s"]);
+            let country = address["countryCode"].as_str().unwrap();
+            assert!(
+                country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()),
+                "{country}"
+            );
+        }
+        assert!(
+            rows.iter()
+                .any(|r| r["Billing_Address__c"]["countryCode"] == "JP"
+                    && r["Billing_Address__c"]["stateCode"] == "13")
+        );
         let t = rows
             .iter()
             .find_map(|r| r["Delivery_Window__c"].as_str())
