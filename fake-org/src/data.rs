@@ -606,11 +606,43 @@ mod tests {
             "url",
             "textarea",
             "location",
+            "address",
             "reference",
             "encryptedstring",
         ] {
             assert!(types.contains(&t), "{t}");
         }
+        let inv_field = |n: &str| describe_field(&inv, n);
+        for part in [
+            "Street",
+            "City",
+            "StateCode",
+            "PostalCode",
+            "CountryCode",
+            "Latitude",
+            "Longitude",
+            "GeocodeAccuracy",
+        ] {
+            let f = inv_field(&format!("Billing_Address__{part}__s"));
+            assert_eq!(f["compoundFieldName"], "Billing_Address__c", "{part}");
+            assert_eq!(f["custom"], true, "{part}");
+        }
+        assert_eq!(inv_field("Billing_Address__c")["type"], "address");
+        assert_eq!(inv_field("Billing_Address__c")["custom"], true);
+        let country = inv_field("Billing_Address__CountryCode__s");
+        assert_eq!(country["type"], "picklist");
+        assert!(
+            country["picklistValues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["value"] == "JP")
+        );
+        assert_eq!(
+            field("BillingCountry")["type"],
+            "string",
+            "a standard one holds names"
+        );
         let global = org.describe_global("62.0");
         let names: Vec<&str> = global["sobjects"]
             .as_array()

@@ -31,7 +31,8 @@ use super::soql::{self, CmpOp, Cond, Expr, Func, Lit, LitValue, Query, RelDate, 
 pub const MAX_OFFSET: u64 = 2_000;
 /// An aggregate query's rows must fit in one batch (salesforce-api.md §4.6).
 pub const MAX_GROUPS: usize = 2_000;
-/// Pages are capped at this many rows when two or more long text areas are selected (§4.3).
+/// Pages are capped at this many rows when two or more custom long text areas are selected
+/// (§4.3); standard ones (`Description`) do not count, as in Salesforce.
 pub const LONG_TEXT_PAGE: usize = 200;
 
 /// A query error as Salesforce reports it: `errorCode` and `message` (HTTP 400).
@@ -66,7 +67,8 @@ struct Records {
     object: usize,
     rows: Vec<u32>,
     columns: Vec<Column>,
-    long_texts: usize,
+    /// Custom long text areas selected from the object itself, for [`LONG_TEXT_PAGE`].
+    custom_long_texts: usize,
 }
 
 /// One key of a rendered record.
@@ -157,7 +159,7 @@ impl QueryResult {
     /// A cap on page size below the requested batch size (wide rows), if any.
     pub fn max_page_size(&self) -> Option<usize> {
         match &self.kind {
-            Kind::Records(r) if r.long_texts >= 2 => Some(LONG_TEXT_PAGE),
+            Kind::Records(r) if r.custom_long_texts >= 2 => Some(LONG_TEXT_PAGE),
             _ => None,
         }
     }
@@ -1150,7 +1152,7 @@ impl Compiler<'_> {
     fn records(&self, q: &Query, mut rows: Vec<u32>) -> Result<Records, SoqlError> {
         let mut columns: Vec<Column> = Vec::new();
         let mut seen: Vec<String> = Vec::new();
-        let mut long_texts = 0;
+        let mut custom_long_texts = 0;
         for item in &q.select {
             let Expr::Field(path) = &item.expr else {
                 unreachable!("functions make an aggregate query")
@@ -1177,8 +1179,9 @@ impl Compiler<'_> {
             };
             match eval {
                 Eval::Field(i) => {
-                    if self.fields(self.object)[i].is_long_text() {
-                        long_texts += 1;
+                    let f = &self.fields(self.object)[i];
+                    if f.custom && f.is_long_text() {
+                        custom_long_texts += 1;
                     }
                     columns.push(leaf);
                 }
@@ -1197,7 +1200,7 @@ impl Compiler<'_> {
             object: self.object,
             rows,
             columns,
-            long_texts,
+            custom_long_texts,
         })
     }
 
@@ -1798,7 +1801,11 @@ mod tests {
             .collect();
         let soql = format!("SELECT {} FROM Invoice__c LIMIT 500", names.join(", "));
         let r = execute(org(), &soql, false).unwrap();
-        assert_eq!(r.max_page_size(), None);
+        assert_eq!(
+            r.max_page_size(),
+            Some(LONG_TEXT_PAGE),
+            "Terms__c and Summary__c are two custom long text areas"
+        );
         let rows = records(&soql, false);
         assert_eq!(rows.len(), 500);
         for name in &names {
@@ -1818,6 +1825,25 @@ mod tests {
         }
         let first = rows.iter().find(|r| !r["Location__c"].is_null()).unwrap();
         assert!(first["Location__c"]["latitude"].is_number());
+        // A custom address holds ISO codes, in `stateCode`/`countryCode`, and no names.
+        for r in rows.iter().filter(|r| !r["Billing_Address__c"].is_null()) {
+            let address = &r["Billing_Address__c"];
+            assert_eq!(address["state"], serde_json::Value::Null);
+            assert_eq!(address["country"], serde_json::Value::Null);
+            assert_eq!(address["stateCode"], r["Billing_Address__StateCode__s"]);
+            assert_eq!(address["countryCode"], r["Billing_Address__CountryCode__s"]);
+            assert_eq!(address["city"], r["Billing_Address__City__s"]);
+            let country = address["countryCode"].as_str().unwrap();
+            assert!(
+                country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()),
+                "{country}"
+            );
+        }
+        assert!(
+            rows.iter()
+                .any(|r| r["Billing_Address__c"]["countryCode"] == "JP"
+                    && r["Billing_Address__c"]["stateCode"] == "13")
+        );
         let t = rows
             .iter()
             .find_map(|r| r["Delivery_Window__c"].as_str())
@@ -1849,20 +1875,25 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.code, "INVALID_FIELD");
-        let wide = execute(
-            org(),
-            "SELECT Id, Description, Comments FROM Case LIMIT 1",
-            false,
-        )
-        .unwrap();
-        assert_eq!(wide.max_page_size(), Some(LONG_TEXT_PAGE));
-        let one_long = execute(
-            org(),
-            "SELECT Id, Description, Subject FROM Case LIMIT 1",
-            false,
-        )
-        .unwrap();
-        assert_eq!(one_long.max_page_size(), None);
+    }
+
+    #[test]
+    fn only_two_custom_long_text_areas_cap_the_page() {
+        let cap = |soql: &str| execute(org(), soql, false).unwrap().max_page_size();
+        assert_eq!(
+            cap("SELECT Id, Terms__c, Summary__c FROM Invoice__c LIMIT 1"),
+            Some(LONG_TEXT_PAGE)
+        );
+        assert_eq!(cap("SELECT Id, Terms__c, Notes__c FROM Invoice__c"), None);
+        // Case's Description (32,000) and Comments (4,000) are standard long text areas.
+        assert_eq!(
+            cap("SELECT Id, Description, Comments FROM Case LIMIT 1"),
+            None
+        );
+        assert_eq!(
+            cap("SELECT Id, Description, Subject FROM Case LIMIT 1"),
+            None
+        );
     }
 
     #[test]

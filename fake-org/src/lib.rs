@@ -140,6 +140,9 @@ impl Default for FakeOrgConfig {
 pub struct Stats {
     pub requests: u64,
     pub by_kind: BTreeMap<String, u64>,
+    /// Of `by_kind`, the requests that carried `Sforce-Query-Options: batchSize=N` (any `N`),
+    /// under the same keys; a kind none carried is absent.
+    pub with_batch_size: BTreeMap<String, u64>,
     pub by_status: BTreeMap<u16, u64>,
     pub peak_in_flight: u64,
     pub peak_per_second: u64,

@@ -139,7 +139,11 @@ async fn outer(State(s): S, req: Request, next: Next) -> Response {
     if path.starts_with("/__fake/") {
         return next.run(req).await;
     }
-    let _in_flight = s.stats.begin(Kind::of_path(&path));
+    let kind = Kind::of_path(&path);
+    let _in_flight = s.stats.begin(kind);
+    if requested_batch_size(req.headers()).is_some() {
+        s.stats.batch_size_sent(kind);
+    }
     let uri_len = req
         .uri()
         .path_and_query()
@@ -555,9 +559,16 @@ fn soql_param(raw_query: Option<&str>) -> Option<String> {
         .filter(|q| !q.trim().is_empty())
 }
 
-/// The requested `Sforce-Query-Options: batchSize=N`, clamped to 200..=2000.
+/// The batch size a request asks for, clamped to 200..=2000; 2000 when it asks none.
 fn batch_size(headers: &HeaderMap) -> usize {
-    let requested = headers
+    requested_batch_size(headers)
+        .unwrap_or(MAX_BATCH)
+        .clamp(MIN_BATCH, MAX_BATCH)
+}
+
+/// `N` of a `Sforce-Query-Options: batchSize=N` header, as sent.
+fn requested_batch_size(headers: &HeaderMap) -> Option<usize> {
+    headers
         .get("sforce-query-options")
         .and_then(|v| v.to_str().ok())
         .and_then(|opts| {
@@ -567,8 +578,7 @@ fn batch_size(headers: &HeaderMap) -> usize {
                     .eq_ignore_ascii_case("batchSize")
                     .then(|| v.trim().parse::<usize>().ok())?
             })
-        });
-    requested.unwrap_or(MAX_BATCH).clamp(MIN_BATCH, MAX_BATCH)
+        })
 }
 
 async fn run_query(

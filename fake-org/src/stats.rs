@@ -1,4 +1,5 @@
-//! What the fake org has served: request counts by kind and status, peaks, records.
+//! What the fake org has served: request counts by kind and status, peaks, records, and
+//! which requests carried a batch size.
 //!
 //! Owns the [`Recorder`] the server's outermost layer feeds. Invariants: `/__fake/*`
 //! requests are never recorded; `in_flight` returns to zero when every request has answered
@@ -74,6 +75,7 @@ pub struct Recorder {
 struct Counts {
     requests: u64,
     by_kind: BTreeMap<String, u64>,
+    with_batch_size: BTreeMap<String, u64>,
     by_status: BTreeMap<u16, u64>,
     peak_in_flight: u64,
     /// The whole second (since start) of the current bucket, and its count.
@@ -123,6 +125,17 @@ impl Recorder {
         InFlight { recorder: self }
     }
 
+    /// Records that a request of `kind` carried `Sforce-Query-Options: batchSize=N`. The
+    /// org keeps a query's page size in its cursor, so pages alone cannot show whether a
+    /// client sent the header with every request; this count can.
+    pub fn batch_size_sent(&self, kind: Kind) {
+        *self
+            .lock()
+            .with_batch_size
+            .entry(kind.name().to_string())
+            .or_default() += 1;
+    }
+
     /// Records the status a request was answered with.
     pub fn status(&self, status: u16) {
         *self.lock().by_status.entry(status).or_default() += 1;
@@ -141,6 +154,7 @@ impl Recorder {
         Stats {
             requests: c.requests,
             by_kind: c.by_kind.clone(),
+            with_batch_size: c.with_batch_size.clone(),
             by_status: c.by_status.clone(),
             peak_in_flight: c.peak_in_flight,
             peak_per_second: c.peak_per_second,
@@ -198,6 +212,7 @@ mod tests {
         let b = r.begin(Kind::QueryMore);
         drop(a);
         let c = r.begin(Kind::Query);
+        r.batch_size_sent(Kind::Query);
         r.status(200);
         r.status(200);
         r.status(503);
@@ -206,6 +221,8 @@ mod tests {
         assert_eq!(s.requests, 3);
         assert_eq!(s.by_kind["query"], 2);
         assert_eq!(s.by_kind["query_more"], 1);
+        assert_eq!(s.with_batch_size["query"], 1);
+        assert!(!s.with_batch_size.contains_key("query_more"));
         assert_eq!(s.by_status[&200], 2);
         assert_eq!(s.by_status[&503], 1);
         assert_eq!(s.peak_in_flight, 2);
@@ -216,5 +233,6 @@ mod tests {
         r.reset();
         assert_eq!(r.snapshot().requests, 0);
         assert_eq!(r.snapshot().records_served, 0);
+        assert!(r.snapshot().with_batch_size.is_empty());
     }
 }

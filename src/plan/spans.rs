@@ -2,9 +2,11 @@
 //! pages its rows need rather than one query per day.
 //!
 //! Owns the grouping of an object's pending days into [`Span`]s (consecutive days read by one
-//! query), the rules that cut a large span into parts from a per-day row estimate, and the
-//! rules that cut one heavy day into sub-ranges from a per-hour count ([`cut_day`]). Pure: no
-//! I/O. Does not own the day boundaries (`plan`) nor running the queries (`schedule`).
+//! query), the rules that cut a large span into parts from a per-day row estimate, the rules
+//! that cut one heavy day into sub-ranges from a per-hour count ([`cut_day`]), and the `Id`
+//! ranges a sub-range too heavy for any hour cut is read in ([`id_splits`], [`id_cuts`],
+//! [`id_ranges`]). Pure: no I/O. Does not own the day boundaries (`plan`) nor running the
+//! queries (`schedule`).
 //!
 //! Invariants:
 //! * A span's days are consecutive (each day's window ends where the next begins), so its one
@@ -12,8 +14,10 @@
 //! * Splitting never loses or repeats a day: the parts of a span tile it in order.
 //! * The manifest's unit stays the day; a span only decides how days are fetched.
 //! * A day's sub-ranges tile its window in order, on UTC hour boundaries: rows sharing one
-//!   cursor instant always fall in one sub-range, so a day whose rows share a second cannot be
-//!   cut below that second (nothing here pretends to cut by `Id`).
+//!   cursor instant always fall in one sub-range, so no time cut can share out a day whose rows
+//!   share a second. A sub-range holding well over a fair part of the day is read in `Id`
+//!   ranges instead ([`id_splits`]): the first open below, the last open above, each cut ending
+//!   one range and starting the next, so together they hold every id exactly once.
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use std::collections::BTreeMap;

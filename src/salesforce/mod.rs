@@ -349,16 +349,18 @@ impl SalesforceClient {
 
     /// One page of a query, as the raw JSON bytes Salesforce sent.
     ///
-    /// `First` runs the statement (`/query`, or `/queryAll` to include deleted rows, with the
-    /// configured `batchSize`); `Next` follows an opaque `nextRecordsUrl`. A body cut off
-    /// mid-JSON is returned as is: the decoder finds it and the caller asks again.
+    /// `First` runs the statement (`/query`, or `/queryAll` to include deleted rows); `Next`
+    /// follows an opaque `nextRecordsUrl`. Both send the configured `batchSize`: it is a
+    /// header of each page request (salesforce-api.md §4.1), so a `Next` without it would
+    /// leave that page's size to the org. A body cut off mid-JSON is returned as is: the
+    /// decoder finds it and the caller asks again.
     ///
     /// # Errors
     /// `ExpiredCursor` for a dead `nextRecordsUrl`, `QueryTimeout`, `InvalidField`,
     /// `MalformedQuery`, the usage guard, and any other data-call error after retries.
     pub async fn query_page(&self, page: &QueryPage) -> Result<Bytes, FetchError> {
         let inner = &self.inner;
-        match page {
+        let url = match page {
             QueryPage::First {
                 soql,
                 include_deleted,
@@ -368,20 +370,17 @@ impl SalesforceClient {
                 } else {
                     "query"
                 };
-                let url = inner.query_url(resource, soql);
-                let mut headers = HeaderMap::new();
-                if let Some(n) = inner.config.batch_size {
-                    let value = HeaderValue::from_str(&format!("batchSize={n}"))
-                        .expect("digits are a valid header value");
-                    headers.insert(QUERY_OPTIONS, value);
-                }
-                inner.get(&url, headers).await
+                inner.query_url(resource, soql)
             }
-            QueryPage::Next { url } => {
-                let url = inner.cursor_url(url)?;
-                inner.get(&url, HeaderMap::new()).await
-            }
+            QueryPage::Next { url } => inner.cursor_url(url)?,
+        };
+        let mut headers = HeaderMap::new();
+        if let Some(n) = inner.config.batch_size {
+            let value = HeaderValue::from_str(&format!("batchSize={n}"))
+                .expect("digits are a valid header value");
+            headers.insert(QUERY_OPTIONS, value);
         }
+        inner.get(&url, headers).await
     }
 
     /// Runs a statement whose answer is one page (`COUNT()`, aggregates) and returns its JSON.

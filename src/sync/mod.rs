@@ -39,7 +39,10 @@ use crate::write::{self, ChunkFileWriter, FileMeta, WriteError};
 /// Rows per step: each step ends in one file per day it touches and moves the cursor, so an
 /// interrupted sync of a long absence loses at most this many rows of reading.
 pub const STEP_ROWS: u64 = 50_000;
-/// Expired query locators in a row, without a page read between them, before giving up.
+/// Expired query locators one range may meet before the pass gives up. The count starts
+/// again only when a range is read to its end (pages read between two expiries do not reset
+/// it), so a range whose locators keep expiring fails at the fourth expiry however far each
+/// restart got; a `QUERY_TIMEOUT` narrowing neither counts nor resets it.
 const MAX_RESTARTS: u32 = 3;
 /// `QUERY_TIMEOUT` halves the range; below this it cannot usefully shrink.
 const MIN_RANGE: chrono::Duration = chrono::Duration::seconds(1);

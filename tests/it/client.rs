@@ -209,6 +209,52 @@ async fn describes_and_queries_speak_the_rest_api() {
     assert!(matches!(e, FetchError::ForeignCursor { .. }), "{e:?}");
 }
 
+/// Of the requests of `kind`, those that carried `Sforce-Query-Options: batchSize=N`.
+fn with_batch_size(org: &FakeOrg, kind: &str) -> u64 {
+    org.stats().with_batch_size.get(kind).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_request_of_a_query_carries_the_batch_size() {
+    let org = start_default_fake().await;
+    for batch_size in [Some(200), None] {
+        let mut cfg = config(&org.url());
+        cfg.batch_size = batch_size;
+        let client = connect(cfg).await;
+        org.reset_stats();
+        for include_deleted in [false, true] {
+            let mut page = QueryPage::First {
+                soql: "SELECT Id FROM Account".into(),
+                include_deleted,
+            };
+            loop {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&client.query_page(&page).await.unwrap()).unwrap();
+                match body["nextRecordsUrl"].as_str() {
+                    Some(next) if body["done"] == false => {
+                        page = QueryPage::Next { url: next.into() }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let (first, more) = (kind(&org, "query"), kind(&org, "query_more"));
+        assert_eq!(first, 2, "{batch_size:?}");
+        assert!(more > 2, "{batch_size:?}: both queries span pages");
+        let sent = |n: u64| if batch_size.is_some() { n } else { 0 };
+        assert_eq!(
+            with_batch_size(&org, "query"),
+            sent(first),
+            "{batch_size:?}"
+        );
+        assert_eq!(
+            with_batch_size(&org, "query_more"),
+            sent(more),
+            "{batch_size:?}: every nextRecordsUrl request carries the batch size too"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_mid_run_costs_exactly_one_token_request() {
     let org = start_default_fake().await;

@@ -889,6 +889,10 @@ async fn stats_count_kinds_statuses_and_the_peak_in_flight() {
     assert_eq!(stats.by_status[&400], 1);
     assert_eq!(stats.peak_in_flight, 4);
     assert!(stats.peak_per_second >= 4);
+    assert!(
+        stats.with_batch_size.is_empty(),
+        "no request asked a batch size"
+    );
     assert_eq!(org.in_flight(), 0);
     let json: Value = http()
         .get(format!("{}/__fake/stats", org.url()))
@@ -900,6 +904,7 @@ async fn stats_count_kinds_statuses_and_the_peak_in_flight() {
         .unwrap();
     assert_eq!(json["requests"], 6, "inspection requests are not counted");
     assert_eq!(json["by_kind"]["limits"], 4);
+    assert!(json["with_batch_size"].as_object().unwrap().is_empty());
     org.reset_stats();
     assert_eq!(org.stats().requests, 0);
 }

@@ -4,8 +4,8 @@
 //! audit fields (`IsDeleted`, `CreatedDate`, `CreatedById`, `LastModifiedDate`,
 //! `LastModifiedById`, `SystemModstamp`); `LoginHistory` has only `LoginTime`.
 
-use super::schema::{FieldType as T, ObjectSchema, SchemaBuilder};
-use super::values::Gen;
+use super::schema::{Field, FieldType as T, ObjectSchema, SchemaBuilder};
+use super::values::{COUNTRY_CODES, Gen, Region, STATE_CODES};
 
 pub const ACCOUNT: usize = 0;
 pub const CONTACT: usize = 1;
@@ -121,8 +121,15 @@ fn owner(b: &mut SchemaBuilder) {
         .refers("User", "Owner");
 }
 
-/// `<prefix>Street`…`<prefix>GeocodeAccuracy` and the `<prefix>Address` compound.
-fn address(b: &mut SchemaBuilder, names: &[&'static str; 9], salt: u64, nulls: u8) {
+/// An address: its street, city, state, postal code, country, latitude, longitude and
+/// geocode accuracy components, then the compound over them, named by `names` in that order.
+///
+/// `region` says how state and country are held. A standard address (`BillingStreet` …
+/// `BillingAddress`) holds names in `state`/`country` text fields. A custom address
+/// (`Billing_Address__Street__s` … `Billing_Address__c`) holds ISO codes in
+/// `StateCode`/`CountryCode` picklists, and its compound fills `stateCode`/`countryCode`,
+/// leaving `state`/`country` null.
+fn address(b: &mut SchemaBuilder, names: &[&'static str; 9], salt: u64, nulls: u8, region: Region) {
     let [
         street,
         city,
@@ -138,15 +145,29 @@ fn address(b: &mut SchemaBuilder, names: &[&'static str; 9], salt: u64, nulls: u
     b.push(city, T::String, Gen::City(salt))
         .len(40)
         .nulls(nulls);
-    b.push(state, T::String, Gen::State(salt))
-        .len(80)
+    // Names are free text; codes are picklists of the codes the seeded places use.
+    let (region_type, state_key, country_key) = match region {
+        Region::Name => (T::String, "state", "country"),
+        Region::IsoCode => (T::Picklist, "stateCode", "countryCode"),
+    };
+    let region_field = |f: &mut Field, codes: &'static [&'static str]| {
+        match region {
+            Region::Name => f.len(80),
+            Region::IsoCode => f.picks(codes),
+        }
         .nulls(nulls);
+    };
+    region_field(
+        b.push(state, region_type, Gen::State(salt, region)),
+        STATE_CODES,
+    );
     b.push(postal, T::String, Gen::PostalCode(salt))
         .len(20)
         .nulls(nulls);
-    b.push(country, T::String, Gen::Country(salt))
-        .len(80)
-        .nulls(nulls);
+    region_field(
+        b.push(country, region_type, Gen::Country(salt, region)),
+        COUNTRY_CODES,
+    );
     b.push(lat, T::Double, Gen::Latitude(salt))
         .num(18, 15)
         .nulls(nulls);
@@ -161,12 +182,12 @@ fn address(b: &mut SchemaBuilder, names: &[&'static str; 9], salt: u64, nulls: u
         T::Address,
         &[
             ("city", city),
-            ("country", country),
+            (country_key, country),
             ("geocodeAccuracy", accuracy),
             ("latitude", lat),
             ("longitude", lon),
             ("postalCode", postal),
-            ("state", state),
+            (state_key, state),
             ("street", street),
         ],
     );
@@ -230,6 +251,7 @@ fn account() -> ObjectSchema {
         ],
         0xb111,
         10,
+        Region::Name,
     );
     address(
         &mut b,
@@ -246,6 +268,7 @@ fn account() -> ObjectSchema {
         ],
         0x5417,
         40,
+        Region::Name,
     );
     owner(&mut b);
     b.push("LastActivityDate", T::Date, Gen::DateAround(60, 0))
@@ -307,6 +330,7 @@ fn contact() -> ObjectSchema {
         ],
         0x3a11,
         15,
+        Region::Name,
     );
     owner(&mut b);
     b.push("Preferred_Language__c", T::Picklist, Gen::Pick)
@@ -500,6 +524,9 @@ fn invoice() -> ObjectSchema {
     b.push("Terms__c", T::Textarea, Gen::LongText)
         .len(32768)
         .nulls(10);
+    b.push("Summary__c", T::Textarea, Gen::LongText)
+        .len(32768)
+        .nulls(10);
     b.push("Card_Number__c", T::EncryptedString, Gen::Masked)
         .len(19)
         .nulls(10);
@@ -516,6 +543,23 @@ fn invoice() -> ObjectSchema {
             ("latitude", "Location__Latitude__s"),
             ("longitude", "Location__Longitude__s"),
         ],
+    );
+    address(
+        &mut b,
+        &[
+            "Billing_Address__Street__s",
+            "Billing_Address__City__s",
+            "Billing_Address__StateCode__s",
+            "Billing_Address__PostalCode__s",
+            "Billing_Address__CountryCode__s",
+            "Billing_Address__Latitude__s",
+            "Billing_Address__Longitude__s",
+            "Billing_Address__GeocodeAccuracy__s",
+            "Billing_Address__c",
+        ],
+        0xb1a7,
+        10,
+        Region::IsoCode,
     );
     b.build()
 }

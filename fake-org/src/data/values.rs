@@ -149,6 +149,17 @@ fn cmp_ignore_case(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// How an address spells its state and country.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    /// Free text (`CA`, `USA`): a standard address in an org without state and country
+    /// picklists.
+    Name,
+    /// ISO 3166 codes (`CA`, `US`): a custom address field, which Salesforce offers only with
+    /// those picklists on, so it has `StateCode`/`CountryCode` components and no names.
+    IsoCode,
+}
+
 /// How a field's value is produced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Gen {
@@ -175,9 +186,9 @@ pub enum Gen {
     /// Address parts share the salt of their address.
     Street(u64),
     City(u64),
-    State(u64),
+    State(u64, Region),
     PostalCode(u64),
-    Country(u64),
+    Country(u64, Region),
     Latitude(u64),
     Longitude(u64),
     GeoAccuracy(u64),
@@ -323,54 +334,121 @@ const WORDS: &[&str] = &[
     "billing",
     "discount",
 ];
-/// City, state, postal code, country, latitude, longitude (× 10^6).
-const PLACES: &[(&str, &str, &str, &str, i64, i64)] = &[
-    (
+/// One seeded place. Standard addresses (state and country picklists off) hold `state` and
+/// `country` as free text; custom address fields, which exist only with those picklists on,
+/// hold the ISO 3166 codes.
+struct Place {
+    city: &'static str,
+    /// Empty where the country has no states in the address.
+    state: &'static str,
+    /// The ISO 3166-2 subdivision code after the country prefix (`CA` of `US-CA`).
+    state_code: &'static str,
+    postal_code: &'static str,
+    country: &'static str,
+    /// ISO 3166-1 alpha-2.
+    country_code: &'static str,
+    /// Latitude and longitude × 10^6.
+    latitude: i64,
+    longitude: i64,
+}
+
+const fn place_at(
+    city: &'static str,
+    (state, state_code): (&'static str, &'static str),
+    postal_code: &'static str,
+    (country, country_code): (&'static str, &'static str),
+    (latitude, longitude): (i64, i64),
+) -> Place {
+    Place {
+        city,
+        state,
+        state_code,
+        postal_code,
+        country,
+        country_code,
+        latitude,
+        longitude,
+    }
+}
+
+const PLACES: &[Place] = &[
+    place_at(
         "San Francisco",
-        "CA",
+        ("CA", "CA"),
         "94105",
-        "USA",
-        37_789_900,
-        -122_396_900,
+        ("USA", "US"),
+        (37_789_900, -122_396_900),
     ),
-    ("New York", "NY", "10001", "USA", 40_750_700, -73_996_500),
-    ("Chicago", "IL", "60601", "USA", 41_886_000, -87_618_300),
-    ("Austin", "TX", "78701", "USA", 30_267_100, -97_743_100),
-    ("Seattle", "WA", "98101", "USA", 47_610_100, -122_335_000),
-    (
+    place_at(
+        "New York",
+        ("NY", "NY"),
+        "10001",
+        ("USA", "US"),
+        (40_750_700, -73_996_500),
+    ),
+    place_at(
+        "Chicago",
+        ("IL", "IL"),
+        "60601",
+        ("USA", "US"),
+        (41_886_000, -87_618_300),
+    ),
+    place_at(
+        "Austin",
+        ("TX", "TX"),
+        "78701",
+        ("USA", "US"),
+        (30_267_100, -97_743_100),
+    ),
+    place_at(
+        "Seattle",
+        ("WA", "WA"),
+        "98101",
+        ("USA", "US"),
+        (47_610_100, -122_335_000),
+    ),
+    place_at(
         "Toronto",
-        "ON",
+        ("ON", "ON"),
         "M5V 2T6",
-        "Canada",
-        43_642_600,
-        -79_387_100,
+        ("Canada", "CA"),
+        (43_642_600, -79_387_100),
     ),
-    (
+    place_at(
         "London",
-        "",
+        ("", ""),
         "EC1A 1BB",
-        "United Kingdom",
-        51_515_000,
-        -97_500,
+        ("United Kingdom", "GB"),
+        (51_515_000, -97_500),
     ),
-    ("München", "BY", "80331", "Germany", 48_137_100, 11_575_400),
-    (
+    place_at(
+        "München",
+        ("BY", "BY"),
+        "80331",
+        ("Germany", "DE"),
+        (48_137_100, 11_575_400),
+    ),
+    place_at(
         "São Paulo",
-        "SP",
+        ("SP", "SP"),
         "01310-100",
-        "Brazil",
-        -23_561_400,
-        -46_655_900,
+        ("Brazil", "BR"),
+        (-23_561_400, -46_655_900),
     ),
-    (
+    place_at(
         "東京",
-        "Tokyo",
+        ("Tokyo", "13"),
         "100-0005",
-        "Japan",
-        35_681_200,
-        139_767_100,
+        ("Japan", "JP"),
+        (35_681_200, 139_767_100),
     ),
 ];
+
+/// The state codes [`PLACES`] use, for a custom address's `StateCode` picklist.
+pub const STATE_CODES: &[&str] = &["CA", "NY", "IL", "TX", "WA", "ON", "BY", "SP", "13"];
+/// The country codes [`PLACES`] use, for a custom address's `CountryCode` picklist.
+pub const COUNTRY_CODES: &[&str] = &["US", "CA", "GB", "DE", "BR", "JP"];
+
 const STREETS: &[&str] = &[
     "Mission St",
     "Market St",
@@ -478,19 +556,28 @@ pub fn value_of(ctx: &GenCtx<'_>, fields: &[Field], index: usize, row: &Row) -> 
             1 + draw(row, s ^ 1) % 999,
             pick(STREETS, draw(row, s ^ 2))
         ))),
-        Gen::City(s) => text(place(row, s).0),
-        Gen::State(s) => match place(row, s).1 {
-            "" => Value::Null,
-            st => text(st),
-        },
-        Gen::PostalCode(s) => text(place(row, s).2),
-        Gen::Country(s) => text(place(row, s).3),
+        Gen::City(s) => text(place(row, s).city),
+        Gen::State(s, region) => {
+            let p = place(row, s);
+            let state = match region {
+                Region::Name => p.state,
+                Region::IsoCode => p.state_code,
+            };
+            if state.is_empty() {
+                Value::Null
+            } else {
+                text(state)
+            }
+        }
+        Gen::PostalCode(s) => text(place(row, s).postal_code),
+        Gen::Country(s, Region::Name) => text(place(row, s).country),
+        Gen::Country(s, Region::IsoCode) => text(place(row, s).country_code),
         Gen::Latitude(s) => Value::Dec {
-            units: place(row, s).4 + (draw(row, s ^ 3) % 2000) as i64 - 1000,
+            units: place(row, s).latitude + (draw(row, s ^ 3) % 2000) as i64 - 1000,
             scale: 6,
         },
         Gen::Longitude(s) => Value::Dec {
-            units: place(row, s).5 + (draw(row, s ^ 4) % 2000) as i64 - 1000,
+            units: place(row, s).longitude + (draw(row, s ^ 4) % 2000) as i64 - 1000,
             scale: 6,
         },
         Gen::GeoAccuracy(s) => text(pick(
@@ -573,9 +660,9 @@ fn null_salt(generator: Gen, salt: u64) -> u64 {
     match generator {
         Gen::Street(s)
         | Gen::City(s)
-        | Gen::State(s)
+        | Gen::State(s, _)
         | Gen::PostalCode(s)
-        | Gen::Country(s)
+        | Gen::Country(s, _)
         | Gen::Latitude(s)
         | Gen::Longitude(s)
         | Gen::GeoAccuracy(s) => s,
@@ -592,18 +679,8 @@ fn company(row: &Row) -> String {
     )
 }
 
-fn place(
-    row: &Row,
-    salt: u64,
-) -> (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    i64,
-    i64,
-) {
-    pick(PLACES, draw(row, salt))
+fn place(row: &Row, salt: u64) -> &'static Place {
+    &PLACES[(draw(row, salt) % PLACES.len() as u64) as usize]
 }
 
 fn words(r: u64, min: u8, max: u8) -> String {
