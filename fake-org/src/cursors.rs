@@ -3,7 +3,8 @@
 //! Owns which locators are alive (salesforce-api.md §4.4). Invariants: a locator serves the
 //! snapshot taken when its query ran, whatever happens to the org afterwards; any page of it
 //! may be fetched again while it lives; a locator dies `ttl` after its last use, and under the
-//! legacy rule opening an eleventh unfinished cursor silently kills the oldest. Dead, expired
+//! legacy rule opening an eleventh unfinished cursor silently kills the oldest; invalidating
+//! (as org maintenance does) kills every locator open at that moment. Dead, expired, invalidated
 //! and unknown locators are indistinguishable to the caller.
 
 use std::collections::HashMap;
@@ -115,6 +116,16 @@ impl Cursors {
         cursor.last_used = now;
         cursor.finished |= end >= len;
         Some((cursor.result.clone(), cursor.page_size, end))
+    }
+
+    /// Kills every locator open now, finished or not, as org maintenance does: each answers
+    /// `INVALID_QUERY_LOCATOR` from then on. Queries run afterwards open new ones as usual.
+    /// Returns how many were open.
+    pub fn invalidate_all(&self) -> usize {
+        let mut t = self.lock();
+        let open = t.open.len();
+        t.open.clear();
+        open
     }
 
     /// Live cursors, finished or not.

@@ -3,8 +3,8 @@
 //!
 //! Owns which fault (if any) each data request meets. Invariants: every random choice comes
 //! from one generator seeded from the org's seed, so a run with the same requests in the same
-//! order meets the same faults; replacing the faults restarts the `revoke_after` and
-//! `modify_every` counts (a revocation happens once per setting).
+//! order meets the same faults; replacing the faults restarts the `revoke_after`,
+//! `modify_every` and `invalidate_cursors_every` counts (a revocation happens once per setting).
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ pub struct FaultSpecError {
 }
 
 /// The example shown with every fault-spec error.
-pub const EXAMPLE: &str = "latency=50ms,jitter=20ms,503=0.05,retry-after=2,500=0.01,truncate=0.02,reset=0.01,concurrent=0.02,revoke-after=100,modify-every=50,query-timeout-over=20000,cursor-ttl=30s";
+pub const EXAMPLE: &str = "latency=50ms,jitter=20ms,503=0.05,retry-after=2,500=0.01,truncate=0.02,reset=0.01,concurrent=0.02,revoke-after=100,modify-every=50,query-timeout-over=20000,cursor-ttl=30s,invalidate-cursors-every=40";
 
 impl Faults {
     /// Reads the comma-separated `name=value` form of `sfbackfill fake-org --faults`.
@@ -61,6 +61,9 @@ impl Faults {
                     faults.query_timeout_over = Some(count(value).map_err(|r| fail(&r))? as usize)
                 }
                 "cursor-ttl" => faults.cursor_ttl = Some(duration(value).map_err(|r| fail(&r))?),
+                "invalidate-cursors-every" => {
+                    faults.invalidate_cursors_every = Some(positive(value).map_err(|r| fail(&r))?)
+                }
                 _ => return Err(fail("unknown fault name")),
             }
         }
@@ -120,6 +123,7 @@ pub struct FaultsJson {
     modify_every: Option<u64>,
     query_timeout_over: Option<usize>,
     cursor_ttl_ms: Option<u64>,
+    invalidate_cursors_every: Option<u64>,
 }
 
 impl From<FaultsJson> for Faults {
@@ -137,6 +141,7 @@ impl From<FaultsJson> for Faults {
             modify_every: j.modify_every,
             query_timeout_over: j.query_timeout_over,
             cursor_ttl: j.cursor_ttl_ms.map(Duration::from_millis),
+            invalidate_cursors_every: j.invalidate_cursors_every,
         }
     }
 }
@@ -167,6 +172,8 @@ pub struct Draw {
     pub revoke: bool,
     /// Modify rows before answering this request.
     pub modify: bool,
+    /// Invalidate every open query locator before answering this request.
+    pub invalidate_cursors: bool,
 }
 
 /// The live faults and the generator that draws them.
@@ -214,6 +221,9 @@ impl FaultState {
         let modify = f
             .modify_every
             .is_some_and(|n| self.requests.is_multiple_of(n));
+        let invalidate_cursors = f
+            .invalidate_cursors_every
+            .is_some_and(|n| self.requests.is_multiple_of(n));
         // One uniform draw split into bands keeps the rates exact shares of requests
         // even when several are set.
         let x = self.rng.f64();
@@ -246,6 +256,7 @@ impl FaultState {
             outcome,
             revoke,
             modify,
+            invalidate_cursors,
         }
     }
 }
@@ -269,6 +280,7 @@ mod tests {
         assert_eq!(f.modify_every, Some(50));
         assert_eq!(f.query_timeout_over, Some(20000));
         assert_eq!(f.cursor_ttl, Some(Duration::from_secs(30)));
+        assert_eq!(f.invalidate_cursors_every, Some(40));
         assert!(Faults::parse("").is_ok());
     }
 
@@ -281,6 +293,8 @@ mod tests {
             "bogus=1",
             "latency=5h",
             "revoke-after=0",
+            "invalidate-cursors-every=0",
+            "invalidate-cursors-every=1s",
         ] {
             let e = Faults::parse(bad).unwrap_err();
             assert!(e.to_string().contains(bad), "{bad}: {e}");
@@ -320,11 +334,12 @@ mod tests {
     }
 
     #[test]
-    fn revoke_happens_once_and_modify_every_n() {
+    fn revoke_happens_once_and_modify_and_invalidate_every_n() {
         let mut s = FaultState::new(
             Faults {
                 revoke_after: Some(3),
                 modify_every: Some(2),
+                invalidate_cursors_every: Some(3),
                 ..Default::default()
             },
             1,
@@ -332,7 +347,9 @@ mod tests {
         let draws: Vec<Draw> = (0..6).map(|_| s.draw()).collect();
         let revokes: Vec<bool> = draws.iter().map(|d| d.revoke).collect();
         let modifies: Vec<bool> = draws.iter().map(|d| d.modify).collect();
+        let invalidates: Vec<bool> = draws.iter().map(|d| d.invalidate_cursors).collect();
         assert_eq!(revokes, [false, false, true, false, false, false]);
         assert_eq!(modifies, [false, true, false, true, false, true]);
+        assert_eq!(invalidates, [false, false, true, false, false, true]);
     }
 }

@@ -79,6 +79,9 @@ pub struct Faults {
     pub query_timeout_over: Option<usize>,
     /// Query locators expire this long after they were last used (`INVALID_QUERY_LOCATOR`).
     pub cursor_ttl: Option<Duration>,
+    /// Every this many data requests, every open query locator is invalidated before the
+    /// request is answered, as after org maintenance (`INVALID_QUERY_LOCATOR` from then on).
+    pub invalidate_cursors_every: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +248,13 @@ impl FakeOrg {
     /// Replaces the faults from now on.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.fault_state().set(faults);
+    }
+
+    /// Invalidates every open query locator, as org maintenance does: each answers
+    /// `400 INVALID_QUERY_LOCATOR` from then on (salesforce-api.md §4.4). Returns how many
+    /// were open.
+    pub fn invalidate_cursors(&self) -> usize {
+        self.shared.cursors.invalidate_all()
     }
 
     /// Revokes every issued token (the next data request with one gets `401 INVALID_SESSION_ID`).

@@ -353,6 +353,9 @@ async fn admit<'a>(s: &'a Arc<Shared>, headers: &HeaderMap) -> Result<Admitted<'
     if draw.modify {
         modify_in_background(s, ROWS_PER_MODIFY).await;
     }
+    if draw.invalidate_cursors {
+        s.cursors.invalidate_all();
+    }
     if !draw.delay.is_zero() {
         tokio::time::sleep(draw.delay).await;
     }

@@ -5,14 +5,17 @@
 //!
 //! Invariants:
 //! * Rows arrive ordered by `(cursor, Id)`, so a day is finished (published, then reported)
-//!   as soon as a row of a later day arrives; a restart reopens only the open day.
+//!   as soon as a row of a later day arrives.
+//! * A read that loses its query (an expired or invalidated locator, field groups that
+//!   disagree, a `QUERY_TIMEOUT`) continues after the last `(cursor, Id)` routed, with new
+//!   queries that keep the part's `Id` range; the open day's file stays open, so every row is
+//!   written once, in order, and a day that made progress is never read again from its start.
 //! * At most one write per task is in flight, so memory stays a page of JSON, a page of Arrow
 //!   and the open day's Parquet row group per running task, whatever the day's size.
 //! * A task reports its days once: done as each is published, or at its end (failed, put
 //!   back, or left pending for a stop); a sub-range reports its day only as the first of its
 //!   siblings to fail.
 
-use arrow::array::{Array, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, Utc};
 use futures::future::BoxFuture;
@@ -22,54 +25,89 @@ use std::sync::Arc;
 use super::sink::ChunkSink;
 use super::split::{DaySplit, SubRange};
 use super::{Context, Event, TaskEnd, Work};
+use crate::checkpoint::cursors::Position;
 use crate::plan::spans::{self, Span};
 use crate::plan::{Chunk, Window};
 use crate::read::join::GroupJoin;
-use crate::read::{Halt, ObjectJob, ReadError, fetch_page, run_blocking};
+use crate::read::{
+    Halt, ObjectJob, ReadError, cursor_column, fetch_page, last_position, run_blocking,
+};
 use crate::salesforce::QueryPage;
 use crate::salesforce::soql::{self, IdRange};
 
-/// A cursor that expires mid-chunk restarts the chunk; more than this many times in a row
-/// means the org is expiring cursors faster than we read them.
-const MAX_CHUNK_RESTARTS: u32 = 3;
+/// A read whose query is lost (an expired or invalidated cursor, field groups that disagree)
+/// continues after the last row it routed; this many such continuations in a row that route
+/// no row between them mean the org loses queries faster than a page can be read, and the
+/// work fails. Continuations that made progress are not counted: org maintenance may kill
+/// every cursor many times during a heavy day.
+const MAX_STALLED_RESTARTS: u32 = 3;
 
 /// Reads one piece of work to its end and says how it ended. A sub-range of a day reports
 /// its day only if it is the first of the day's sub-ranges to fail, so that a day is recorded
 /// failed (or put back) once.
 pub(super) async fn read_work(ctx: Arc<Context>, job: Arc<ObjectJob>, work: Work) -> TaskEnd {
     let mut reader = SpanReader::new(work);
-    let mut restarts = 0;
+    // The open day's file lives as long as the task: a continuation keeps writing into it.
+    let mut open: Option<OpenDay> = None;
+    let mut restarts = Restarts::default();
     let error = loop {
-        match reader.read(&ctx, &job).await {
+        let error = match reader.read(&ctx, &job, &mut open).await {
             Ok(ReadEnd::Finished) => return TaskEnd::Finished,
             Ok(ReadEnd::SiblingFailed) => return TaskEnd::Abandoned,
             Ok(ReadEnd::Recut) => {
                 tracing::debug!("{}: reading its own id range", reader.label());
+                continue;
             }
-            Err(ReadError::Fetch(e)) if e.is_expired_cursor() && restarts < MAX_CHUNK_RESTARTS => {
-                restarts += 1;
-                tracing::info!(
-                    "{}: the query cursor expired; reading its open day again",
-                    reader.label()
-                );
+            Err(e) => e,
+        };
+        let lost_query = match &error {
+            ReadError::Fetch(e) => e.is_expired_cursor(),
+            ReadError::Shifted(_) => true,
+            _ => false,
+        };
+        if lost_query {
+            if !restarts.may_continue(reader.resume_at()) {
+                break error;
             }
-            Err(ReadError::Shifted(e)) if restarts < MAX_CHUNK_RESTARTS => {
-                restarts += 1;
-                tracing::info!("{}: {e}; reading its open day again", reader.label());
-            }
-            Err(ReadError::Fetch(e)) if e.is_query_timeout() => {
-                if !reader.narrow_after_timeout(&ctx) {
-                    break ReadError::Fetch(e);
-                }
-                tracing::info!(
-                    "{}: the query timed out; narrowed the range",
-                    reader.label()
-                );
-            }
-            Err(e) => break e,
+            tracing::info!(
+                "{}: {error}; continuing after the last row read",
+                reader.label()
+            );
+        } else if matches!(&error, ReadError::Fetch(e) if e.is_query_timeout())
+            && reader.narrow_after_timeout(&ctx)
+        {
+            tracing::info!(
+                "{}: the query timed out; continuing in narrower ranges",
+                reader.label()
+            );
+        } else {
+            break error;
         }
     };
     reader.end_with(&ctx, error)
+}
+
+/// Counts the continuations of a read that lost its query without moving on from where the
+/// previous one began: only those are bounded (by [`MAX_STALLED_RESTARTS`]).
+#[derive(Default)]
+struct Restarts {
+    /// Where the last continuation began.
+    at: Option<Position>,
+    /// Continuations from `at` so far.
+    stalled: u32,
+}
+
+impl Restarts {
+    /// Whether the read may continue from `at` once more: always after progress, and at most
+    /// [`MAX_STALLED_RESTARTS`] times in a row from one position.
+    fn may_continue(&mut self, at: Position) -> bool {
+        if self.at.as_ref() != Some(&at) {
+            self.at = Some(at);
+            self.stalled = 0;
+        }
+        self.stalled += 1;
+        self.stalled <= MAX_STALLED_RESTARTS
+    }
 }
 
 /// A query narrowed below this after repeated `QUERY_TIMEOUT`s cannot be narrowed usefully.
@@ -82,9 +120,12 @@ struct SpanReader {
     reading: Reading,
     /// After a `QUERY_TIMEOUT` within one day: the widest range one query may cover.
     narrow: Option<chrono::Duration>,
-    /// The SOQL of the range being read, one line per field group: a day's file records the
-    /// query that read its rows (the first one, when `narrow` reads a day in several ranges).
+    /// The SOQL being read, one line per field group: a day's file records the query that
+    /// read its first rows (when `narrow` or a continuation reads a day in several queries).
     soql: String,
+    /// Where reading continues: every row of the work before this `(cursor, Id)` is routed.
+    /// `None` until the first range or row: from the start of the work.
+    from: Option<Position>,
 }
 
 /// What a span task reads of its days.
@@ -127,6 +168,27 @@ impl SpanReader {
             reading,
             narrow: None,
             soql: String::new(),
+            from: None,
+        }
+    }
+
+    /// Where the next query starts: after the last row routed, or the start of the work.
+    fn resume_at(&self) -> Position {
+        self.from.clone().unwrap_or_else(|| {
+            let start = match (self.part(), self.days.front()) {
+                (Some(sub), _) => sub.window.start,
+                (None, Some(day)) => day.window.start,
+                // No day left: nothing more to read.
+                (None, None) => chrono::DateTime::<Utc>::MAX_UTC,
+            };
+            Position::before(start)
+        })
+    }
+
+    /// Moves where reading continues forward to `to`; never back.
+    fn advance_to(&mut self, to: Position) {
+        if self.from.as_ref().is_none_or(|from| *from < to) {
+            self.from = Some(to);
         }
     }
 
@@ -208,46 +270,82 @@ impl SpanReader {
         width >= MIN_QUERY_RANGE
     }
 
-    /// Reads from the open day's start to the last day's end, finishing each day in order.
-    async fn read(&mut self, ctx: &Context, job: &ObjectJob) -> Result<ReadEnd, ReadError> {
-        let mut open: Option<OpenDay> = None;
-        let Some(first) = self.days.front() else {
-            return Ok(ReadEnd::Finished);
-        };
-        let mut start = self.part().map_or(first.window.start, |s| s.window.start);
-        while let Some(last) = self.days.back() {
-            let last_end = self.part().map_or(last.window.end, |s| s.window.end);
-            let end = match self.narrow {
-                Some(width) => (start + width).min(last_end),
-                None => last_end,
-            };
-            match self.read_range(ctx, job, &mut open, start, end).await? {
-                RangeEnd::Read => {}
-                RangeEnd::PastLastDay => break,
-                RangeEnd::Stopped(end) => return Ok(end),
-            }
-            self.finish_days_ending_by(ctx, job, &mut open, end).await?;
-            start = end;
-        }
-        Ok(ReadEnd::Finished)
-    }
-
-    /// Reads `[start, end)` with one query per field group.
-    async fn read_range(
+    /// Reads from where it stands to the last day's end, finishing each day in order: first
+    /// the rest of the instant it stopped inside, if any, then ranges up to the end.
+    /// `open` is the open day's file, kept from one call to the next.
+    async fn read(
         &mut self,
         ctx: &Context,
         job: &ObjectJob,
         open: &mut Option<OpenDay>,
-        start: chrono::DateTime<Utc>,
-        end: chrono::DateTime<Utc>,
+    ) -> Result<ReadEnd, ReadError> {
+        while let Some(last) = self.days.back() {
+            let last_end = self.part().map_or(last.window.end, |s| s.window.end);
+            let from = self.resume_at();
+            let end = match self.narrow {
+                Some(width) => (from.at + width).min(last_end),
+                None => last_end,
+            };
+            let ids = self.part().map(|s| s.ids.clone()).unwrap_or_default();
+            let sel = &job.selection;
+            let start = if from.id.is_empty() {
+                from.at
+            } else {
+                // The rows sharing the last row's cursor value after its `Id`, then the range
+                // from the next millisecond (cursors have millisecond precision): each
+                // statement needs only `AND`.
+                let tie = job
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        soql::select_tie_in(
+                            &sel.object,
+                            &g.fields,
+                            &sel.cursor,
+                            from.at,
+                            &from.id,
+                            &ids,
+                        )
+                    })
+                    .collect();
+                match self.read_queries(ctx, job, open, tie).await? {
+                    RangeEnd::Read => {}
+                    RangeEnd::PastLastDay => break,
+                    RangeEnd::Stopped(end) => return Ok(end),
+                }
+                let next = from.at + chrono::Duration::milliseconds(1);
+                self.advance_to(Position::before(next));
+                next
+            };
+            if start < end {
+                let range = job
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        soql::select_range_in(&sel.object, &g.fields, &sel.cursor, start, end, &ids)
+                    })
+                    .collect();
+                match self.read_queries(ctx, job, open, range).await? {
+                    RangeEnd::Read => {}
+                    RangeEnd::PastLastDay => break,
+                    RangeEnd::Stopped(end) => return Ok(end),
+                }
+            }
+            self.finish_days_ending_by(ctx, job, open, end).await?;
+            self.advance_to(Position::before(end));
+        }
+        Ok(ReadEnd::Finished)
+    }
+
+    /// Reads one statement per field group to its end, joining their rows and routing them;
+    /// each routed batch moves `from` to its last row.
+    async fn read_queries(
+        &mut self,
+        ctx: &Context,
+        job: &ObjectJob,
+        open: &mut Option<OpenDay>,
+        queries: Vec<String>,
     ) -> Result<RangeEnd, ReadError> {
-        let sel = &job.selection;
-        let ids = self.part().map(|s| s.ids.clone()).unwrap_or_default();
-        let queries: Vec<String> = job
-            .groups
-            .iter()
-            .map(|g| soql::select_range_in(&sel.object, &g.fields, &sel.cursor, start, end, &ids))
-            .collect();
         self.soql = queries.join("\n");
         let mut requests: Vec<Option<QueryPage>> = queries
             .into_iter()
@@ -275,6 +373,9 @@ impl SpanReader {
                     self.refine(ctx, job, page.total_size, page.batch.num_rows() as u64)
                         .await?;
                     if self.part().is_some_and(|s| !s.ids.is_whole()) {
+                        // Nothing was routed yet: the part is read from its own start.
+                        debug_assert!(open.is_none());
+                        self.from = None;
                         return Ok(RangeEnd::Stopped(ReadEnd::Recut));
                     }
                 }
@@ -288,7 +389,11 @@ impl SpanReader {
                 Some(batch) if !self.route(ctx, job, open, &batch).await? => {
                     return Ok(RangeEnd::PastLastDay);
                 }
-                Some(_) => {}
+                Some(batch) => {
+                    if let Some(last) = last_position(&batch)? {
+                        self.advance_to(last);
+                    }
+                }
                 None if join.is_finished() => return Ok(RangeEnd::Read),
                 None => {}
             }
@@ -465,13 +570,7 @@ impl SpanReader {
         open: &mut Option<OpenDay>,
         batch: &RecordBatch,
     ) -> Result<bool, ReadError> {
-        let cursor = batch
-            .column(CURSOR_COLUMN)
-            .as_any()
-            .downcast_ref::<TimestampMillisecondArray>()
-            .ok_or_else(|| ReadError::Worker("the cursor column is not a date-time".into()))?
-            .values()
-            .clone();
+        let cursor = cursor_column(batch)?.values().clone();
         let mut offset = 0;
         while offset < batch.num_rows() {
             let Some(day) = self.days.front() else {
@@ -572,9 +671,6 @@ impl OpenDay {
     }
 }
 
-/// The cursor is the second column of every selection (`select` puts `Id` then the cursor).
-const CURSOR_COLUMN: usize = 1;
-
 /// Rows per UTC hour of one day's window, from one aggregate query.
 async fn count_by_hour(
     ctx: &Context,
@@ -622,4 +718,35 @@ async fn count_by_day(
         days[days.len() - 1].window.end,
     );
     Ok(spans::day_counts(&query_json(ctx, &soql).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64, id: &str) -> Position {
+        Position {
+            at: chrono::DateTime::from_timestamp_millis(ms).unwrap(),
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn only_continuations_without_progress_are_bounded() {
+        let mut restarts = Restarts::default();
+        // A cursor lost after every page, but each continuation read on: never refused.
+        for page in 0..100 {
+            assert!(restarts.may_continue(at(page * 1000, "500A")), "{page}");
+        }
+        // Lost again and again with no row read in between: three more tries, then the
+        // work fails.
+        let stuck = at(200_000, "500B");
+        for _ in 0..MAX_STALLED_RESTARTS {
+            assert!(restarts.may_continue(stuck.clone()));
+        }
+        assert!(!restarts.may_continue(stuck.clone()));
+        assert!(!restarts.may_continue(stuck));
+        // Within one instant, the next `Id` is progress too.
+        assert!(restarts.may_continue(at(200_000, "500C")));
+    }
 }

@@ -329,8 +329,8 @@ Examples:
 
 Fault names (comma-separated NAME=VALUE): latency, jitter (durations: 50ms, 2s, 1m),
 503, 500, truncate, reset, concurrent (shares of requests, 0 to 1), retry-after (seconds
-sent with the 503s), revoke-after, modify-every (request counts), query-timeout-over
-(rows), cursor-ttl (duration).";
+sent with the 503s), revoke-after, modify-every, invalidate-cursors-every (request counts),
+query-timeout-over (rows), cursor-ttl (duration).";
 
 #[derive(Debug, Clone, Args)]
 pub struct FakeOrgArgs {

@@ -3,7 +3,8 @@
 //! wide object's field groups, and the errors of reading.
 //!
 //! Owns: spending the `--query-limit` budget (one query per request sent), refetching a page
-//! whose body arrived cut off, and stopping before a request outside the off-peak windows.
+//! whose body arrived cut off, stopping before a request outside the off-peak windows, and
+//! where a read that lost its query continues (the last row's `(cursor, Id)`).
 //! Does not own HTTP (`salesforce`), bytes-to-Arrow (`decode`), files (`write`) or which range
 //! is read when (`backfill`, `sync`).
 //!
@@ -13,10 +14,12 @@
 
 pub mod join;
 
-use chrono::Utc;
+use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::checkpoint::cursors::Position;
 use crate::decode::{DecodeError, Page, PageDecoder};
 use crate::error::{ExitKind, UserFacing};
 use crate::plan::offpeak::OffPeak;
@@ -252,6 +255,41 @@ pub(crate) struct PageSource<'a> {
     pub budget: &'a QueryBudget,
     /// Outside these windows no request starts.
     pub offpeak: Option<&'a OffPeak>,
+}
+
+/// `select` puts `Id` first and the cursor second in every selection and field group.
+const ID_COLUMN: usize = 0;
+const CURSOR_COLUMN: usize = 1;
+
+/// The cursor column of a batch of decoded rows.
+pub(crate) fn cursor_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray, ReadError> {
+    batch
+        .column(CURSOR_COLUMN)
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .ok_or_else(|| ReadError::Worker("the cursor column is not a date-time".into()))
+}
+
+/// The `(cursor, Id)` of a batch's last row: where a read that lost its query continues.
+pub(crate) fn last_position(batch: &RecordBatch) -> Result<Option<Position>, ReadError> {
+    let Some(last) = batch.num_rows().checked_sub(1) else {
+        return Ok(None);
+    };
+    let cursor = cursor_column(batch)?;
+    let ids = batch
+        .column(ID_COLUMN)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| ReadError::Worker("the Id column is not text".into()))?;
+    if cursor.is_null(last) || ids.is_null(last) {
+        return Err(ReadError::Worker("a row without its cursor or Id".into()));
+    }
+    let at = DateTime::from_timestamp_millis(cursor.value(last))
+        .ok_or_else(|| ReadError::Worker("a cursor value out of range".into()))?;
+    Ok(Some(Position {
+        at,
+        id: ids.value(last).to_string(),
+    }))
 }
 
 /// Runs CPU-heavy work on the rayon pool and awaits it without blocking the runtime.

@@ -190,7 +190,8 @@ impl FetchError {
         )
     }
 
-    /// `INVALID_QUERY_LOCATOR`: the chunk restarts from its beginning.
+    /// `INVALID_QUERY_LOCATOR`: the read continues after the last `(cursor, Id)` it holds,
+    /// with a new query.
     pub fn is_expired_cursor(&self) -> bool {
         matches!(self, FetchError::ExpiredCursor { .. })
     }

@@ -108,18 +108,22 @@ pub fn select_range_in(
     ids: &IdRange,
 ) -> String {
     let list = field_list(fields);
+    format!(
+        "SELECT {list} FROM {object} WHERE {cursor} >= {} AND {cursor} < {}{} ORDER BY {cursor} ASC, Id ASC",
+        datetime_literal(start),
+        datetime_literal(end),
+        id_filter(ids),
+    )
+}
+
+/// ` AND Id >= 'from' AND Id < 'to'`, each bound only when `ids` has it.
+fn id_filter(ids: &IdRange) -> String {
     let from = ids.from.as_deref().map(string_literal);
     let to = ids.to.as_deref().map(string_literal);
-    let id_filter: String = from
-        .map(|id| format!(" AND Id >= {id}"))
+    from.map(|id| format!(" AND Id >= {id}"))
         .into_iter()
         .chain(to.map(|id| format!(" AND Id < {id}")))
-        .collect();
-    format!(
-        "SELECT {list} FROM {object} WHERE {cursor} >= {} AND {cursor} < {}{id_filter} ORDER BY {cursor} ASC, Id ASC",
-        datetime_literal(start),
-        datetime_literal(end)
-    )
+        .collect()
 }
 
 /// The lowest `Id` among the rows whose cursor lies in `[start, end)`, or with `from`, the
@@ -154,11 +158,25 @@ pub fn select_tie(
     at: DateTime<Utc>,
     after_id: &str,
 ) -> String {
+    select_tie_in(object, fields, cursor, at, after_id, &IdRange::default())
+}
+
+/// [`select_tie`] of the rows whose `Id` is also in `ids`: a read of one `Id` range that
+/// stopped inside a shared cursor value continues inside its range.
+pub fn select_tie_in(
+    object: &Identifier,
+    fields: &[Identifier],
+    cursor: &Identifier,
+    at: DateTime<Utc>,
+    after_id: &str,
+    ids: &IdRange,
+) -> String {
     let list = field_list(fields);
     format!(
-        "SELECT {list} FROM {object} WHERE {cursor} = {} AND Id > {} ORDER BY {cursor} ASC, Id ASC",
+        "SELECT {list} FROM {object} WHERE {cursor} = {} AND Id > {}{} ORDER BY {cursor} ASC, Id ASC",
         datetime_literal(at),
         string_literal(after_id),
+        id_filter(ids),
     )
 }
 
@@ -295,6 +313,12 @@ mod tests {
         assert!(
             select_range_in(&obj, &fields, &cursor, start, end, &ids)
                 .contains("AND Id >= '5008c0000000A00' AND Id < '5008c0000000B00' ORDER BY")
+        );
+        assert_eq!(
+            select_tie_in(&obj, &fields, &cursor, start, "5008c0000000A7x", &ids),
+            "SELECT Id, LastModifiedDate FROM Account WHERE LastModifiedDate = 2025-03-09T05:00:00.000Z \
+             AND Id > '5008c0000000A7x' AND Id >= '5008c0000000A00' AND Id < '5008c0000000B00' \
+             ORDER BY LastModifiedDate ASC, Id ASC"
         );
     }
 }

@@ -16,7 +16,6 @@
 
 pub mod settings;
 
-use arrow::array::{Array, StringArray, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -31,7 +30,10 @@ use crate::checkpoint::CheckpointError;
 use crate::checkpoint::cursors::{Position, SyncEntry, SyncJournal};
 use crate::error::{ExitKind, UserFacing};
 use crate::plan;
-use crate::read::{self, ObjectJob, PageSource, QueryBudget, ReadError, StopReason, run_blocking};
+use crate::read::{
+    self, ObjectJob, PageSource, QueryBudget, ReadError, StopReason, cursor_column, last_position,
+    run_blocking,
+};
 use crate::salesforce::soql;
 use crate::salesforce::{FetchError, QueryPage, SalesforceClient};
 use crate::write::{self, ChunkFileWriter, FileMeta, WriteError};
@@ -46,9 +48,6 @@ pub const STEP_ROWS: u64 = 50_000;
 const MAX_RESTARTS: u32 = 3;
 /// `QUERY_TIMEOUT` halves the range; below this it cannot usefully shrink.
 const MIN_RANGE: chrono::Duration = chrono::Duration::seconds(1);
-/// `select` puts `Id` first and the cursor second.
-const ID_COLUMN: usize = 0;
-const CURSOR_COLUMN: usize = 1;
 
 /// What one object's pass reads: the rows after `after` whose cursor is before `upto`.
 #[derive(Debug, Clone, PartialEq)]
@@ -535,36 +534,6 @@ fn split_by_day(batch: &RecordBatch, zone: Tz) -> Result<Vec<(NaiveDate, RecordB
         offset = until;
     }
     Ok(out)
-}
-
-fn cursor_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray, ReadError> {
-    batch
-        .column(CURSOR_COLUMN)
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>()
-        .ok_or_else(|| ReadError::Worker("the cursor column is not a date-time".into()))
-}
-
-/// The `(cursor, Id)` of a page's last row.
-fn last_position(batch: &RecordBatch) -> Result<Option<Position>, ReadError> {
-    let Some(last) = batch.num_rows().checked_sub(1) else {
-        return Ok(None);
-    };
-    let cursor = cursor_column(batch)?;
-    let ids = batch
-        .column(ID_COLUMN)
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| ReadError::Worker("the Id column is not text".into()))?;
-    if cursor.is_null(last) || ids.is_null(last) {
-        return Err(ReadError::Worker("a row without its cursor or Id".into()));
-    }
-    let at = DateTime::from_timestamp_millis(cursor.value(last))
-        .ok_or_else(|| ReadError::Worker("a cursor value out of range".into()))?;
-    Ok(Some(Position {
-        at,
-        id: ids.value(last).to_string(),
-    }))
 }
 
 #[cfg(test)]

@@ -593,6 +593,51 @@ async fn expired_and_legacy_killed_cursors_are_invalid_query_locators() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidated_cursors_are_invalid_query_locators_and_new_queries_still_page() {
+    let soql = format!("SELECT Id FROM Account WHERE {MARCH}");
+    let org = start_fake(FakeOrgConfig::default()).await;
+    let t = token(&org.url()).await;
+    let mut nexts = Vec::new();
+    for _ in 0..2 {
+        let page = query_page(&org, &t, &query_path(&soql), Some("200")).await;
+        nexts.push(page["nextRecordsUrl"].as_str().unwrap().to_string());
+    }
+    assert_eq!(data_get(&org, &t, &nexts[0]).await.status(), 200);
+    assert_eq!(org.invalidate_cursors(), 2, "both locators were open");
+    assert_eq!(org.open_cursors(), 0);
+    for next in &nexts {
+        let (status, code, _) = api_error(data_get(&org, &t, next).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "INVALID_QUERY_LOCATOR"),
+            "{next}"
+        );
+    }
+    let fresh = query_page(&org, &t, &query_path(&soql), Some("200")).await;
+    let next = fresh["nextRecordsUrl"].as_str().unwrap();
+    assert_eq!(
+        data_get(&org, &t, next).await.status(),
+        200,
+        "a new query pages"
+    );
+
+    // The fault: every 3rd data request first invalidates every open locator, that
+    // request's own included.
+    let org = start_fake(FakeOrgConfig {
+        faults: Faults::parse("invalidate-cursors-every=3").unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let t = token(&org.url()).await;
+    let first = query_page(&org, &t, &query_path(&soql), Some("200")).await; // request 1
+    let next = first["nextRecordsUrl"].as_str().unwrap().to_string();
+    let second: Value = data_get(&org, &t, &next).await.json().await.unwrap(); // 2
+    assert!(second["records"].as_array().is_some_and(|r| r.len() == 200));
+    let (status, code, _) = api_error(data_get(&org, &t, &next).await).await; // 3
+    assert_eq!((status, code.as_str()), (400, "INVALID_QUERY_LOCATOR"));
+}
+
 fn usage(r: &reqwest::Response) -> (u64, u64) {
     let h = r
         .headers()

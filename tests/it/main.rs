@@ -4,6 +4,7 @@ mod backfill; // the historical run end to end
 mod cli; // commands as a user runs them: exit codes, errors, secrets
 mod client; // the Salesforce client: sign-in, retries, rate and concurrency limits, usage guard
 mod crash; // kill -9 at random points and every fault at once: the next run is exact
+mod cursors; // query locators that die mid-read: the read continues after its last row
 mod disk; // a full disk and a folder that turns read-only mid-run
 mod fake_org; // the fake org itself, so that what it fakes is faithful
 mod readers; // the output read back by an independent reader
