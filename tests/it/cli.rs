@@ -582,7 +582,7 @@ async fn the_secret_never_appears_in_any_output_or_file() {
                         cmd.env("SF_CLIENT_SECRET", LEAKY_SECRET);
                     }
                 }
-                cmd.output().unwrap()
+                output(&mut cmd).unwrap()
             })
             .await
             .unwrap();
@@ -649,30 +649,33 @@ fn leak_command(root: &Path) -> std::process::Command {
 }
 
 /// Runs `sfbackfill fake-org` with the secret in its environment until it serves, then
-/// interrupts it; returns what it printed.
+/// interrupts it (once: it listens before it serves); returns what it printed.
 fn fake_org_until_interrupted(root: &Path) -> std::process::Output {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = leak_command(root)
-        .args(["fake-org", "--port", &port.to_string()])
-        .env("SF_CLIENT_SECRET", LEAKY_SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let began = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            began.elapsed() < std::time::Duration::from_secs(20),
-            "fake-org did not serve"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    child.wait_with_output().unwrap()
+    let mut child = Running::spawn(
+        leak_command(root)
+            .args(["fake-org", "--port", &port.to_string()])
+            .env("SF_CLIENT_SECRET", LEAKY_SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .unwrap();
+    child.wait_for_blocking("fake-org to accept on its port", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    child.signal(libc::SIGINT);
+    let o = child.wait_blocking();
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains("fake-org: served"),
+        "no clean stop: {}",
+        stderr(&o)
+    );
+    o
 }
 
 #[test]

@@ -29,9 +29,7 @@ use crate::support::*;
 
 /// Runs a system command; panics with its output unless its exit code is in `ok`.
 fn system(program: &str, args: &[&str], ok: &[i32]) -> Output {
-    let o = Command::new(program)
-        .args(args)
-        .output()
+    let o = output(Command::new(program).args(args))
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     assert!(
         o.status.code().is_some_and(|c| ok.contains(&c)),
@@ -80,7 +78,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = output(Command::new("umount").arg("-l").arg(&self.dir));
     }
 }
 
@@ -165,7 +163,7 @@ impl Ext4 {
 
 impl Drop for Ext4 {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = output(Command::new("umount").arg("-l").arg(&self.dir));
     }
 }
 
@@ -380,17 +378,18 @@ async fn a_folder_turning_read_only_mid_run_stops_cleanly_and_the_run_completes_
     let disk = Ext4::mount(32);
     let out = disk.dir.join("out");
     let args = backfill_args(&out, objects, start, end);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
-        .args(&args)
-        .env_remove("RUST_LOG")
-        .env("SF_INSTANCE_URL", &url)
-        .env("SF_CLIENT_ID", CLIENT_ID)
-        .env("SF_CLIENT_SECRET", CLIENT_SECRET)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = Running::spawn(
+        Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .env("SF_INSTANCE_URL", &url)
+            .env("SF_CLIENT_ID", CLIENT_ID)
+            .env("SF_CLIENT_SECRET", CLIENT_SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .expect("the binary starts");
     let published = |out: &Path| -> usize {
         objects
             .split(',')
@@ -398,14 +397,10 @@ async fn a_folder_turning_read_only_mid_run_stops_cleanly_and_the_run_completes_
             .sum()
     };
     let began = Instant::now();
-    while published(&out) == 0 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before its first file"
-        );
-        assert!(began.elapsed() < Duration::from_secs(60), "no file in 60 s");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Fails if the run ends before its first file.
+    child
+        .wait_for("the run's first file", || published(&out) > 0)
+        .await;
     disk.fail_read_only();
     let failed_at = began.elapsed();
     assert!(
@@ -416,9 +411,7 @@ async fn a_folder_turning_read_only_mid_run_stops_cleanly_and_the_run_completes_
         .into_iter()
         .filter(|(p, _)| p.extension().is_some_and(|e| e == "parquet"))
         .collect();
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let o = child.wait().await;
     assert_exit(&o, 1);
     let line = the_error_line(&o);
     // ext4 turned read-only answers a write with EROFS, and an fsync in flight with EIO.
