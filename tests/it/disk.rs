@@ -1,8 +1,11 @@
 //! A full disk and an output folder that turns read-only mid-run: a clear error, nothing
 //! corrupted, and the run completes once the cause is gone.
 //!
-//! Both tests use real file systems, mounted by the test (the suite runs as root; `mount`
-//! failing is a test failure, not a skip, so a CI that lost the right does not pass silently):
+//! Both tests use real file systems, mounted by the test, so they need root with
+//! `CAP_SYS_ADMIN`. Whether mounting works is probed once; where it is refused each test says
+//! so in one line on stderr and passes, so `cargo test` works for anyone. CI sets
+//! `SFBACKFILL_REQUIRE_MOUNTS=1`: then a refused mount fails the test, so a CI that lost the
+//! right does not pass silently.
 //!
 //! * the full disk is a `tmpfs` of a few hundred KiB, grown afterwards with
 //!   `mount -o remount,size=…` (files and the journal stay open and in place);
@@ -19,13 +22,74 @@
 //! Figures and commands: docs/reliability.md, section 3.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sfbackfill_fake_org::{FakeOrgConfig, Faults};
 
 use crate::support::*;
+
+/// How to run these tests where they were skipped.
+const HOW_TO_RUN: &str = "run it as root with CAP_SYS_ADMIN, e.g. `sudo cargo test --test it disk`";
+
+/// Why this process cannot mount a file system (the `mount` error), or `None` if it can:
+/// probed once by mounting a tiny tmpfs on a temporary folder and unmounting it.
+fn mount_refused() -> Option<&'static str> {
+    static PROBE: OnceLock<Option<String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let mount = output(Command::new("mount").args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=16k",
+                "tmpfs",
+                path_str(dir.path()),
+            ]));
+            match mount {
+                Err(e) => Some(format!("cannot run mount: {e}")),
+                Ok(o) if !o.status.success() => {
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+                    Some(if err.is_empty() {
+                        format!("mount: {}", o.status)
+                    } else {
+                        err
+                    })
+                }
+                Ok(_) => {
+                    system("umount", &[path_str(dir.path())], &[0]);
+                    None
+                }
+            }
+        })
+        .as_deref()
+}
+
+/// Whether `test` can mount here. If not, it says so in one line on stderr and the caller
+/// returns (the test passes), unless `SFBACKFILL_REQUIRE_MOUNTS` is set (CI): then it fails.
+fn can_mount(test: &str) -> bool {
+    let Some(why) = mount_refused() else {
+        return true;
+    };
+    let required =
+        std::env::var("SFBACKFILL_REQUIRE_MOUNTS").is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "{test}: mounting is refused ({why}) but SFBACKFILL_REQUIRE_MOUNTS is set; {HOW_TO_RUN}"
+    );
+    // Straight to stderr, not `eprintln!`, which the test harness captures and hides for a
+    // test that passes: a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: mounting is refused ({why}); {HOW_TO_RUN}"
+    );
+    false
+}
 
 /// Runs a system command; panics with its output unless its exit code is in `ok`.
 fn system(program: &str, args: &[&str], ok: &[i32]) -> Output {
@@ -314,6 +378,9 @@ async fn assert_exact(url: &str, out: &Path, objects: &str, start: &str, end: &s
 /// separated; default `15,45,80`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_run_cleanly_and_the_same_command_completes_after() {
+    if !can_mount("disk::a_full_disk_stops_the_run_cleanly_and_the_same_command_completes_after") {
+        return;
+    }
     let fractions: Vec<u64> = std::env::var("SFB_DISK_FRACTIONS")
         .unwrap_or_else(|_| "15,45,80".into())
         .split(',')
@@ -363,6 +430,11 @@ async fn a_full_disk_stops_the_run_cleanly_and_the_same_command_completes_after(
 /// completes with exactly the org's rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_turning_read_only_mid_run_stops_cleanly_and_the_run_completes_after() {
+    if !can_mount(
+        "disk::a_folder_turning_read_only_mid_run_stops_cleanly_and_the_run_completes_after",
+    ) {
+        return;
+    }
     let (objects, start, end) = ("Account,Contact", "2025-01-01", "2025-03-31");
     let org = start_fake(FakeOrgConfig {
         faults: Faults {
