@@ -22,6 +22,7 @@ pub use status::status;
 
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::backfill::Reporter;
@@ -146,6 +147,20 @@ async fn received(signal: Option<tokio::signal::unix::Signal>) {
             s.recv().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// `work`, or `None` if `shutdown` resolves first. For the steps before a run's loop that
+/// wait on the network (sign-in and describe, which retry for up to minutes): they write
+/// nothing, so a signal during them stops the command at once instead of after them.
+async fn unless_shutdown<T>(
+    shutdown: Pin<&mut impl Future<Output = ()>>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = shutdown => None,
+        done = work => Some(done),
     }
 }
 
