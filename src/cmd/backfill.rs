@@ -16,7 +16,7 @@ use crate::salesforce::describe::ObjectDescribe;
 use crate::salesforce::select::{self, Selection};
 use crate::salesforce::soql::Identifier;
 
-use super::{Failure, client_config, connect, failed_after_retries, stopped};
+use super::{Failure, client_config, connect, failed_after_retries, stopped, unless_shutdown};
 
 /// What a run asks of its objects' fields and cursor.
 pub(super) struct FieldRequest<'a> {
@@ -143,11 +143,23 @@ pub async fn backfill(
     }
     // A corrupt or foreign manifest is refused before any request is sent.
     let existing = checkpoint::read(&settings.out)?;
-    let client = connect(&settings.connection, &settings.limits).await?;
-    let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
-        Ok(settings.cursor_field.clone())
+    tokio::pin!(shutdown);
+    let Some(setup) = unless_shutdown(shutdown.as_mut(), async {
+        let client = connect(&settings.connection, &settings.limits).await?;
+        let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
+            Ok(settings.cursor_field.clone())
+        })
+        .await?;
+        Ok::<_, Failure>((client, prepared))
     })
-    .await?;
+    .await
+    else {
+        return Ok(RunSummary {
+            stopped: Some(StopReason::Interrupted),
+            ..RunSummary::default()
+        });
+    };
+    let (client, prepared) = setup?;
     for (_, selection) in &prepared {
         check_object_config(settings, &existing, &settings.out, selection)?;
     }

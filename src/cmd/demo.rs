@@ -30,6 +30,8 @@ pub const DEMO_OBJECTS: &[&str] = &[
 
 pub(super) async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
     use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
+    // Listening before the embedded org's port opens and the backfill's first request.
+    let shutdown = shutdown_signal();
     let fake_config = FakeOrgConfig::default();
     let (client_id, secret) = (
         fake_config.client_id.clone(),
@@ -87,7 +89,7 @@ pub(super) async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
         settings.out.display()
     );
     let reporter: Arc<dyn Reporter> = Arc::from(progress::reporter(settings.progress));
-    let summary = super::backfill::backfill(&settings, reporter, shutdown_signal()).await?;
+    let summary = super::backfill::backfill(&settings, reporter, shutdown).await?;
     let stats = org.stats();
     org.shutdown().await;
     super::backfill::finish(&settings, &summary)?;

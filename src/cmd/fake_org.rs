@@ -28,6 +28,8 @@ pub(super) async fn fake_org(args: &cli::FakeOrgArgs) -> Result<(), Failure> {
         ..FakeOrgConfig::default()
     };
     let (client_id, client_secret) = (config.client_id.clone(), config.client_secret.clone());
+    // Listening before the port opens: whoever waits for the port may signal as soon as it accepts.
+    let shutdown = shutdown_signal();
     let org = FakeOrg::start(config).await.map_err(|e| {
         Failure::new(
             ExitKind::Usage,
@@ -51,7 +53,7 @@ pub(super) async fn fake_org(args: &cli::FakeOrgArgs) -> Result<(), Failure> {
     println!("  export SF_CLIENT_SECRET={client_secret}");
     println!();
     println!("Serving until Ctrl-C.");
-    shutdown_signal().await;
+    shutdown.await;
     let stats = org.stats();
     org.shutdown().await;
     eprintln!(

@@ -20,7 +20,9 @@ pub use crate::checkpoint::status::{ObjectStatus, SyncStatus, object_statuses, s
 pub use demo::{DEMO_OBJECTS, duckdb_query};
 pub use status::status;
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::backfill::Reporter;
@@ -74,13 +76,17 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
         }
         Command::Backfill(args) => {
             let settings = config::backfill(&args, &ProcessEnv)?;
+            // Listening before the first request: a Ctrl-C from here on stops the run (exit 3).
+            let shutdown = shutdown_signal();
             let reporter: Arc<dyn Reporter> = Arc::from(progress::reporter(settings.progress));
-            let summary = backfill::backfill(&settings, reporter, shutdown_signal()).await?;
+            let summary = backfill::backfill(&settings, reporter, shutdown).await?;
             backfill::finish(&settings, &summary)
         }
         Command::Sync(args) => {
             let settings = config::sync(&args, &ProcessEnv)?;
-            let summary = sync::sync(&settings, shutdown_signal()).await?;
+            // Listening before the first request: a Ctrl-C from here on stops the run (exit 3).
+            let shutdown = shutdown_signal();
+            let summary = sync::sync(&settings, shutdown).await?;
             sync::finish_sync(&settings, &summary)
         }
         Command::Status(args) => status(&args.out, args.json),
@@ -100,27 +106,61 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
     }
 }
 
-/// Resolves when the process receives SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Listens for SIGINT and SIGTERM from this call on; the future resolves at the first of them.
+///
+/// The listeners are installed here, not when the future is first polled, so a command calls
+/// this before it opens a port or sends a request: a signal that arrives while it signs in or
+/// starts serving is kept for the run to see, where before the listeners its default action
+/// would have killed the process. A listener that cannot be installed never fires.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            tokio::select! {
+                () = received(interrupt) => {}
+                () = received(terminate) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        let ctrl_c = tokio::signal::windows::ctrl_c().ok();
+        async move {
+            match ctrl_c {
+                Some(mut c) => {
+                    c.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+}
+
+/// Resolves when `signal` is received; never, without a listener.
+#[cfg(unix)]
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// `work`, or `None` if `shutdown` resolves first. For the steps before a run's loop that
+/// wait on the network (sign-in and describe, which retry for up to minutes): they write
+/// nothing, so a signal during them stops the command at once instead of after them.
+async fn unless_shutdown<T>(
+    shutdown: Pin<&mut impl Future<Output = ()>>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = shutdown => None,
+        done = work => Some(done),
     }
 }
 

@@ -7,14 +7,14 @@ use crate::checkpoint::cursors::{self, SyncEntry, SyncJournal};
 use crate::checkpoint::{self, ManifestState};
 use crate::config::{self, SyncSettings};
 use crate::error::ExitKind;
-use crate::read::{ObjectJob, QueryBudget};
+use crate::read::{ObjectJob, QueryBudget, StopReason};
 use crate::salesforce::describe::ObjectDescribe;
 use crate::salesforce::select::Selection;
 use crate::salesforce::soql;
 use crate::sync;
 
 use super::backfill::{FieldRequest, prepare_objects, query_uri_prefix};
-use super::{Failure, client_config, connect, failed_after_retries, stopped};
+use super::{Failure, client_config, connect, failed_after_retries, stopped, unless_shutdown};
 
 /// Runs a sync to the end or until it stops; the caller reports the summary.
 pub async fn sync(
@@ -26,7 +26,6 @@ pub async fn sync(
     let cursors = cursors::read(&settings.out)?;
     let backfilled = checkpoint::read(&settings.out)?;
     sync::settings::refuse_unseeded(&settings.objects, settings.start, &cursors, &settings.out)?;
-    let client = connect(&settings.connection, &settings.limits).await?;
     let fields = sync::settings::fields(
         &settings.fields,
         settings.all_fields,
@@ -39,14 +38,27 @@ pub async fn sync(
         fields: &fields,
         all_fields: settings.all_fields,
     };
-    let prepared = prepare_objects(&client, request, |d| {
-        Ok(sync::settings::cursor(
-            settings.cursor_field.as_ref(),
-            &cursors,
-            d,
-        )?)
+    tokio::pin!(shutdown);
+    let Some(setup) = unless_shutdown(shutdown.as_mut(), async {
+        let client = connect(&settings.connection, &settings.limits).await?;
+        let prepared = prepare_objects(&client, request, |d| {
+            Ok(sync::settings::cursor(
+                settings.cursor_field.as_ref(),
+                &cursors,
+                d,
+            )?)
+        })
+        .await?;
+        Ok::<_, Failure>((client, prepared))
     })
-    .await?;
+    .await
+    else {
+        return Ok(sync::SyncSummary {
+            stopped: Some(StopReason::Interrupted),
+            ..sync::SyncSummary::default()
+        });
+    };
+    let (client, prepared) = setup?;
     config::ensure_writable_output(&settings.out)?;
     let run_id = format!(
         "{}-{}",

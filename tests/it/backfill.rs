@@ -295,27 +295,24 @@ fn slow_org_config() -> sfbackfill_fake_org::FakeOrgConfig {
     }
 }
 
-fn spawn_backfill(url: &str, args: &[&str]) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
-        .args(args)
-        .env("SF_INSTANCE_URL", url)
-        .env("SF_CLIENT_ID", CLIENT_ID)
-        .env("SF_CLIENT_SECRET", CLIENT_SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn_backfill(url: &str, args: &[&str]) -> Running {
+    Running::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
+            .args(args)
+            .env("SF_INSTANCE_URL", url)
+            .env("SF_CLIENT_ID", CLIENT_ID)
+            .env("SF_CLIENT_SECRET", CLIENT_SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .unwrap()
 }
 
 /// Waits until the output holds at least one finished day, so a signal lands mid-run.
-async fn wait_for_first_file(out: &Path, object: &str) {
-    for _ in 0..400 {
-        if !parquet_files(out, object).is_empty() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("no file appeared");
+async fn wait_for_first_file(child: &mut Running, out: &Path, object: &str) {
+    child
+        .wait_for("the first file", || !parquet_files(out, object).is_empty())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,12 +321,10 @@ async fn sigterm_stops_with_exit_3_and_the_rerun_completes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let args = backfill_args(out, "Account", "2025-02-01", "2025-04-30");
-    let child = spawn_backfill(&org.url(), &args);
-    wait_for_first_file(dir.path(), "Account").await;
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let mut child = spawn_backfill(&org.url(), &args);
+    wait_for_first_file(&mut child, dir.path(), "Account").await;
+    child.signal(libc::SIGTERM);
+    let o = child.wait().await;
     assert_exit(&o, 3);
     assert!(
         stderr(&o).contains("run the same command again"),
@@ -356,11 +351,11 @@ async fn a_second_backfill_on_the_same_folder_is_refused_naming_the_first() {
     let org = start_fake(slow_org_config()).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let first = spawn_backfill(
+    let mut first = spawn_backfill(
         &org.url(),
         &backfill_args(out, "Account", "2025-02-01", "2025-04-30"),
     );
-    wait_for_first_file(dir.path(), "Account").await;
+    wait_for_first_file(&mut first, dir.path(), "Account").await;
     let o = run(
         &org.url(),
         &backfill_args(out, "Contact", "2025-02-01", "2025-02-03"),
@@ -372,10 +367,8 @@ async fn a_second_backfill_on_the_same_folder_is_refused_naming_the_first() {
         "{}",
         stderr(&o)
     );
-    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
-    let o = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    first.signal(libc::SIGINT);
+    let o = first.wait().await;
     assert_exit(&o, 3);
 }
 

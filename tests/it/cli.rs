@@ -361,6 +361,77 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Option<Vec
     out
 }
 
+/// A Ctrl-C while `backfill` or `sync` still signs in and describes (here: while the org takes
+/// its time over the first data request) stops the command at once with exit 3 and the
+/// resume hint; it is neither lost (the listener is in place before the first request) nor
+/// held until the slow request and the describes are done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_while_signing_in_stops_the_run_at_once_with_exit_3() {
+    // Far longer than the command may take to stop; the token endpoint is not slowed.
+    let latency = std::time::Duration::from_secs(30);
+    let org = start_fake(FakeOrgConfig {
+        faults: sfbackfill_fake_org::Faults {
+            latency: Some(latency),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let window = ["--start", "2025-06-01", "--end", "2025-06-02"];
+    let backfill = [
+        &["backfill", "--objects", "Account", "--out", out][..],
+        &window,
+    ]
+    .concat();
+    let sync = [
+        "sync",
+        "--objects",
+        "Account",
+        "--out",
+        out,
+        "--start",
+        "2025-06-01",
+    ];
+    for args in [&backfill[..], &sync[..]] {
+        let before = org.stats().requests;
+        let mut child = Running::spawn(
+            std::process::Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
+                .args(args)
+                .env_remove("RUST_LOG")
+                .env("SF_INSTANCE_URL", &url)
+                .env("SF_CLIENT_ID", CLIENT_ID)
+                .env("SF_CLIENT_SECRET", CLIENT_SECRET)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .unwrap();
+        // The token, then a data request the org sits on.
+        child
+            .wait_for("its first data request", || {
+                org.stats().requests >= before + 2
+            })
+            .await;
+        let signalled = std::time::Instant::now();
+        child.signal(libc::SIGINT);
+        let o = child.wait().await;
+        let took = signalled.elapsed();
+        assert_exit(&o, 3);
+        let line = one_error_line(&o);
+        assert!(
+            line.contains("stopped by a signal") && line.contains("run the same command again"),
+            "{args:?}: {line}"
+        );
+        assert!(
+            took < latency,
+            "{args:?}: stopped {took:?} after the signal, not at once"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_objects_and_fields_suggest_close_matches() {
     let org = start_default_fake().await;
@@ -582,7 +653,7 @@ async fn the_secret_never_appears_in_any_output_or_file() {
                         cmd.env("SF_CLIENT_SECRET", LEAKY_SECRET);
                     }
                 }
-                cmd.output().unwrap()
+                output(&mut cmd).unwrap()
             })
             .await
             .unwrap();
@@ -649,30 +720,33 @@ fn leak_command(root: &Path) -> std::process::Command {
 }
 
 /// Runs `sfbackfill fake-org` with the secret in its environment until it serves, then
-/// interrupts it; returns what it printed.
+/// interrupts it (once: it listens before it serves); returns what it printed.
 fn fake_org_until_interrupted(root: &Path) -> std::process::Output {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = leak_command(root)
-        .args(["fake-org", "--port", &port.to_string()])
-        .env("SF_CLIENT_SECRET", LEAKY_SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let began = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            began.elapsed() < std::time::Duration::from_secs(20),
-            "fake-org did not serve"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    child.wait_with_output().unwrap()
+    let mut child = Running::spawn(
+        leak_command(root)
+            .args(["fake-org", "--port", &port.to_string()])
+            .env("SF_CLIENT_SECRET", LEAKY_SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .unwrap();
+    child.wait_for_blocking("fake-org to accept on its port", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    child.signal(libc::SIGINT);
+    let o = child.wait_blocking();
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains("fake-org: served"),
+        "no clean stop: {}",
+        stderr(&o)
+    );
+    o
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sfbackfill_fake_org::{FakeOrgConfig, Faults};
@@ -57,18 +57,19 @@ fn backfill_args(
     .collect()
 }
 
-fn spawn(url: &str, args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("SF_INSTANCE_URL", url)
-        .env("SF_CLIENT_ID", CLIENT_ID)
-        .env("SF_CLIENT_SECRET", CLIENT_SECRET)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts")
+fn spawn(url: &str, args: &[String]) -> Running {
+    Running::spawn(
+        Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("SF_INSTANCE_URL", url)
+            .env("SF_CLIENT_ID", CLIENT_ID)
+            .env("SF_CLIENT_SECRET", CLIENT_SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .expect("the binary starts")
 }
 
 async fn run_args(url: &str, args: &[String]) -> std::process::Output {
@@ -200,13 +201,11 @@ async fn kill_9_at_random_points_then_rerun_gives_exactly_the_orgs_rows() {
         let mut child = spawn(&url, &args);
         let wait = rng.u64(20..=1500);
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        if child.try_wait().unwrap().is_some() {
+        if child.has_exited() {
             finished_first += 1;
         }
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-            .await
-            .unwrap();
+        child.signal(libc::SIGKILL);
+        let status = child.wait().await.status;
         // SIGKILL cannot split one small write(2), so a torn journal line (as from a power
         // cut or a full disk) is made by hand after some kills: half a line, no newline.
         if rng.u8(0..3) == 0 {
@@ -340,7 +339,8 @@ async fn every_fault_at_once_still_gives_exact_output_within_limits() {
     // error, exit 2, which is a different test).
     let mut revoked_again = false;
     let mut resigned_at = None;
-    while child.try_wait().unwrap().is_none() {
+    while !child.has_exited() {
+        child.check_deadline("the run to end");
         tokio::time::sleep(Duration::from_millis(20)).await;
         let stats = org.stats();
         if resigned_at.is_none() && requests(&stats, &["token"]) >= 2 {
@@ -351,9 +351,7 @@ async fn every_fault_at_once_still_gives_exact_output_within_limits() {
             revoked_again = true;
         }
     }
-    let first = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let first = child.wait().await;
     let took = began.elapsed();
     // With these rates every chunk should finish within its attempts; if one did not, the
     // same command completes it (the documented recovery), still under every fault. One

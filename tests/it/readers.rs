@@ -13,9 +13,7 @@ print(json.dumps({"rows": t.num_rows, "types": {f.name: str(f.type) for f in d.s
 "#;
 
 fn pyarrow_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import pyarrow"])
-        .output()
+    let ok = output(Command::new("python3").args(["-c", "import pyarrow"]))
         .is_ok_and(|o| o.status.success());
     if !ok && std::env::var_os("SFBACKFILL_REQUIRE_PYARROW").is_some() {
         panic!("pyarrow is required (SFBACKFILL_REQUIRE_PYARROW is set) but cannot be imported");
@@ -54,14 +52,12 @@ async fn pyarrow_reads_the_output_with_the_expected_rows_and_types() {
     .await;
     assert_exit(&o, 0);
     for object in ["Invoice__c", "Account"] {
-        let py = Command::new("python3")
-            .args([
-                "-c",
-                READ_WITH_PYARROW,
-                dir.path().join(object).to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
+        let py = output(Command::new("python3").args([
+            "-c",
+            READ_WITH_PYARROW,
+            dir.path().join(object).to_str().unwrap(),
+        ]))
+        .unwrap();
         assert!(
             py.status.success(),
             "pyarrow failed: {}",

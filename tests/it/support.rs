@@ -1,5 +1,8 @@
 //! Helpers for integration tests: start the fake org, run the binary, read the output back,
 //! and fetch the org's own rows over HTTP with an independent JSON reading.
+//!
+//! Every wait on a child process goes through [`Running`] (or [`output`]), which gives it a
+//! deadline: no test waits forever on a process that hangs.
 
 use arrow::array::*;
 use arrow::datatypes::{DataType, TimeUnit};
@@ -7,8 +10,11 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
 
@@ -49,7 +55,7 @@ pub fn sfbackfill_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("the binary runs")
+    output(&mut cmd).expect("the binary runs")
 }
 
 /// Runs the binary in a blocking thread so the in-process fake org keeps serving.
@@ -61,7 +67,236 @@ pub async fn run(url: &str, args: &[&str]) -> Output {
         sfbackfill(&url, &refs)
     })
     .await
-    .unwrap()
+    // The deadline's failure, as the test's own.
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// How long a test waits on a child process before it kills it and fails:
+/// `SFB_RUN_DEADLINE_SECS`, 300 s by default (the longest run of the default suites takes
+/// well under a minute on a 2-core machine; larger settings of the crash and soak suites may
+/// need more).
+pub fn run_deadline() -> Duration {
+    const DEFAULT_SECS: u64 = 300;
+    match std::env::var("SFB_RUN_DEADLINE_SECS") {
+        Ok(v) => Duration::from_secs(
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("SFB_RUN_DEADLINE_SECS={v} is not a number of seconds")),
+        ),
+        Err(_) => Duration::from_secs(DEFAULT_SECS),
+    }
+}
+
+/// What [`Command::output`] does (stdin closed, stdout and stderr captured, whatever `cmd`
+/// set), with the [`run_deadline`]: a child still running then is killed and the test fails
+/// with its output.
+///
+/// # Errors
+///
+/// When the program cannot be started.
+pub fn output(cmd: &mut Command) -> std::io::Result<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Ok(Running::spawn(cmd)?.wait_blocking())
+}
+
+/// A child process that a test waits on, always against the [`run_deadline`].
+///
+/// Its piped stdout and stderr are read as it runs (so a chatty child never blocks on a full
+/// pipe) and are what a test that fails on it shows. Polling loops go through
+/// [`Running::wait_for`] (or its blocking twin), which fail early if the child exits first.
+pub struct Running {
+    child: Child,
+    /// The program and its arguments, for failure messages.
+    what: String,
+    /// When the child started: the deadline counts from here.
+    began: Instant,
+    stdout: Option<Drain>,
+    stderr: Option<Drain>,
+}
+
+/// One pipe of a child, read to its end by a thread of its own.
+struct Drain {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Drain {
+    fn start(mut pipe: impl Read + Send + 'static) -> Self {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let sink = bytes.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Drain { bytes, reader }
+    }
+
+    /// What was read, once the pipe is closed; what was read so far if it stays open for
+    /// more than a few seconds after the child ended (a grandchild holding it).
+    fn finish(self) -> Vec<u8> {
+        let began = Instant::now();
+        while !self.reader.is_finished() && began.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::mem::take(&mut *self.bytes.lock().unwrap())
+    }
+}
+
+impl Running {
+    /// Starts `cmd` as it is set up (pipe stdout or stderr to have them read and shown).
+    ///
+    /// # Errors
+    ///
+    /// When the program cannot be started.
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Running> {
+        let what = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().map(Drain::start);
+        let stderr = child.stderr.take().map(Drain::start);
+        Ok(Running {
+            child,
+            what,
+            began: Instant::now(),
+            stdout,
+            stderr,
+        })
+    }
+
+    /// The child's process id (to signal it).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a `libc::SIG*`) to the child, unless it has exited already.
+    pub fn signal(&mut self, signal: i32) {
+        if !self.has_exited() {
+            // SAFETY: kill(2) only; the pid is the child's, not yet reaped, so not reused.
+            unsafe { libc::kill(self.child.id() as i32, signal) };
+        }
+    }
+
+    /// Whether the child has exited (it is reaped then, and waiting returns at once).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
+    /// Waits for the child to exit and returns its status and captured output; at the
+    /// deadline, kills it and fails the test with its output.
+    pub fn wait_blocking(mut self) -> Output {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if self.has_exited() {
+                return self.take_output();
+            }
+            if let Some(o) = self.check_deadline("it to exit") {
+                return o;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// [`Running::wait_blocking`] off the async runtime, so an in-process fake org keeps
+    /// serving meanwhile.
+    pub async fn wait(self) -> Output {
+        tokio::task::spawn_blocking(move || self.wait_blocking())
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Polls `done` until it holds; fails the test (child killed, its output shown) if the
+    /// child exits first or the deadline passes. `what` names what is awaited.
+    pub async fn wait_for(&mut self, what: &str, mut done: impl FnMut() -> bool) {
+        while !self.poll(what, &mut done) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// [`Running::wait_for`] on the current thread.
+    pub fn wait_for_blocking(&mut self, what: &str, mut done: impl FnMut() -> bool) {
+        while !self.poll(what, &mut done) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Once the deadline has passed, kills the child and fails the test with its output; for
+    /// a loop that waits on the child in its own way. `what` names what is awaited. Returns
+    /// the output instead of failing only while the thread already panics (a clean-up in
+    /// `Drop`), after saying so on stderr.
+    pub fn check_deadline(&mut self, what: &str) -> Option<Output> {
+        let deadline = run_deadline();
+        if self.began.elapsed() < deadline {
+            return None;
+        }
+        let _ = self.child.kill();
+        let o = self.take_output();
+        let message = format!(
+            "gave up waiting for {what} after {} s (SFB_RUN_DEADLINE_SECS) and killed `{}`\n\
+             stdout: {}\nstderr: {}",
+            deadline.as_secs(),
+            self.what,
+            stdout(&o),
+            stderr(&o)
+        );
+        if std::thread::panicking() {
+            eprintln!("{message}");
+            return Some(o);
+        }
+        panic!("{message}");
+    }
+
+    /// Whether `done` holds; fails if it cannot hold any more or the deadline passed.
+    fn poll(&mut self, what: &str, done: &mut impl FnMut() -> bool) -> bool {
+        // Asked before `done`, so a child that did its part and then exited is no failure.
+        let exited = self.has_exited();
+        if done() {
+            return true;
+        }
+        if exited {
+            let o = self.take_output();
+            panic!(
+                "`{}` exited ({}) while the test waited for {what}\nstdout: {}\nstderr: {}",
+                self.what,
+                o.status,
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+        self.check_deadline(what);
+        false
+    }
+
+    /// The exit status (waiting for it: call once the child exited or was killed) and what
+    /// its pipes gave.
+    fn take_output(&mut self) -> Output {
+        let status = self.child.wait().expect("wait");
+        Output {
+            status,
+            stdout: self.stdout.take().map(Drain::finish).unwrap_or_default(),
+            stderr: self.stderr.take().map(Drain::finish).unwrap_or_default(),
+        }
+    }
+}
+
+/// A test that fails while its child runs does not leave the child running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 pub fn stderr(o: &Output) -> String {

@@ -235,22 +235,21 @@ async fn a_sync_killed_at_random_points_resumes_without_a_gap_or_a_repeat() {
     let mut rng = fastrand::Rng::with_seed(7);
     let mut killed_mid_run = 0;
     for _ in 0..6 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .env("SF_INSTANCE_URL", &url)
-            .env("SF_CLIENT_ID", CLIENT_ID)
-            .env("SF_CLIENT_SECRET", CLIENT_SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = Running::spawn(
+            Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
+                .args(&args)
+                .env_remove("RUST_LOG")
+                .env("SF_INSTANCE_URL", &url)
+                .env("SF_CLIENT_ID", CLIENT_ID)
+                .env("SF_CLIENT_SECRET", CLIENT_SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(rng.u64(100..=900))).await;
-        killed_mid_run += usize::from(child.try_wait().unwrap().is_none());
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        tokio::task::spawn_blocking(move || child.wait().unwrap())
-            .await
-            .unwrap();
+        killed_mid_run += usize::from(!child.has_exited());
+        child.signal(libc::SIGKILL);
+        child.wait().await;
         for object in ["Account", "Case"] {
             // Between runs too, what a reader sees holds no row twice.
             by_id(rows_of(dir.path(), object, "sync-"));
