@@ -82,10 +82,16 @@ pub enum ScheduleError {
 }
 
 impl UserFacing for ScheduleError {
+    /// Never a usage exit: the run has started reading, so files may have been written (exit
+    /// 2 promises that nothing was fetched); the hint still says what to fix.
     fn exit_kind(&self) -> ExitKind {
-        match self {
+        let kind = match self {
             ScheduleError::Checkpoint(e) => e.exit_kind(),
             ScheduleError::Chunk { source, .. } => source.exit_kind(),
+        };
+        match kind {
+            ExitKind::Usage => ExitKind::Failure,
+            other => other,
         }
     }
 
