@@ -1,4 +1,5 @@
-//! `backfill`: describe, lock, record the plan, run the chunks, and report how the run ended.
+//! `backfill`: describe, lock, check and record the plan, run the chunks, and report how the
+//! run ended.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -148,6 +149,7 @@ pub async fn backfill(
         Ok(settings.cursor_field.clone())
     })
     .await?;
+    // A cheap early refusal, with nothing written; checked again under the lock below.
     for (_, selection) in &prepared {
         check_object_config(settings, &existing, &settings.out, selection)?;
     }
@@ -158,6 +160,19 @@ pub async fn backfill(
         std::process::id()
     );
     let mut manifest = Manifest::open(&settings.out, &run_id)?;
+    // Another process may have written chunks between our first read and the lock.
+    for (_, selection) in &prepared {
+        if let Err(refused) =
+            check_object_config(settings, manifest.state(), &settings.out, selection)
+        {
+            let _ = manifest.append(Entry::RunEnded {
+                run: run_id,
+                at: chrono::Utc::now(),
+                outcome: "refused".into(),
+            });
+            return Err(refused);
+        }
+    }
     let mut jobs = HashMap::new();
     let mut chunks = Vec::new();
     for (_, selection) in prepared {

@@ -1,9 +1,20 @@
-//! A living org: an error met mid-run by one object.
+//! A living org: an error met mid-run by one object, and a folder changed by another run
+//! before the lock.
 
 use serde_json::Value;
+use std::path::Path;
 use std::process::Output;
 
 use crate::support::*;
+
+/// The journal's lines.
+fn journal(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("_sfbackfill/backfill.journal"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
 
 /// `status --json`'s entry for `object`.
 fn status_of(url: &str, out: &str, object: &str) -> Value {
@@ -107,4 +118,56 @@ async fn a_field_hidden_mid_run_fails_that_objects_days_and_the_others_are_copie
     assert!(!want.is_empty());
     assert_eq!(got, want);
     assert!(read_output(dir.path(), "Account").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_list_changed_by_a_run_that_finished_before_the_lock_is_refused() {
+    let org = start_fake(sfbackfill_fake_org::FakeOrgConfig {
+        faults: latency(3000),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let window = ["--start", "2025-03-03", "--end", "2025-03-04", "--out", out];
+    let common = ["--rate-limit", "1000", "--progress", "off"];
+    // The second run reads the (empty) folder, signs in, and waits on the org's slow answer...
+    let second = spawn_run(
+        &org.url(),
+        &[
+            &[
+                "backfill",
+                "--objects",
+                "Account",
+                "--fields",
+                "Account=Name",
+            ][..],
+            &window,
+            &common,
+        ]
+        .concat(),
+    );
+    wait_for_requests(&org, "limits", 1).await;
+    // ...while the first copies the same days with the standard fields, quickly.
+    org.set_faults(Default::default());
+    let first = run(
+        &org.url(),
+        &[&["backfill", "--objects", "Account"][..], &window, &common].concat(),
+    )
+    .await;
+    assert_exit(&first, 0);
+    let o = second.await.unwrap();
+    assert_exit(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("already holds `Account` chunks written with another field list"),
+        "{err}"
+    );
+    let last = journal(dir.path()).pop().unwrap();
+    assert_eq!(last["outcome"], "refused", "{last}");
+    let configs: Vec<Value> = journal(dir.path())
+        .into_iter()
+        .filter(|e| e["kind"] == "object_config")
+        .collect();
+    assert_eq!(configs.len(), 1, "the refused run recorded its field list");
 }
