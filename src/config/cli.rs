@@ -265,7 +265,7 @@ pub struct SyncArgs {
     /// Re-read this much before the cursor, for rows committed late (e.g. 5m, 90s, 0s) [default: 5m].
     #[arg(long, help_heading = "Run", value_name = "DURATION")]
     pub lookback: Option<String>,
-    /// Read only up to this long before now, for clock skew and commits in flight [default: 1m].
+    /// Read only up to this long before now, for clock skew and commits in flight [default: 5m].
     #[arg(long, help_heading = "Run", value_name = "DURATION")]
     pub safety_lag: Option<String>,
     /// Every Nth sync of an object re-reads it from its first sync's start, to catch changes

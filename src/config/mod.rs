@@ -38,9 +38,11 @@ pub const MIN_QUERY_URI_BYTES: usize = 500;
 pub const DEFAULT_CURSOR_FIELD: &str = "LastModifiedDate";
 /// How far a sync re-reads before its cursor: longer than almost every transaction, so a row
 /// committed after a later one (with an earlier timestamp) is still caught.
-pub const DEFAULT_LOOKBACK: &str = "5m";
-/// How far before now a sync stops reading: covers clock skew between us and the org.
-pub const DEFAULT_SAFETY_LAG: &str = "1m";
+pub const DEFAULT_LOOKBACK: chrono::Duration = chrono::Duration::minutes(5);
+/// How far behind now rows may still be committing (a sync reads up to now minus this): a
+/// transaction stamps its rows before it commits, and our clock and the org's differ; five
+/// minutes covers both with room to spare (the spec's default).
+pub const DEFAULT_SAFETY_LAG: chrono::Duration = chrono::Duration::minutes(5);
 
 /// A setting that is missing, malformed or contradictory.
 #[derive(Debug, thiserror::Error)]
@@ -593,13 +595,15 @@ pub fn sync(args: &SyncArgs, env: &dyn Env) -> Result<SyncSettings, ConfigError>
     })
 }
 
-/// A duration flag such as `5m`, `90s` or `1h 30m`.
+/// A duration flag such as `5m`, `90s` or `1h 30m`; `default` when it is not given.
 fn duration(
     flag: &'static str,
     value: Option<&str>,
-    default: &str,
+    default: chrono::Duration,
 ) -> Result<chrono::Duration, ConfigError> {
-    let text = value.unwrap_or(default);
+    let Some(text) = value else {
+        return Ok(default);
+    };
     let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
         invalid(
             flag,
