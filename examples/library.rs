@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|f| f.message)?;
     println!("{} rows in {} chunks", summary.rows, summary.chunks_done);
     let state = sfbackfill::checkpoint::read(&out)?;
-    for s in object_statuses(&state) {
+    for s in object_statuses(&state, chrono::Utc::now()) {
         println!(
             "{}: {} chunks done, {} rows, {} bytes",
             s.object, s.chunks_done, s.rows, s.bytes

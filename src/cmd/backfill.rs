@@ -248,6 +248,7 @@ fn record_plan(
         start: settings.window.start,
         end: settings.window.end,
         chunk_timezone: settings.chunk_timezone.name().to_string(),
+        safety_lag_ms: None,
     })?;
     Ok(())
 }

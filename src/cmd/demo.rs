@@ -93,7 +93,10 @@ pub(super) async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
     super::backfill::finish(&settings, &summary)?;
     let state = checkpoint::read(&settings.out)?;
     println!();
-    print!("{}", status_table(&object_statuses(&state)));
+    print!(
+        "{}",
+        status_table(&object_statuses(&state, chrono::Utc::now()))
+    );
     println!();
     println!(
         "{} rows in {} query requests ({} requests in all, peak {} in flight at the org)",
