@@ -65,6 +65,8 @@ pub struct RunSummary {
     pub bytes: u64,
     pub query_requests: u64,
     pub stopped: Option<StopReason>,
+    /// Days of the windows that were not over when the run started: left pending, not read.
+    pub not_over: crate::plan::history::NotOver,
 }
 
 /// A failure that ends the whole run.
