@@ -41,7 +41,7 @@ use sfbackfill::backfill::{Reporter, RunSummary};
 use sfbackfill::cmd;
 use sfbackfill::config::cli::ProgressMode;
 use sfbackfill::config::{BackfillSettings, Connection, Limits};
-use sfbackfill::plan::{self, Bound, Window};
+use sfbackfill::plan::{self, Bound};
 use sfbackfill::salesforce::soql::Identifier;
 use sfbackfill::secret::Secret;
 use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig, Stats};
@@ -269,11 +269,9 @@ fn settings(
             .iter()
             .map(|o| Identifier::parse(o).expect("object name"))
             .collect(),
-        window: Window::new(
-            plan::parse_instant(&start.to_string(), Bound::Start, utc).expect("start"),
-            plan::parse_instant(&end.to_string(), Bound::End, utc).expect("end"),
-        )
-        .expect("window"),
+        start: Some(plan::parse_instant(&start.to_string(), Bound::Start, utc).expect("start")),
+        end: Some(plan::parse_instant(&end.to_string(), Bound::End, utc).expect("end")),
+        safety_lag: sfbackfill::config::DEFAULT_SAFETY_LAG,
         chunk_timezone: utc,
         out: out.to_path_buf(),
         fields: BTreeMap::new(),

@@ -11,7 +11,7 @@ use sfbackfill::backfill::Reporter;
 use sfbackfill::cmd::{self, object_statuses};
 use sfbackfill::config::cli::ProgressMode;
 use sfbackfill::config::{BackfillSettings, Connection, Limits};
-use sfbackfill::plan::{self, Bound, Window};
+use sfbackfill::plan::{self, Bound};
 use sfbackfill::salesforce::soql::Identifier;
 use sfbackfill::secret::Secret;
 use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
@@ -51,10 +51,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Identifier::parse("Account")?,
             Identifier::parse("Opportunity")?,
         ],
-        window: Window::new(
-            plan::parse_instant("2025-05-05", Bound::Start, utc)?,
-            plan::parse_instant("2025-05-11", Bound::End, utc)?,
-        )?,
+        start: Some(plan::parse_instant("2025-05-05", Bound::Start, utc)?),
+        end: Some(plan::parse_instant("2025-05-11", Bound::End, utc)?),
+        safety_lag: sfbackfill::config::DEFAULT_SAFETY_LAG,
         chunk_timezone: utc,
         out: out.clone(),
         fields: BTreeMap::new(),
@@ -73,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|f| f.message)?;
     println!("{} rows in {} chunks", summary.rows, summary.chunks_done);
     let state = sfbackfill::checkpoint::read(&out)?;
-    for s in object_statuses(&state) {
+    for s in object_statuses(&state, chrono::Utc::now()) {
         println!(
             "{}: {} chunks done, {} rows, {} bytes",
             s.object, s.chunks_done, s.rows, s.bytes

@@ -89,6 +89,9 @@ pub struct Org {
     /// The Run-As user's zone, used by `convertTimezone()`.
     pub user_time_zone: chrono_tz::Tz,
     snapshot: Snapshot,
+    /// Fields the Run-As user may not see (field-level security), as `(object, field)`
+    /// indices: absent from describe, and `INVALID_FIELD` in SOQL.
+    hidden: Vec<(usize, usize)>,
 }
 
 /// Names in describeGlobal that cannot be queried, so clients exercise their filters:
@@ -154,7 +157,41 @@ impl Org {
                 counts,
                 prefixes,
             },
+            hidden: Vec::new(),
         }
+    }
+
+    /// `(object, field)` indices of a field, names case-insensitive.
+    fn field_at(&self, object: &str, field: &str) -> Option<(usize, usize)> {
+        let o = self.snapshot.object_index(object)?;
+        let f = self.snapshot.objects[o].schema.field_index(field)?;
+        Some((o, f))
+    }
+
+    /// Hides a field from the Run-As user, as field-level security does: describe stops
+    /// listing it and SOQL naming it fails with `INVALID_FIELD`. False for an unknown field.
+    pub fn hide_field(&mut self, object: &str, field: &str) -> bool {
+        let Some(at) = self.field_at(object, field) else {
+            return false;
+        };
+        if !self.hidden.contains(&at) {
+            self.hidden.push(at);
+        }
+        true
+    }
+
+    /// Shows a field hidden by [`Org::hide_field`] again. False for an unknown field.
+    pub fn show_field(&mut self, object: &str, field: &str) -> bool {
+        let Some(at) = self.field_at(object, field) else {
+            return false;
+        };
+        self.hidden.retain(|h| *h != at);
+        true
+    }
+
+    /// Whether field `field` of object `object` (indices) is hidden.
+    pub fn is_hidden(&self, object: usize, field: usize) -> bool {
+        self.hidden.contains(&(object, field))
     }
 
     /// The rows as they are now; later edits do not change it.
@@ -239,7 +276,15 @@ impl Org {
     pub fn describe(&self, object: &str, api_version: &str) -> Option<Json> {
         let v = api_version.trim_start_matches('v');
         if let Some(i) = self.snapshot.object_index(object) {
-            return Some(self.snapshot.objects[i].schema.describe(v));
+            let mut describe = self.snapshot.objects[i].schema.describe(v);
+            let fields = &self.snapshot.objects[i].schema.fields;
+            if let Some(listed) = describe["fields"].as_array_mut() {
+                listed.retain(|f| {
+                    let index = fields.iter().position(|d| f["name"] == d.name);
+                    !index.is_some_and(|at| self.is_hidden(i, at))
+                });
+            }
+            return Some(describe);
         }
         let (name, label, prefix, _) = SPECIAL_OBJECTS
             .iter()
@@ -702,6 +747,26 @@ mod tests {
                 .flat_map(|o| o.rows.iter())
                 .all(|r| r.version == 0)
         );
+    }
+
+    #[test]
+    fn a_hidden_field_leaves_describe_until_shown_again() {
+        let mut org = Org::generate(42, 1);
+        let names = |org: &Org| -> Vec<String> {
+            org.describe("Account", "62.0").expect("known")["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(names(&org).contains(&"Industry".to_string()));
+        assert!(org.hide_field("account", "industry"));
+        assert!(!names(&org).contains(&"Industry".to_string()));
+        assert!(names(&org).contains(&"Name".to_string()));
+        assert!(!org.hide_field("Account", "Nope__c"));
+        assert!(org.show_field("Account", "Industry"));
+        assert!(names(&org).contains(&"Industry".to_string()));
     }
 
     #[test]

@@ -432,10 +432,12 @@ pub fn execute_at(
             },
         });
     };
-    let query = expand_fields(query, &snap.objects[object].schema, soql)?;
+    let hidden = |field| org.is_hidden(object, field);
+    let query = expand_fields(query, &snap.objects[object].schema, &hidden, soql)?;
     let cx = Compiler {
         soql,
         snap: &snap,
+        org,
         object,
         tz: org.user_time_zone,
         today: now.with_timezone(&org.user_time_zone).date_naive(),
@@ -484,11 +486,12 @@ pub fn execute_at(
 pub const FIELDS_LIMIT: u64 = 200;
 
 /// Replaces `FIELDS(ALL|STANDARD|CUSTOM)` in the select list with the object's fields in
-/// describe order (a field already selected is not repeated). `ALL` and `CUSTOM` need a
-/// `LIMIT` of at most 200, as in Salesforce (§4.5).
+/// describe order (a field already selected is not repeated; a `hidden` one is left out).
+/// `ALL` and `CUSTOM` need a `LIMIT` of at most 200, as in Salesforce (§4.5).
 fn expand_fields(
     mut query: Query,
     schema: &super::data::schema::ObjectSchema,
+    hidden: &dyn Fn(usize) -> bool,
     soql: &str,
 ) -> Result<Query, SoqlError> {
     if !query
@@ -528,7 +531,10 @@ fn expand_fields(
                 ),
             });
         }
-        for f in &schema.fields {
+        for (i, f) in schema.fields.iter().enumerate() {
+            if hidden(i) {
+                continue;
+            }
             let wanted = match kind {
                 soql::FieldsKind::All => true,
                 soql::FieldsKind::Standard => !f.custom,
@@ -595,6 +601,8 @@ enum LikeToken {
 struct Compiler<'a> {
     soql: &'a str,
     snap: &'a Snapshot,
+    /// Which fields the Run-As user may not see.
+    org: &'a Org,
     object: usize,
     tz: chrono_tz::Tz,
     /// The Run-As user's date now, for relative date literals.
@@ -666,6 +674,7 @@ impl Compiler<'_> {
             let schema = &self.snap.objects[o].schema;
             let via = schema
                 .relationship_index(&rel.name)
+                .filter(|&via| !self.org.is_hidden(o, via))
                 .ok_or_else(not_understood)?;
             let f = &schema.fields[via];
             let target = match f.reference_to.unwrap_or("User") {
@@ -695,6 +704,7 @@ impl Compiler<'_> {
                 let schema = &self.snap.objects[o].schema;
                 let i = schema
                     .field_index(&leaf.name)
+                    .filter(|&i| !self.org.is_hidden(o, i))
                     .ok_or_else(|| no_such_column(self.soql, leaf.pos, &leaf.name, schema.name))?;
                 (Some(o), i, schema.fields[i].ftype, schema.fields[i].name)
             }
@@ -2201,6 +2211,31 @@ mod tests {
         assert_eq!(first, again);
         let after = execute(&org, soql, false).unwrap();
         assert!(after.len() < before.len());
+    }
+
+    #[test]
+    fn a_hidden_field_is_no_such_column_until_shown_again() {
+        let mut org = Org::generate(42, 1);
+        let soql = "SELECT Id, Industry FROM Account LIMIT 1";
+        assert!(execute(&org, soql, false).is_ok());
+        assert!(org.hide_field("Account", "Industry"));
+        let e = execute(&org, soql, false).err().expect("refused");
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(e.message.contains("No such column 'Industry'"), "{e}");
+        // FIELDS() leaves it out; a relationship through a hidden reference is not understood.
+        let all = execute(&org, "SELECT FIELDS(ALL) FROM Account LIMIT 1", false).unwrap();
+        let mut out = Vec::new();
+        all.render_records(0..1, "62.0", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("\"Industry\""), "{text}");
+        assert!(text.contains("\"Name\""), "{text}");
+        assert!(org.hide_field("Contact", "AccountId"));
+        let e = execute(&org, "SELECT Account.Name FROM Contact", false)
+            .err()
+            .expect("refused");
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(org.show_field("Account", "Industry"));
+        assert!(execute(&org, soql, false).is_ok());
     }
 
     #[test]

@@ -267,6 +267,27 @@ impl FakeOrg {
         self.shared.modify_rows(count)
     }
 
+    /// Hides `object`'s `field` from the Run-As user from now on, as field-level security
+    /// does: describe stops listing it and a query naming it gets `INVALID_FIELD`. False when
+    /// the org has no such field.
+    pub fn hide_field(&self, object: &str, field: &str) -> bool {
+        self.shared
+            .org
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .hide_field(object, field)
+    }
+
+    /// Shows a field hidden by [`FakeOrg::hide_field`] again. False when the org has no such
+    /// field.
+    pub fn show_field(&self, object: &str, field: &str) -> bool {
+        self.shared
+            .org
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .show_field(object, field)
+    }
+
     /// Stops accepting, lets open requests finish (a few seconds at most), then returns.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

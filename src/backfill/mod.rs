@@ -65,6 +65,8 @@ pub struct RunSummary {
     pub bytes: u64,
     pub query_requests: u64,
     pub stopped: Option<StopReason>,
+    /// Days of the windows that were not over when the run started: left pending, not read.
+    pub not_over: crate::plan::history::NotOver,
 }
 
 /// A failure that ends the whole run.
@@ -82,10 +84,16 @@ pub enum ScheduleError {
 }
 
 impl UserFacing for ScheduleError {
+    /// Never a usage exit: the run has started reading, so files may have been written (exit
+    /// 2 promises that nothing was fetched); the hint still says what to fix.
     fn exit_kind(&self) -> ExitKind {
-        match self {
+        let kind = match self {
             ScheduleError::Checkpoint(e) => e.exit_kind(),
             ScheduleError::Chunk { source, .. } => source.exit_kind(),
+        };
+        match kind {
+            ExitKind::Usage => ExitKind::Failure,
+            other => other,
         }
     }
 

@@ -60,12 +60,17 @@ pub enum Entry {
         chunk_timezone: String,
         include_deleted: bool,
     },
-    /// A run planned these days of an object; those not done since are pending.
+    /// A run planned these days of an object; those not done since are pending, or not over
+    /// yet while their end is less than the safety lag ago.
     Planned {
         object: String,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         chunk_timezone: String,
+        /// The run's `--safety-lag` in milliseconds; absent in journals of older versions,
+        /// which read it as none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        safety_lag_ms: Option<i64>,
     },
     /// A chunk's file (if it had rows) is durable and in place.
     ChunkDone {
@@ -161,13 +166,22 @@ impl ObjectConfig {
     }
 }
 
+/// A window a run planned for an object: its days are pending until recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedWindow {
+    pub window: Window,
+    pub chunk_timezone: String,
+    /// A day of it is over once its end is this far in the past.
+    pub safety_lag: chrono::Duration,
+}
+
 /// Everything the journal says, folded: the latest state per chunk.
 #[derive(Debug, Clone, Default)]
 pub struct ManifestState {
     pub chunks: BTreeMap<(String, NaiveDate), ChunkState>,
     pub objects: BTreeMap<String, ObjectConfig>,
-    /// Per object, the windows runs planned, with their chunk zone.
-    pub planned: BTreeMap<String, Vec<(Window, String)>>,
+    /// Per object, the windows runs planned.
+    pub planned: BTreeMap<String, Vec<PlannedWindow>>,
     pub last_run_started: Option<DateTime<Utc>>,
     pub last_run_ended: Option<(DateTime<Utc>, String)>,
 }
@@ -183,9 +197,14 @@ impl ManifestState {
                 start,
                 end,
                 chunk_timezone,
+                safety_lag_ms,
             } => {
                 let plans = self.planned.entry(object).or_default();
-                let plan = (Window { start, end }, chunk_timezone);
+                let plan = PlannedWindow {
+                    window: Window { start, end },
+                    chunk_timezone,
+                    safety_lag: chrono::Duration::milliseconds(safety_lag_ms.unwrap_or(0)),
+                };
                 if !plans.contains(&plan) {
                     plans.push(plan);
                 }
@@ -790,6 +809,32 @@ mod tests {
         assert!(m.state().is_done("Account", day(2), &window(2)));
         assert!(!m.state().is_done("Account", day(3), &window(3)));
         assert!(!m.state().is_done("Contact", day(1), &window(1)));
+    }
+
+    #[test]
+    fn a_plan_remembers_its_safety_lag_and_an_older_plan_reads_as_none() {
+        let older = r#"{"kind":"planned","object":"Case","start":"2025-03-01T00:00:00Z","end":"2025-03-02T00:00:00Z","chunk_timezone":"UTC"}"#;
+        let mut state = ManifestState::default();
+        state.apply(serde_json::from_str(older).unwrap());
+        let w = window(1);
+        let newer = Entry::Planned {
+            object: "Lead".into(),
+            start: w.start,
+            end: w.end,
+            chunk_timezone: "UTC".into(),
+            safety_lag_ms: Some(300_000),
+        };
+        let line = serde_json::to_string(&newer).unwrap();
+        assert!(line.contains(r#""safety_lag_ms":300000"#), "{line}");
+        state.apply(serde_json::from_str(&line).unwrap());
+        assert_eq!(
+            state.planned["Case"][0].safety_lag,
+            chrono::Duration::zero()
+        );
+        assert_eq!(
+            state.planned["Lead"][0].safety_lag,
+            chrono::Duration::minutes(5)
+        );
     }
 
     #[test]

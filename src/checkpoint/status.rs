@@ -3,15 +3,18 @@
 //! Owns the folding only (pure, no I/O); reading the journals is [`super::read`] and
 //! [`super::cursors::read`], and drawing the tables is the `status` command's.
 //!
-//! Invariants: a day counts once per object, as done, failed or pending (planned by some run,
-//! with no entry yet); a window is the span of the done days' windows.
+//! Invariants: a day counts once per object, as done, failed, pending (planned by some run,
+//! with no entry yet, and over) or not over yet (its end less than its run's safety lag
+//! before now); a window is the span of the done days' windows.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::cursors;
 use super::{ChunkState, ManifestState};
 use crate::plan;
+use crate::plan::history;
 use crate::salesforce::soql;
 
 /// One object's chunks, folded from the manifest.
@@ -21,6 +24,13 @@ pub struct ObjectStatus {
     pub chunks_done: u64,
     pub chunks_pending: u64,
     pub chunks_failed: u64,
+    /// Planned days whose end is less than the safety lag ago: copied by a later run.
+    pub chunks_not_over: u64,
+    /// When the first of them is over (UTC).
+    pub first_closes: Option<String>,
+    /// The same instant in the chunk zone and UTC, for people.
+    #[serde(skip)]
+    pub first_closes_text: Option<String>,
     pub rows: u64,
     pub bytes: u64,
     pub window_start: Option<String>,
@@ -35,8 +45,8 @@ pub struct FailedChunk {
     pub error: String,
 }
 
-/// Folds the manifest into per-object counts.
-pub fn object_statuses(state: &ManifestState) -> Vec<ObjectStatus> {
+/// Folds the manifest into per-object counts, as of `now` (which days are over).
+pub fn object_statuses(state: &ManifestState, now: DateTime<Utc>) -> Vec<ObjectStatus> {
     let mut by_object: BTreeMap<String, ObjectStatus> = BTreeMap::new();
     for ((object, day), chunk) in &state.chunks {
         let s = by_object.entry(object.clone()).or_default();
@@ -69,17 +79,39 @@ pub fn object_statuses(state: &ManifestState) -> Vec<ObjectStatus> {
         }
     }
     for (object, plans) in &state.planned {
-        let mut days = BTreeSet::new();
-        for (window, zone) in plans {
-            if let Ok(tz) = plan::parse_zone(zone) {
-                days.extend(plan::days(*window, tz).into_iter().map(|(d, _)| d));
+        // Each planned day once, with when it closes (the earliest any plan says) and its zone.
+        let mut days: BTreeMap<NaiveDate, (DateTime<Utc>, chrono_tz::Tz)> = BTreeMap::new();
+        for planned in plans {
+            let Ok(tz) = plan::parse_zone(&planned.chunk_timezone) else {
+                continue;
+            };
+            for (day, window) in plan::days(planned.window, tz) {
+                let closes = history::closes_at(window.end, planned.safety_lag);
+                let entry = days.entry(day).or_insert((closes, tz));
+                if closes < entry.0 {
+                    *entry = (closes, tz);
+                }
             }
         }
         let s = by_object.entry(object.clone()).or_default();
-        s.chunks_pending = days
-            .iter()
-            .filter(|d| !state.chunks.contains_key(&(object.clone(), **d)))
-            .count() as u64;
+        let mut first: Option<(DateTime<Utc>, chrono_tz::Tz)> = None;
+        for (day, (closes, tz)) in days {
+            if state.chunks.contains_key(&(object.clone(), day)) {
+                continue;
+            }
+            if closes <= now {
+                s.chunks_pending += 1;
+                continue;
+            }
+            s.chunks_not_over += 1;
+            if first.is_none_or(|(at, _)| closes < at) {
+                first = Some((closes, tz));
+            }
+        }
+        if let Some((at, tz)) = first {
+            s.first_closes = Some(soql::datetime_literal(at));
+            s.first_closes_text = Some(history::local_and_utc(at, tz));
+        }
     }
     by_object
         .into_iter()
@@ -131,9 +163,23 @@ pub fn sync_statuses(state: &cursors::SyncState) -> Vec<SyncStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::PlannedWindow;
     use crate::checkpoint::cursors::{ObjectCursor, Position, SyncState};
     use crate::plan::Window;
-    use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+    use chrono::TimeZone;
+
+    fn planned(window: Window, zone: &str, lag_minutes: i64) -> PlannedWindow {
+        PlannedWindow {
+            window,
+            chunk_timezone: zone.into(),
+            safety_lag: chrono::Duration::minutes(lag_minutes),
+        }
+    }
+
+    /// Long after every planned day of these tests.
+    fn later() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
 
     fn at(d: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 3, d, h, 0, 0).unwrap()
@@ -172,25 +218,27 @@ mod tests {
             },
         );
         // Two runs planned overlapping windows: the shared days are pending once.
-        let planned = vec![
-            (
+        let plans = vec![
+            planned(
                 Window {
                     start: at(1, 0),
                     end: at(6, 0),
                 },
-                "UTC".to_string(),
+                "UTC",
+                5,
             ),
-            (
+            planned(
                 Window {
                     start: at(2, 0),
                     end: at(7, 0),
                 },
-                "UTC".to_string(),
+                "UTC",
+                0,
             ),
         ];
-        state.planned.insert("Account".into(), planned);
+        state.planned.insert("Account".into(), plans);
 
-        let statuses = object_statuses(&state);
+        let statuses = object_statuses(&state, later());
         assert_eq!(statuses.len(), 1);
         let s = &statuses[0];
         assert_eq!(s.object, "Account");
@@ -210,11 +258,43 @@ mod tests {
     fn pending_days_follow_the_planned_zone() {
         let mut state = ManifestState::default();
         // One UTC day seen from New York touches two local days.
-        let plan = (window(10), "America/New_York".to_string());
+        let plan = planned(window(10), "America/New_York", 5);
         state.planned.insert("Case".into(), vec![plan]);
-        let statuses = object_statuses(&state);
+        let statuses = object_statuses(&state, later());
         assert_eq!(statuses[0].chunks_pending, 2);
         assert_eq!(statuses[0].window_start, None);
+    }
+
+    #[test]
+    fn days_whose_end_is_inside_the_lag_are_not_over_and_say_when_they_close() {
+        let mut state = ManifestState::default();
+        let plan = planned(
+            Window {
+                start: at(1, 0),
+                end: at(5, 0),
+            },
+            "Europe/Paris",
+            5,
+        );
+        state.planned.insert("Lead".into(), vec![plan]);
+        state.chunks.insert(("Lead".into(), day(1)), done(1, 3));
+        // The window's Paris days: the 1st to the 4th, and the first hour of the 5th. At
+        // 00:30 in Paris on the 3rd, the 2nd is over and the 3rd is not.
+        let now = at(2, 23) + chrono::Duration::minutes(30);
+        let s = &object_statuses(&state, now)[0];
+        assert_eq!(
+            (s.chunks_done, s.chunks_pending, s.chunks_not_over),
+            (1, 1, 3)
+        );
+        assert_eq!(s.first_closes.as_deref(), Some("2025-03-03T23:05:00.000Z"));
+        assert_eq!(
+            s.first_closes_text.as_deref(),
+            Some("2025-03-04 00:05:00 CET (2025-03-03 23:05:00 UTC)")
+        );
+        // Once it is over, it is merely pending.
+        let s = &object_statuses(&state, at(6, 0))[0];
+        assert_eq!((s.chunks_pending, s.chunks_not_over), (4, 0));
+        assert_eq!(s.first_closes, None);
     }
 
     #[test]
@@ -222,7 +302,7 @@ mod tests {
         let mut state = ManifestState::default();
         state.chunks.insert(("Lead".into(), day(2)), done(2, 1));
         state.chunks.insert(("Account".into(), day(2)), done(2, 1));
-        let names: Vec<_> = object_statuses(&state)
+        let names: Vec<_> = object_statuses(&state, later())
             .into_iter()
             .map(|s| s.object)
             .collect();

@@ -1,5 +1,7 @@
-//! `backfill`: describe, lock, record the plan, run the chunks, and report how the run ended.
+//! `backfill`: describe, derive each object's window, lock, check and record the plan, run
+//! the days that are over, and report how the run ended.
 
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::Path;
@@ -9,12 +11,13 @@ use crate::backfill::{self, Reporter, RunConfig, RunSummary};
 use crate::checkpoint::{self, Entry, Manifest, ManifestState};
 use crate::config::{self, BackfillSettings, Connection};
 use crate::error::ExitKind;
-use crate::plan::{self, Chunk};
+use crate::plan::history::{self, NotOver};
+use crate::plan::{self, Chunk, Window};
 use crate::read::{ObjectJob, QueryBudget, StopReason};
 use crate::salesforce::SalesforceClient;
 use crate::salesforce::describe::ObjectDescribe;
 use crate::salesforce::select::{self, Selection};
-use crate::salesforce::soql::Identifier;
+use crate::salesforce::soql::{self, Identifier};
 
 use super::{Failure, client_config, connect, failed_after_retries, stopped, unless_shutdown};
 
@@ -73,20 +76,157 @@ pub(super) fn backfill_fields(settings: &BackfillSettings) -> FieldRequest<'_> {
     }
 }
 
-/// The chunks of the window still to fetch: all of them with `--repull`.
+/// The chunks of an object's window still to fetch (all of them with `--repull`), whether
+/// over or not.
 pub(super) fn pending_chunks(
     settings: &BackfillSettings,
     state: &ManifestState,
     object: &str,
+    window: Window,
 ) -> Vec<Chunk> {
-    plan::chunks(
-        &[object.to_string()],
-        settings.window,
-        settings.chunk_timezone,
+    plan::chunks(&[object.to_string()], window, settings.chunk_timezone)
+        .into_iter()
+        .filter(|c| settings.repull || !state.is_done(&c.object, c.day, &c.window))
+        .collect()
+}
+
+/// The window a run covers for one object, and how it was derived.
+pub(super) struct ObjectWindow {
+    /// `None`: nothing to read (no rows, or no day of it is over yet).
+    pub(super) window: Option<Window>,
+    /// A line saying what was derived, when `--start` or `--end` was left out.
+    pub(super) derived: Option<String>,
+}
+
+/// Each object's window: `--start`/`--end` as given; without `--start`, from the local day of
+/// the object's earliest cursor value (one one-row query, through `queryAll` with
+/// `--include-deleted`, taken from `budget` when there is one); without `--end`, to the end
+/// of the last day over at `now`.
+///
+/// # Errors
+/// A query that fails (its exit class: nothing has been fetched), the query limit reached
+/// (exit 3), or an object whose earliest cursor value is null (a nullable custom cursor).
+pub(super) async fn object_windows(
+    client: &SalesforceClient,
+    settings: &BackfillSettings,
+    selections: &[&Selection],
+    now: DateTime<Utc>,
+    budget: Option<&QueryBudget>,
+) -> Result<Vec<ObjectWindow>, Failure> {
+    let tz = settings.chunk_timezone;
+    let mut out = Vec::new();
+    for selection in selections {
+        let earliest = match settings.start {
+            Some(_) => None,
+            None => {
+                if let Some(budget) = budget.filter(|b| !b.try_take()) {
+                    return Err(Failure::new(
+                        ExitKind::Resumable,
+                        format!(
+                            "stopped: the query limit of {} requests is reached before every object's history start is known",
+                            budget.limit().unwrap_or_default()
+                        ),
+                        Some("raise --query-limit, or give --start".into()),
+                    ));
+                }
+                earliest_cursor(client, selection, settings.include_deleted).await?
+            }
+        };
+        let window = history::object_window(
+            settings.start,
+            settings.end,
+            earliest,
+            now,
+            settings.safety_lag,
+            tz,
+        );
+        let derived = (settings.start.is_none() || settings.end.is_none())
+            .then(|| derived_line(selection, settings, window, earliest));
+        out.push(ObjectWindow { window, derived });
+    }
+    Ok(out)
+}
+
+/// The earliest cursor value of an object, `None` when it has no rows.
+async fn earliest_cursor(
+    client: &SalesforceClient,
+    selection: &Selection,
+    include_deleted: bool,
+) -> Result<Option<DateTime<Utc>>, Failure> {
+    let (object, cursor) = (&selection.object, &selection.cursor);
+    let soql = soql::earliest_cursor(object, cursor);
+    let answer = client.query_json_in(&soql, include_deleted).await?;
+    let Some(record) = answer["records"].get(0).and_then(|r| r.as_object()) else {
+        return Ok(None);
+    };
+    let value = record
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(cursor.as_str()))
+        .map(|(_, v)| v);
+    let text = match value {
+        Some(serde_json::Value::String(text)) => text,
+        Some(serde_json::Value::Null) => {
+            return Err(Failure::new(
+                ExitKind::Usage,
+                format!("`{object}` has rows with no `{cursor}`, so its history has no start"),
+                Some(format!(
+                    "give --start (rows without a `{cursor}` are never copied), or pick another --cursor-field"
+                )),
+            ));
+        }
+        _ => {
+            return Err(Failure::new(
+                ExitKind::Failure,
+                format!("salesforce answered the earliest `{cursor}` of `{object}` without it"),
+                Some("give --start to skip this query".into()),
+            ));
+        }
+    };
+    let ms = crate::decode::values::parse_datetime(text).map_err(|e| {
+        Failure::new(
+            ExitKind::Failure,
+            format!("the earliest `{cursor}` of `{object}`, `{text}`, is {e}"),
+            Some("give --start to skip this query".into()),
+        )
+    })?;
+    Ok(DateTime::from_timestamp_millis(ms))
+}
+
+/// `Account: 2025-01-02 to 2026-11-19 (687 days, from its earliest LastModifiedDate, to the
+/// last day over, in UTC)`, or why there is nothing to read.
+fn derived_line(
+    selection: &Selection,
+    settings: &BackfillSettings,
+    window: Option<Window>,
+    earliest: Option<DateTime<Utc>>,
+) -> String {
+    let object = &selection.object;
+    let tz = settings.chunk_timezone;
+    let Some(window) = window else {
+        return match (settings.start, earliest) {
+            (None, None) => format!("{object}: no rows, nothing to copy"),
+            _ => format!(
+                "{object}: nothing to copy yet: no day of its window is over (a day is over {} after its end)",
+                humantime::format_duration(settings.safety_lag.to_std().unwrap_or_default())
+            ),
+        };
+    };
+    let days = plan::days(window, tz);
+    let (first, last) = (days[0].0, days[days.len() - 1].0);
+    let from = match settings.start {
+        Some(_) => "from --start".to_string(),
+        None => format!("from its earliest {}", selection.cursor),
+    };
+    let to = match settings.end {
+        Some(_) => "to --end",
+        None => "to the last day over",
+    };
+    format!(
+        "{object}: {first} to {last} ({} day{}, {from}, {to}, in {})",
+        days.len(),
+        if days.len() == 1 { "" } else { "s" },
+        tz.name()
     )
-    .into_iter()
-    .filter(|c| settings.repull || !state.is_done(&c.object, c.day, &c.window))
-    .collect()
 }
 
 /// Refuses a field list or cursor that differs from the one existing chunks were written with.
@@ -160,8 +300,17 @@ pub async fn backfill(
         });
     };
     let (client, prepared) = setup?;
+    // A cheap early refusal, with nothing written; checked again under the lock below.
     for (_, selection) in &prepared {
         check_object_config(settings, &existing, &settings.out, selection)?;
+    }
+    let budget = Arc::new(QueryBudget::new(settings.query_limit));
+    // Taken before any record is read: a day over at this instant is over while we read it.
+    let now = Utc::now();
+    let selections: Vec<&Selection> = prepared.iter().map(|(_, s)| s).collect();
+    let windows = object_windows(&client, settings, &selections, now, Some(&budget)).await?;
+    for line in windows.iter().filter_map(|w| w.derived.as_ref()) {
+        eprintln!("backfill: {line}");
     }
     config::ensure_writable_output(&settings.out)?;
     let run_id = format!(
@@ -170,17 +319,39 @@ pub async fn backfill(
         std::process::id()
     );
     let mut manifest = Manifest::open(&settings.out, &run_id)?;
+    // Another process may have written chunks between our first read and the lock.
+    for (_, selection) in &prepared {
+        if let Err(refused) =
+            check_object_config(settings, manifest.state(), &settings.out, selection)
+        {
+            let _ = manifest.append(Entry::RunEnded {
+                run: run_id,
+                at: Utc::now(),
+                outcome: "refused".into(),
+            });
+            return Err(refused);
+        }
+    }
     let mut jobs = HashMap::new();
     let mut chunks = Vec::new();
-    for (_, selection) in prepared {
+    let mut not_over = NotOver::default();
+    for ((_, selection), window) in prepared.into_iter().zip(windows) {
+        let Some(window) = window.window else {
+            continue;
+        };
         let object = selection.object.to_string();
-        record_plan(&mut manifest, settings, &selection)?;
-        chunks.extend(pending_chunks(settings, manifest.state(), &object));
+        record_plan(&mut manifest, settings, &selection, window)?;
+        let pending = pending_chunks(settings, manifest.state(), &object, window);
+        let (over, later) = history::split_over(pending, now, settings.safety_lag);
+        not_over.merge(NotOver::of(&later, settings.safety_lag));
+        if over.is_empty() {
+            continue;
+        }
+        chunks.extend(over);
         let uri_prefix = query_uri_prefix(&settings.connection) + ID_RANGE_CONDITION_BYTES;
         let job = ObjectJob::new(selection, uri_prefix, settings.max_query_uri_bytes)?;
         jobs.insert(object, Arc::new(job));
     }
-    let budget = Arc::new(QueryBudget::new(settings.query_limit));
     let config = RunConfig {
         client,
         out: settings.out.clone(),
@@ -191,7 +362,12 @@ pub async fn backfill(
         exit_outside_window: settings.exit_outside_window,
         reporter,
     };
-    let result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown).await;
+    let result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown)
+        .await
+        .map(|summary| RunSummary {
+            not_over,
+            ..summary
+        });
     let outcome = match &result {
         Ok(s) if s.stopped.is_some() => "stopped",
         Ok(s) if s.chunks_failed > 0 => "failed chunks",
@@ -223,6 +399,7 @@ fn record_plan(
     manifest: &mut Manifest,
     settings: &BackfillSettings,
     selection: &Selection,
+    window: Window,
 ) -> Result<(), Failure> {
     let object = selection.object.to_string();
     let config = checkpoint::ObjectConfig {
@@ -242,14 +419,16 @@ fn record_plan(
     }
     manifest.append(Entry::Planned {
         object,
-        start: settings.window.start,
-        end: settings.window.end,
+        start: window.start,
+        end: window.end,
         chunk_timezone: settings.chunk_timezone.name().to_string(),
+        safety_lag_ms: Some(settings.safety_lag.num_milliseconds()),
     })?;
     Ok(())
 }
 
-/// Prints the run's summary and picks the exit: 0 done, 3 stopped early, 1 failed chunks.
+/// Prints the run's summary and picks the exit: 0 done (days not over yet are not work of
+/// this run), 3 stopped early, 1 failed chunks.
 pub(super) fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Result<(), Failure> {
     eprintln!(
         "backfill: {} chunks done, {} failed, {} rows, {} bytes, {} query requests",
@@ -259,6 +438,9 @@ pub(super) fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Resul
         summary.bytes,
         summary.query_requests
     );
+    if let Some(line) = not_over_line(&summary.not_over, settings.chunk_timezone) {
+        eprintln!("backfill: {line}; run the same command again then");
+    }
     match &summary.stopped {
         Some(reason) => Err(stopped(
             reason,
@@ -273,4 +455,17 @@ pub(super) fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Resul
         )),
         None => Ok(()),
     }
+}
+
+/// `3 days are not over yet and stay pending; the first (Account/2026-11-20) closes at …`, in
+/// the chunk zone and UTC; `None` when every day was over.
+pub(super) fn not_over_line(not_over: &NotOver, tz: chrono_tz::Tz) -> Option<String> {
+    let (chunk, at) = not_over.first.as_ref()?;
+    Some(format!(
+        "{} day{} not over yet and stay{} pending; the first ({chunk}) closes at {}",
+        not_over.days,
+        if not_over.days == 1 { " is" } else { "s are" },
+        if not_over.days == 1 { "s" } else { "" },
+        history::local_and_utc(*at, tz)
+    ))
 }

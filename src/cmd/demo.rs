@@ -66,10 +66,9 @@ pub(super) async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
             .iter()
             .map(|o| Identifier::parse(o).expect("constant"))
             .collect(),
-        window: plan::Window::new(
-            plan::parse_instant("2025-06-01", plan::Bound::Start, tz)?,
-            plan::parse_instant("2025-06-30", plan::Bound::End, tz)?,
-        )?,
+        start: Some(plan::parse_instant("2025-06-01", plan::Bound::Start, tz)?),
+        end: Some(plan::parse_instant("2025-06-30", plan::Bound::End, tz)?),
+        safety_lag: config::DEFAULT_SAFETY_LAG,
         chunk_timezone: tz,
         out: args.out.clone(),
         fields: BTreeMap::new(),
@@ -95,7 +94,10 @@ pub(super) async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
     super::backfill::finish(&settings, &summary)?;
     let state = checkpoint::read(&settings.out)?;
     println!();
-    print!("{}", status_table(&object_statuses(&state)));
+    print!(
+        "{}",
+        status_table(&object_statuses(&state, chrono::Utc::now()))
+    );
     println!();
     println!(
         "{} rows in {} query requests ({} requests in all, peak {} in flight at the org)",

@@ -6,12 +6,15 @@ use std::time::Duration;
 use crate::checkpoint;
 use crate::config::BackfillSettings;
 use crate::plan;
+use crate::plan::history::{self, NotOver};
 use crate::plan::spans;
 use crate::salesforce::select::Selection;
 use crate::salesforce::soql;
 use crate::salesforce::{FetchError, SalesforceClient};
 
-use super::backfill::{backfill_fields, pending_chunks, prepare_objects};
+use super::backfill::{
+    backfill_fields, not_over_line, object_windows, pending_chunks, prepare_objects,
+};
 use super::{Failure, client_config, connect, usage_line};
 
 pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
@@ -22,28 +25,60 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
         Ok(settings.cursor_field.clone())
     })
     .await?;
+    let now = chrono::Utc::now();
+    let selections: Vec<&Selection> = prepared.iter().map(|(_, s)| s).collect();
+    let windows = object_windows(&client, settings, &selections, now, None).await?;
+    for line in windows.iter().filter_map(|w| w.derived.as_ref()) {
+        println!("{line}");
+    }
+    // Without --start, a backfill sends one query per object for its earliest cursor value.
+    let earliest_queries = u64::from(settings.start.is_none());
     let per_second =
         f64::from(settings.limits.rate_limit) / settings.limits.rate_interval.as_secs_f64();
     println!(
-        "{:<24} {:>5} {:>5} {:>6} {:>9} {:>8} {:>9} {:>7}",
-        "OBJECT", "DAYS", "DONE", "EMPTY", "ROWS", "QUERIES", "REQUESTS", "FLOOR"
+        "{:<24} {:>5} {:>5} {:>8} {:>6} {:>9} {:>8} {:>9} {:>7}",
+        "OBJECT", "DAYS", "DONE", "NOT OVER", "EMPTY", "ROWS", "QUERIES", "REQUESTS", "FLOOR"
     );
     let (mut total_requests, mut total_floor) = (0u64, 0u64);
     let mut estimated = Vec::new();
-    for (_, selection) in &prepared {
+    let mut closing = Vec::new();
+    for ((_, selection), window) in prepared.iter().zip(&windows) {
         let object = selection.object.to_string();
-        let days = plan::days(settings.window, settings.chunk_timezone).len();
-        let pending = pending_chunks(settings, &state, &object);
-        let counts = match day_counts(&client, selection, settings.window).await {
-            Ok(counts) => counts,
-            Err(e) if e.is_query_refused() => {
-                estimated.push(format!("{object} (`{e}`)"));
-                spread_count(&client, selection, settings.window).await?
+        let (days, pending, not_over) = match window.window {
+            Some(window) => {
+                let pending = pending_chunks(settings, &state, &object, window);
+                let (over, later) = history::split_over(pending, now, settings.safety_lag);
+                let days = plan::days(window, settings.chunk_timezone).len();
+                (days, over, NotOver::of(&later, settings.safety_lag))
             }
-            Err(e) => return Err(e.into()),
+            None => (0, Vec::new(), NotOver::default()),
+        };
+        if let Some(line) = not_over_line(&not_over, settings.chunk_timezone) {
+            closing.push(format!("{object}: {line}"));
+        }
+        // Rows are counted over the days a backfill would read now, not the days to come.
+        let counted = match (pending.first(), pending.last()) {
+            (Some(a), Some(b)) => Some(plan::Window {
+                start: a.window.start,
+                end: b.window.end,
+            }),
+            _ => None,
+        };
+        let counts = match counted {
+            None => BTreeMap::new(),
+            Some(counted) => match day_counts(&client, selection, counted).await {
+                Ok(counts) => counts,
+                Err(e) if e.is_query_refused() => {
+                    estimated.push(format!("{object} (`{e}`)"));
+                    spread_count(&client, selection, counted).await?
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
         let page = selection.rows_per_page(settings.limits.batch_size);
         let (mut rows, mut empty, mut cost) = (0.0, 0, spans::Cost::default());
+        cost.queries += earliest_queries;
+        cost.requests += earliest_queries;
         for span in spans::spans(pending.clone()) {
             let estimates = spans::estimate_days(&span.days, &counts);
             empty += estimates.iter().filter(|&&n| n == 0.0).count();
@@ -58,16 +93,20 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
         total_requests += cost.requests + 1;
         total_floor += floor;
         println!(
-            "{:<24} {:>5} {:>5} {:>6} {:>9} {:>8} {:>9} {:>7}",
+            "{:<24} {:>5} {:>5} {:>8} {:>6} {:>9} {:>8} {:>9} {:>7}",
             object,
             days,
-            days - pending.len(),
+            days - pending.len() - not_over.days as usize,
+            not_over.days,
             empty,
             rows,
             cost.queries,
             cost.requests + 1,
             floor
         );
+    }
+    for line in &closing {
+        println!("{line}");
     }
     if !estimated.is_empty() {
         println!(

@@ -19,7 +19,7 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
         ));
     }
     let state = checkpoint::read(out)?;
-    let statuses = object_statuses(&state);
+    let statuses = object_statuses(&state, chrono::Utc::now());
     let synced = sync_statuses(&cursors::read(out)?);
     if json {
         let doc = serde_json::json!({
@@ -77,21 +77,33 @@ fn sync_table(statuses: &[SyncStatus]) -> String {
 
 pub(super) fn status_table(statuses: &[ObjectStatus]) -> String {
     let mut s = format!(
-        "{:<20} {:>6} {:>8} {:>7} {:>10} {:>12}  {}\n",
-        "OBJECT", "DONE", "PENDING", "FAILED", "ROWS", "BYTES", "WINDOW"
+        "{:<20} {:>6} {:>8} {:>8} {:>7} {:>10} {:>12}  {}\n",
+        "OBJECT", "DONE", "PENDING", "NOT OVER", "FAILED", "ROWS", "BYTES", "WINDOW"
     );
     for o in statuses {
         s += &format!(
-            "{:<20} {:>6} {:>8} {:>7} {:>10} {:>12}  {} .. {}\n",
+            "{:<20} {:>6} {:>8} {:>8} {:>7} {:>10} {:>12}  {} .. {}\n",
             o.object,
             o.chunks_done,
             o.chunks_pending,
+            o.chunks_not_over,
             o.chunks_failed,
             o.rows,
             o.bytes,
             o.window_start.as_deref().unwrap_or("-"),
             o.window_end.as_deref().unwrap_or("-")
         );
+        if let Some(at) = &o.first_closes_text {
+            s += &format!(
+                "    {} day{} not over yet; the first closes at {at}\n",
+                o.chunks_not_over,
+                if o.chunks_not_over == 1 {
+                    " is"
+                } else {
+                    "s are"
+                }
+            );
+        }
         for f in &o.failed {
             s += &format!("    failed {}: {}\n", f.day, f.error);
         }

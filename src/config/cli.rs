@@ -89,8 +89,10 @@ signed_in_help!(
   sfbackfill backfill --objects Account,Contact --start 2025-01-01 --end 2025-12-31 --out ./sf
   sfbackfill backfill --objects LoginHistory --cursor-field LoginTime --start 2025-06-01 --end 2025-06-30 --out ./sf
   sfbackfill backfill --config backfill.toml --repull --start 2025-03-01 --end 2025-03-07
+  sfbackfill backfill --objects Account --out ./sf          (all history, up to the last day over)
 
-Run the same command again to resume: done chunks are skipped."
+Run the same command again to resume: done chunks are skipped. A day is copied only once it is
+over (its end at least --safety-lag ago); later days stay pending for the next run."
 );
 
 signed_in_help!(
@@ -206,12 +208,18 @@ pub struct BackfillArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub select: SelectArgs,
-    /// First day (YYYY-MM-DD, in --chunk-timezone) or an RFC 3339 date-time.
+    /// First day (YYYY-MM-DD, in --chunk-timezone) or an RFC 3339 date-time [default: the day
+    /// of each object's earliest cursor value].
     #[arg(long, help_heading = "Run", value_name = "WHEN")]
     pub start: Option<String>,
-    /// Last day, included (YYYY-MM-DD), or an exclusive RFC 3339 date-time.
+    /// Last day, included (YYYY-MM-DD), or an exclusive RFC 3339 date-time [default: the last
+    /// day that is over].
     #[arg(long, help_heading = "Run", value_name = "WHEN")]
     pub end: Option<String>,
+    /// A day is copied only once its end is this far in the past, for rows still committing
+    /// (e.g. 5m, 90s); later days stay pending [default: 5m].
+    #[arg(long, help_heading = "Run", value_name = "DURATION")]
+    pub safety_lag: Option<String>,
     /// The output folder.
     #[arg(long, help_heading = "Run", value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -265,7 +273,7 @@ pub struct SyncArgs {
     /// Re-read this much before the cursor, for rows committed late (e.g. 5m, 90s, 0s) [default: 5m].
     #[arg(long, help_heading = "Run", value_name = "DURATION")]
     pub lookback: Option<String>,
-    /// Read only up to this long before now, for clock skew and commits in flight [default: 1m].
+    /// Read only up to this long before now, for clock skew and commits in flight [default: 5m].
     #[arg(long, help_heading = "Run", value_name = "DURATION")]
     pub safety_lag: Option<String>,
     /// Every Nth sync of an object re-reads it from its first sync's start, to catch changes

@@ -38,9 +38,12 @@ pub const MIN_QUERY_URI_BYTES: usize = 500;
 pub const DEFAULT_CURSOR_FIELD: &str = "LastModifiedDate";
 /// How far a sync re-reads before its cursor: longer than almost every transaction, so a row
 /// committed after a later one (with an earlier timestamp) is still caught.
-pub const DEFAULT_LOOKBACK: &str = "5m";
-/// How far before now a sync stops reading: covers clock skew between us and the org.
-pub const DEFAULT_SAFETY_LAG: &str = "1m";
+pub const DEFAULT_LOOKBACK: chrono::Duration = chrono::Duration::minutes(5);
+/// How far behind now rows may still be committing, for `sync` (it reads up to now minus this)
+/// and `backfill`/`plan` (a day is copied once its end is this far in the past): a
+/// transaction stamps its rows before it commits, and our clock and the org's differ; five
+/// minutes covers both with room to spare.
+pub const DEFAULT_SAFETY_LAG: chrono::Duration = chrono::Duration::minutes(5);
 
 /// A setting that is missing, malformed or contradictory.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +110,12 @@ pub struct BackfillSettings {
     pub connection: Connection,
     pub limits: Limits,
     pub objects: Vec<Identifier>,
-    pub window: Window,
+    /// `--start`; `None`: each object's history starts at its earliest cursor value.
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// `--end` (exclusive); `None`: the end of the last day that is over.
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+    /// A day is copied only once its end lies this far before the run starts reading.
+    pub safety_lag: chrono::Duration,
     pub chunk_timezone: Tz,
     pub out: PathBuf,
     /// `--fields`, per object, as given (checked against the describe later).
@@ -456,21 +464,21 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
         .start
         .clone()
         .or_else(|| file.start.clone())
-        .ok_or(ConfigError::Missing {
-            what: "--start",
-            how: "give the first day, e.g. --start 2025-01-01",
-        })?;
+        .map(|s| plan::parse_instant(&s, Bound::Start, chunk_timezone))
+        .transpose()?;
     let end = args
         .end
         .clone()
         .or_else(|| file.end.clone())
-        .ok_or(ConfigError::Missing {
-            what: "--end",
-            how: "give the last day (included), e.g. --end 2025-12-31",
-        })?;
-    let window = Window::new(
-        plan::parse_instant(&start, Bound::Start, chunk_timezone)?,
-        plan::parse_instant(&end, Bound::End, chunk_timezone)?,
+        .map(|e| plan::parse_instant(&e, Bound::End, chunk_timezone))
+        .transpose()?;
+    if let (Some(start), Some(end)) = (start, end) {
+        Window::new(start, end)?;
+    }
+    let safety_lag = duration(
+        "--safety-lag",
+        args.safety_lag.as_deref().or(file.safety_lag.as_deref()),
+        DEFAULT_SAFETY_LAG,
     )?;
     let out = required_out(&args.out, &file)?;
     let query_limit = query_limit(args.query_limit.or(file.query_limit))?;
@@ -513,7 +521,9 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
         connection: connection(&args.connection, &file, env)?,
         limits: limits(&args.limits, &file)?,
         objects,
-        window,
+        start,
+        end,
+        safety_lag,
         chunk_timezone,
         out,
         fields: fields(&args.select.fields, &file.fields)?,
@@ -593,13 +603,15 @@ pub fn sync(args: &SyncArgs, env: &dyn Env) -> Result<SyncSettings, ConfigError>
     })
 }
 
-/// A duration flag such as `5m`, `90s` or `1h 30m`.
+/// A duration flag such as `5m`, `90s` or `1h 30m`; `default` when it is not given.
 fn duration(
     flag: &'static str,
     value: Option<&str>,
-    default: &str,
+    default: chrono::Duration,
 ) -> Result<chrono::Duration, ConfigError> {
-    let text = value.unwrap_or(default);
+    let Some(text) = value else {
+        return Ok(default);
+    };
     let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
         invalid(
             flag,
@@ -727,7 +739,44 @@ mod tests {
         assert_eq!(s.limits.rate_limit, 5);
         assert_eq!(s.cursor_field.as_str(), "LastModifiedDate");
         assert_eq!(s.connection.api_version, "v62.0");
-        assert_eq!((s.window.end - s.window.start).num_days(), 31);
+        assert_eq!((s.end.unwrap() - s.start.unwrap()).num_days(), 31);
+        assert_eq!(s.safety_lag, chrono::Duration::minutes(5));
+    }
+
+    #[test]
+    fn start_and_end_may_be_left_to_the_objects_history() {
+        let s = parse(&["--objects", "Account", "--out", "x"]).unwrap();
+        assert_eq!((s.start, s.end), (None, None));
+        let s = parse(&["--objects", "Account", "--out", "x", "--end", "2025-01-31"]).unwrap();
+        assert_eq!(s.start, None);
+        assert_eq!(s.end.unwrap().to_rfc3339(), "2025-02-01T00:00:00+00:00");
+        let s = parse(&["--objects", "Account", "--out", "x", "--safety-lag", "90s"]).unwrap();
+        assert_eq!(s.safety_lag, chrono::Duration::seconds(90));
+        let msg = parse(&["--objects", "Account", "--out", "x", "--safety-lag", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("--safety-lag soon"), "{msg}");
+    }
+
+    #[test]
+    fn backfill_and_sync_share_the_safety_lag_default() {
+        let cli = crate::config::cli::Cli::try_parse_from([
+            "sfbackfill",
+            "sync",
+            "--instance-url",
+            "https://x.my.salesforce.com",
+            "--objects",
+            "Account",
+            "--out",
+            "x",
+        ])
+        .unwrap();
+        let crate::config::cli::Command::Sync(args) = cli.command else {
+            unreachable!()
+        };
+        let sync = sync(&args, &env()).unwrap();
+        let backfill = parse(OK).unwrap();
+        assert_eq!(sync.safety_lag, backfill.safety_lag);
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Pure planning: a `[start, end)` window and a time zone into per-day chunks per object.
 //!
 //! Owns: parsing `--start`/`--end`, finding the midnights of `--chunk-timezone`, and the chunk
-//! list. Does no I/O and knows nothing of Salesforce.
+//! list; which days are over and the window a run derives ([`history`]). Does no I/O and knows
+//! nothing of Salesforce.
 //!
 //! Invariants (property-tested): the chunks of one object tile the window exactly, with no gap
 //! and no overlap; each chunk lies inside one local day; days are 23 or 25 hours long on DST
 //! changes; a local midnight that does not exist (a zone that springs forward at 00:00) is
 //! replaced by the first instant of that day that does.
 
+pub mod history;
 pub mod offpeak;
 pub mod spans;
 

@@ -189,11 +189,13 @@ impl ReadError {
     }
 
     /// Errors every other chunk would meet too (a full disk, a read-only folder, bad
-    /// credentials): the run ends with this error instead of failing each chunk.
+    /// credentials): the run ends with this error instead of failing each chunk. An error of
+    /// one object's queries (a field deleted or hidden since the describe, an object gone)
+    /// fails the chunks it touches and the run goes on with the other objects.
     pub(crate) fn ends_run(&self) -> bool {
         match self {
             ReadError::Write(_) => true,
-            ReadError::Fetch(e) => e.exit_kind() == ExitKind::Usage,
+            ReadError::Fetch(e) => e.is_run_wide(),
             _ => false,
         }
     }

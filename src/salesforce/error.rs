@@ -208,6 +208,40 @@ impl FetchError {
         )
     }
 
+    /// Whether every request would meet this error, whatever object or range it reads: the
+    /// settings, the sign-in and the session, the API version, the org's API access. The
+    /// other usage-class errors (an unknown field or object, a statement the org refuses, a
+    /// permission on one object) concern the queries of one object only.
+    pub fn is_run_wide(&self) -> bool {
+        use FetchError::*;
+        match self {
+            InvalidUrl { .. }
+            | InsecureUrl { .. }
+            | NotMyDomain { .. }
+            | MissingClientId
+            | MissingClientSecret
+            | BadApiVersion { .. }
+            | WrongClientId { .. }
+            | WrongClientSecret { .. }
+            | NoRunAsUser { .. }
+            | NoApiScope { .. }
+            | WrongDomain { .. }
+            | FlowDisabled { .. }
+            | NotApproved { .. }
+            | IpRestricted { .. }
+            | Inactive { .. }
+            | SignInRefused { .. }
+            | NotSalesforce { .. }
+            | SessionRejected { .. }
+            | SessionExpired { .. }
+            | NotFound { .. }
+            | InsecureInstance { .. }
+            | Setup { .. } => true,
+            AccessDenied { code, .. } => code == "API_DISABLED_FOR_ORG",
+            _ => false,
+        }
+    }
+
     /// `QUERY_TIMEOUT`: the caller narrows the range and tries again.
     pub fn is_query_timeout(&self) -> bool {
         matches!(self, FetchError::QueryTimeout { .. })
@@ -684,6 +718,29 @@ mod tests {
             api(404, "NOT_FOUND", "x"),
             FetchError::NotFound { .. }
         ));
+    }
+
+    #[test]
+    fn only_errors_every_request_would_meet_are_run_wide() {
+        for (status, code) in [
+            (400, "INVALID_FIELD"),
+            (400, "INVALID_TYPE"),
+            (400, "MALFORMED_QUERY"),
+            (403, "INSUFFICIENT_ACCESS"),
+            (400, "QUERY_TIMEOUT"),
+            (503, "SERVER_UNAVAILABLE"),
+        ] {
+            assert!(!api(status, code, "x").is_run_wide(), "{code}");
+        }
+        for (status, code) in [
+            (404, "NOT_FOUND"),
+            (403, "API_DISABLED_FOR_ORG"),
+            (401, "INVALID_SESSION_ID"),
+        ] {
+            assert!(api(status, code, "x").is_run_wide(), "{code}");
+        }
+        let secret = token(400, &oauth("invalid_client", "invalid client credentials"));
+        assert!(secret.is_run_wide());
     }
 
     #[test]

@@ -388,7 +388,21 @@ impl SalesforceClient {
     /// # Errors
     /// As [`SalesforceClient::query_page`]; a body that is not JSON after the retries.
     pub async fn query_json(&self, soql: &str) -> Result<serde_json::Value, FetchError> {
-        let url = self.inner.query_url("query", soql);
+        self.query_json_in(soql, false).await
+    }
+
+    /// [`SalesforceClient::query_json`] through `queryAll` when `include_deleted`, so that
+    /// soft-deleted rows count too.
+    ///
+    /// # Errors
+    /// As [`SalesforceClient::query_json`].
+    pub async fn query_json_in(
+        &self,
+        soql: &str,
+        include_deleted: bool,
+    ) -> Result<serde_json::Value, FetchError> {
+        let resource = if include_deleted { "queryAll" } else { "query" };
+        let url = self.inner.query_url(resource, soql);
         self.inner.get_json(&url, "query answer").await
     }
 

@@ -147,6 +147,14 @@ pub fn edge_id(
     )
 }
 
+/// The earliest cursor value of `object`: one row, where its history starts when no `--start`
+/// is given. `ORDER BY ... LIMIT 1` rather than `MIN()`: salesforce-api.md §4.5 guarantees
+/// both clauses on every object, while it names no aggregate but `COUNT()` and the date
+/// functions.
+pub fn earliest_cursor(object: &Identifier, cursor: &Identifier) -> String {
+    format!("SELECT {cursor} FROM {object} ORDER BY {cursor} ASC LIMIT 1")
+}
+
 /// The rows of one object whose cursor is exactly `at` and whose `Id` is above `after_id`, in
 /// `Id` order: the rest of a cursor value shared by many rows (a bulk update), where a sync
 /// stopped inside it. With the plain range from the next millisecond it continues exactly
@@ -319,6 +327,16 @@ mod tests {
             "SELECT Id, LastModifiedDate FROM Account WHERE LastModifiedDate = 2025-03-09T05:00:00.000Z \
              AND Id > '5008c0000000A7x' AND Id >= '5008c0000000A00' AND Id < '5008c0000000B00' \
              ORDER BY LastModifiedDate ASC, Id ASC"
+        );
+    }
+
+    #[test]
+    fn the_earliest_cursor_is_one_ordered_row() {
+        let obj = Identifier::parse("LoginHistory").unwrap();
+        let cursor = Identifier::parse("LoginTime").unwrap();
+        assert_eq!(
+            earliest_cursor(&obj, &cursor),
+            "SELECT LoginTime FROM LoginHistory ORDER BY LoginTime ASC LIMIT 1"
         );
     }
 }

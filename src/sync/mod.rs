@@ -146,10 +146,16 @@ impl SyncError {
 }
 
 impl UserFacing for SyncError {
+    /// Never a usage exit: a sync error arises once the run reads, when files may have been
+    /// written (exit 2 promises that nothing was fetched); the hint still says what to fix.
     fn exit_kind(&self) -> ExitKind {
-        match self {
+        let kind = match self {
             SyncError::Chunk(e) => e.exit_kind(),
             SyncError::Checkpoint(e) => e.exit_kind(),
+        };
+        match kind {
+            ExitKind::Usage => ExitKind::Failure,
+            other => other,
         }
     }
 

@@ -11,3 +11,4 @@ mod readers; // the output read back by an independent reader
 mod support; // helpers: start the fake org, run the binary, read output back
 mod sync; // the incremental run beside the backfill
 mod thrift; // API thrift: requests against the pages the rows need, QUERY_TIMEOUT
+mod time; // a living org and folder: days not over, derived history windows, errors met mid-run, settings changed before the lock
