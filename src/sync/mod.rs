@@ -87,6 +87,9 @@ pub struct ObjectSummary {
     pub full: bool,
     pub finished: bool,
     pub error: Option<String>,
+    /// The most Parquet writers the pass held open at once. Each buffers a row group and
+    /// holds its encoders, so this bounds the pass's memory beside its page.
+    pub peak_open_files: usize,
 }
 
 /// What a sync did.
@@ -433,6 +436,7 @@ impl<'a> PassReader<'a> {
             Ok(step)
         })
         .await?;
+        self.summary.peak_open_files = self.summary.peak_open_files.max(self.step.files.len());
         Ok(())
     }
 
@@ -505,6 +509,13 @@ impl<'a> PassReader<'a> {
         })?;
         self.summary.finished = true;
         self.summary.reached = Some(Position::before(self.object.pass.upto));
+        tracing::debug!(
+            "{}: {} rows in {} files, at most {} open at once",
+            self.summary.object,
+            self.summary.rows,
+            self.summary.files,
+            self.summary.peak_open_files
+        );
         Ok(())
     }
 }
