@@ -152,11 +152,7 @@ pub async fn backfill(
         check_object_config(settings, &existing, &settings.out, selection)?;
     }
     config::ensure_writable_output(&settings.out)?;
-    let run_id = format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
+    let run_id = super::run_id();
     let mut manifest = Manifest::open(&settings.out, &run_id)?;
     let mut jobs = HashMap::new();
     let mut chunks = Vec::new();
