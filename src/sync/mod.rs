@@ -35,7 +35,9 @@ use crate::checkpoint::CheckpointError;
 use crate::checkpoint::cursors::{Position, SyncEntry, SyncJournal};
 use crate::error::{ExitKind, UserFacing};
 use crate::plan;
-use crate::read::{self, ObjectJob, PageSource, QueryBudget, ReadError, StopReason, run_blocking};
+use crate::read::{
+    self, ObjectJob, PageSource, QueryBudget, ReadError, StopReason, run_blocking, run_io,
+};
 use crate::salesforce::soql;
 use crate::salesforce::{FetchError, QueryPage, SalesforceClient};
 use crate::write::{self, ChunkFileWriter, FileMeta, StagedFile, WriteError};
@@ -494,19 +496,19 @@ impl<'a> PassReader<'a> {
             .map(|(day, _)| format!("{object}/date={day}/{name}"))
             .collect();
         let rows: u64 = step.finished.iter().map(|(_, f)| f.rows).sum();
-        self.run
-            .journal
-            .lock()
-            .await
-            .append(SyncEntry::Publishing {
+        record(
+            &self.run.journal,
+            SyncEntry::Publishing {
                 object: object.clone(),
                 run: run_id.clone(),
                 files: files.clone(),
-            })?;
+            },
+        )
+        .await?;
         let staged = std::mem::take(&mut step.finished);
         let out = self.run.out.clone();
         let target = name.clone();
-        run_blocking(move || {
+        run_io(move || {
             for (day, file) in &staged {
                 let path = write::partition_dir(&out, &object, *day).join(&target);
                 write::publish(file, &path)?;
@@ -514,15 +516,19 @@ impl<'a> PassReader<'a> {
             Ok(())
         })
         .await?;
-        self.run.journal.lock().await.append(SyncEntry::Step {
-            object: self.summary.object.clone(),
-            run: run_id,
-            position: self.read_to.clone(),
-            full: self.object.pass.full,
-            rows,
-            files: files.clone(),
-            at: Utc::now(),
-        })?;
+        record(
+            &self.run.journal,
+            SyncEntry::Step {
+                object: self.summary.object.clone(),
+                run: run_id,
+                position: self.read_to.clone(),
+                full: self.object.pass.full,
+                rows,
+                files: files.clone(),
+                at: Utc::now(),
+            },
+        )
+        .await?;
         self.summary.rows += rows;
         self.summary.files += files.len() as u64;
         self.summary.reached = Some(self.read_to.clone());
@@ -530,16 +536,19 @@ impl<'a> PassReader<'a> {
     }
 
     async fn finish_pass(&mut self) -> Result<(), SyncError> {
-        let mut journal = self.run.journal.lock().await;
-        let run = journal.run_id().to_string();
-        journal.append(SyncEntry::Synced {
-            object: self.summary.object.clone(),
-            run,
-            upto: self.object.pass.upto,
-            full: self.object.pass.full,
-            rows: self.summary.rows,
-            at: Utc::now(),
-        })?;
+        let run = self.run.journal.lock().await.run_id().to_string();
+        record(
+            &self.run.journal,
+            SyncEntry::Synced {
+                object: self.summary.object.clone(),
+                run,
+                upto: self.object.pass.upto,
+                full: self.object.pass.full,
+                rows: self.summary.rows,
+                at: Utc::now(),
+            },
+        )
+        .await?;
         self.summary.finished = true;
         self.summary.reached = Some(Position::before(self.object.pass.upto));
         tracing::debug!(
@@ -589,10 +598,18 @@ struct DayFile {
     writer: ChunkFileWriter,
 }
 
-/// Closes and fsyncs a day's file, still staged.
+/// Closes and fsyncs a day's file, still staged, on the I/O runner.
 async fn finish_day(file: DayFile) -> Result<(NaiveDate, StagedFile), ReadError> {
     let DayFile { day, writer } = file;
-    run_blocking(move || Ok((day, writer.finish()?))).await
+    run_io(move || Ok((day, writer.finish()?))).await
+}
+
+/// Appends `entry` to the sync journal. The append fsyncs, so it runs on the I/O runner,
+/// holding the journal until the line is written.
+async fn record(journal: &Arc<Mutex<SyncJournal>>, entry: SyncEntry) -> Result<(), SyncError> {
+    let mut journal = journal.clone().lock_owned().await;
+    run_io(move || Ok(journal.append(entry))).await??;
+    Ok(())
 }
 
 /// Splits rows ordered by cursor into runs of one local day each.
