@@ -280,8 +280,9 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
 /// a panic comes back as [`ReadError::Worker`], as from [`run_blocking`].
 ///
 /// # Cancel safety
-/// Dropping the future does not stop the work: it runs to its end on its thread (a rename
-/// happens whole or not at all), and its result is dropped.
+/// Dropping the future does not stop work that has started: it runs to its end on its thread
+/// (a rename happens whole or not at all) and its result is dropped; the runtime's shutdown
+/// waits for it. Work not started yet may be dropped, which leaves at most a staged file.
 pub(crate) async fn run_io<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
 ) -> Result<T, ReadError> {
