@@ -30,7 +30,7 @@ use crate::plan::spans::{self, Span};
 use crate::plan::{Chunk, Window};
 use crate::read::join::GroupJoin;
 use crate::read::{
-    Halt, ObjectJob, ReadError, cursor_column, fetch_page, last_position, run_blocking,
+    Halt, ObjectJob, ReadError, cursor_column, fetch_page, last_position, run_blocking, run_io,
 };
 use crate::salesforce::QueryPage;
 use crate::salesforce::soql::{self, IdRange};
@@ -620,7 +620,8 @@ impl SpanReader {
         }
     }
 
-    /// Publishes the open day's file (a day with no rows has none) and reports it done.
+    /// Publishes the open day's file (a day with no rows has none) and reports it done. Closing,
+    /// fsyncing, merging and renaming run on the I/O runner; the day is reported only after.
     async fn finish_front_day(
         &mut self,
         ctx: &Context,
@@ -631,18 +632,16 @@ impl SpanReader {
         let sink = OpenDay::take(open, ctx, job, &chunk, &self.soql).await?;
         let out = ctx.out.clone();
         let done = match self.part() {
-            None => run_blocking(move || sink.publish(&out).map_err(ReadError::from)).await?,
+            None => run_io(move || sink.publish(&out).map_err(ReadError::from)).await?,
             Some(sub) => {
-                let (staged, soql) =
-                    run_blocking(move || sink.finish().map_err(ReadError::from)).await?;
+                let (staged, soql) = run_io(move || sink.finish().map_err(ReadError::from)).await?;
                 let Some(parts) = sub.split.deposit(sub.index, staged, soql) else {
                     // Other sub-ranges are still running: the last one in publishes the day.
                     self.days.pop_front();
                     return Ok(());
                 };
                 let day = ChunkSink::new(ctx, job, &chunk, "");
-                run_blocking(move || day.publish_parts(parts, &out).map_err(ReadError::from))
-                    .await?
+                run_io(move || day.publish_parts(parts, &out).map_err(ReadError::from)).await?
             }
         };
         self.days.pop_front();

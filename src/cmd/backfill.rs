@@ -313,11 +313,7 @@ pub async fn backfill(
         eprintln!("backfill: {line}");
     }
     config::ensure_writable_output(&settings.out)?;
-    let run_id = format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
+    let run_id = super::run_id();
     let mut manifest = Manifest::open(&settings.out, &run_id)?;
     // Another process may have written chunks between our first read and the lock.
     for (_, selection) in &prepared {

@@ -24,6 +24,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::backfill::Reporter;
 use crate::config::cli::{self, Command};
@@ -103,6 +104,22 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
                     .into(),
             ),
         )),
+    }
+}
+
+/// Runs this process has started: the binary starts one, a library caller may start more.
+static RUNS_STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// A new run's id: its start (UTC, to the second) and the process id, which tell runs of
+/// different processes apart; a later run of the same process adds its rank (`-2`, `-3`, ...).
+/// A sync names its files `sync-<run>-<step>.parquet`, so two runs of one process within one
+/// second must not share an id: the second's files would replace the first's.
+pub(crate) fn run_id() -> String {
+    let started = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let pid = std::process::id();
+    match RUNS_STARTED.fetch_add(1, Ordering::Relaxed) {
+        0 => format!("{started}-{pid}"),
+        n => format!("{started}-{pid}-{}", n + 1),
     }
 }
 
@@ -226,4 +243,20 @@ fn failed_after_retries(failed: u64, noun: &str, out: &Path, hint: &str) -> Fail
         ),
         Some(hint.to_string()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_one_process_never_share_an_id() {
+        let pid = std::process::id().to_string();
+        let ids: Vec<String> = (0..3).map(|_| run_id()).collect();
+        for id in &ids {
+            assert!(id.contains(&format!("Z-{pid}")), "{id}");
+        }
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+    }
 }

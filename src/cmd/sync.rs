@@ -60,11 +60,7 @@ pub async fn sync(
     };
     let (client, prepared) = setup?;
     config::ensure_writable_output(&settings.out)?;
-    let run_id = format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
+    let run_id = super::run_id();
     let mut journal = SyncJournal::open(&settings.out, &run_id)?;
     let upto = chrono::Utc::now() - settings.safety_lag;
     let objects = match sync_objects(&mut journal, settings, prepared, &backfilled, upto) {

@@ -1,6 +1,7 @@
 //! What backfill and sync share to read a range of an object: its fields and decoders, the
-//! per-run query budget, one page fetched and decoded off the async runtime, the joins of a
-//! wide object's field groups, and the errors of reading.
+//! per-run query budget, one page fetched and decoded off the async runtime, the two runners
+//! of blocking work (CPU on rayon, file I/O on tokio's blocking pool), the joins of a wide
+//! object's field groups, and the errors of reading.
 //!
 //! Owns: spending the `--query-limit` budget (one query per request sent), refetching a page
 //! whose body arrived cut off, stopping before a request outside the off-peak windows, and
@@ -10,7 +11,10 @@
 //!
 //! Invariants:
 //! * Every query request sent is taken from the budget first; none is sent once it is spent.
-//! * Decoding runs on the rayon pool, never on the async runtime.
+//! * Decoding and encoding run on the rayon pool ([`run_blocking`]), never on the async
+//!   runtime; file I/O that waits on the disk (fsync, rename, folder fsync, concatenating
+//!   staged files) runs on tokio's blocking pool ([`run_io`]), never on the rayon pool, so a
+//!   slow disk delays the files waiting on it and not the decoding of other pages.
 
 pub mod join;
 
@@ -294,7 +298,9 @@ pub(crate) fn last_position(batch: &RecordBatch) -> Result<Option<Position>, Rea
     }))
 }
 
-/// Runs CPU-heavy work on the rayon pool and awaits it without blocking the runtime.
+/// Runs CPU-heavy work (decoding a page, encoding rows into a Parquet writer) on the rayon
+/// pool and awaits it without blocking the runtime. Work that waits on the disk goes to
+/// [`run_io`] instead: a rayon thread blocked in an fsync is one fewer decoding.
 pub(crate) async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
 ) -> Result<T, ReadError> {
@@ -306,6 +312,27 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
     });
     rx.await
         .unwrap_or_else(|_| Err(ReadError::Worker("the worker pool shut down".into())))
+}
+
+/// Runs blocking file I/O (closing and fsyncing a file, renaming it into place, fsyncing
+/// folders, concatenating staged files, appending to a journal) on tokio's blocking pool and
+/// awaits it. Its threads are apart from the rayon pool, so a slow disk stalls no decoding;
+/// a panic comes back as [`ReadError::Worker`], as from [`run_blocking`].
+///
+/// # Cancel safety
+/// Dropping the future does not stop work that has started: it runs to its end on its thread
+/// (a rename happens whole or not at all) and its result is dropped; the runtime's shutdown
+/// waits for it. Work not started yet may be dropped, which leaves at most a staged file.
+pub(crate) async fn run_io<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
+) -> Result<T, ReadError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(ReadError::Worker(if e.is_panic() {
+            panic_message(&*e.into_panic())
+        } else {
+            "the I/O pool shut down".into()
+        }))
+    })
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -334,5 +361,50 @@ mod tests {
         assert_eq!(budget.used(), 50);
         let unlimited = QueryBudget::new(None);
         assert!((0..1000).all(|_| unlimited.try_take()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_disk_does_not_stall_decoding() {
+        // One more fsync stuck than the decode pool has threads; decoding goes on.
+        let threads = rayon::current_num_threads();
+        let (started, mut running) = tokio::sync::mpsc::unbounded_channel();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let wait = Arc::new(std::sync::Mutex::new(wait));
+        let io: Vec<_> = (0..=threads)
+            .map(|_| {
+                let (started, wait) = (started.clone(), wait.clone());
+                tokio::spawn(run_io(move || {
+                    let _ = started.send(());
+                    let _ = wait.lock().unwrap().recv();
+                    Ok(())
+                }))
+            })
+            .collect();
+        for _ in 0..threads {
+            running.recv().await.expect("an I/O task started");
+        }
+        let decoded = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            run_blocking(|| Ok(6 * 7)),
+        )
+        .await;
+        for _ in 0..=threads {
+            release.send(()).unwrap();
+        }
+        for task in io {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(decoded.expect("decoding waited for the disk").unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_file_io_is_a_worker_error() {
+        let e = run_io(|| -> Result<(), ReadError> { panic!("disk on fire") })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ReadError::Worker(m) if m == "disk on fire"),
+            "{e}"
+        );
     }
 }

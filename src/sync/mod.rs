@@ -13,13 +13,17 @@
 //!   cursor value at a page, step or run boundary are neither lost nor read again.
 //! * A sync's files are named `sync-<run>-<step>.parquet` and never replace a backfill's
 //!   `part-*.parquet`; it stages them in its own folder, which no backfill clears.
+//! * A pass holds at most one open Parquet writer: rows come in `(cursor, Id)` order, so a
+//!   day's file is finished (closed and fsync'd, still staged) when the first row of a later
+//!   day arrives, and a day is never reopened within a step (a row of an earlier day is an
+//!   error, not a second file of that name). Every file of a step stays staged until the
+//!   step commits.
 
 pub mod settings;
 
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,11 +36,11 @@ use crate::error::{ExitKind, UserFacing};
 use crate::plan;
 use crate::read::{
     self, ObjectJob, PageSource, QueryBudget, ReadError, StopReason, cursor_column, last_position,
-    run_blocking,
+    run_blocking, run_io,
 };
 use crate::salesforce::soql;
 use crate::salesforce::{FetchError, QueryPage, SalesforceClient};
-use crate::write::{self, ChunkFileWriter, FileMeta, WriteError};
+use crate::write::{self, ChunkFileWriter, FileMeta, StagedFile, WriteError};
 
 /// Rows per step: each step ends in one file per day it touches and moves the cursor, so an
 /// interrupted sync of a long absence loses at most this many rows of reading.
@@ -89,6 +93,9 @@ pub struct ObjectSummary {
     pub full: bool,
     pub finished: bool,
     pub error: Option<String>,
+    /// The most Parquet writers the pass held open at once. Each buffers a row group and
+    /// holds its encoders, so this bounds the pass's memory beside its page.
+    pub peak_open_files: usize,
 }
 
 /// What a sync did.
@@ -408,76 +415,106 @@ impl<'a> PassReader<'a> {
         }
     }
 
-    /// Writes a page's rows into their days' staged files, off the async runtime.
+    /// Writes a page's rows into their days' staged files. Rows come in `(cursor, Id)` order,
+    /// so a day is finished (closed and fsync'd, still staged) as soon as the first row of a
+    /// later day arrives: the step holds one open writer, however many days it spans.
+    /// Encoding runs on the rayon pool; finishing a file is file I/O and runs apart from it.
+    ///
+    /// A page not written whole drops the step (its staged files are removed), so a commit
+    /// never moves the cursor past rows that are not in a file.
     async fn write(&mut self, batch: RecordBatch) -> Result<(), SyncError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let mut step = std::mem::take(&mut self.step);
-        let (zone, staging) = (self.object.zone, self.staging.clone());
-        let schema = self.object.job.decoder.schema();
-        let object = self.summary.object.clone();
-        let cursor_field = self.object.job.selection.cursor.to_string();
-        let pass = self.object.pass.clone();
-        self.step = run_blocking(move || {
-            for (day, rows) in split_by_day(&batch, zone)? {
-                if !step.files.contains_key(&day) {
-                    let meta = FileMeta {
-                        object: object.clone(),
-                        day,
-                        window_start: plan::day_start(day, zone).max(pass.after.at),
-                        window_end: plan::day_start(day.succ_opt().expect("a next day"), zone)
-                            .min(pass.upto),
-                        cursor_field: cursor_field.clone(),
-                        soql: step.soql.clone(),
-                        extracted_at: Utc::now(),
-                    };
-                    let writer = ChunkFileWriter::create(&staging, schema.clone(), &meta)?;
-                    step.files.insert(day, writer);
+        for (day, rows) in split_by_day(&batch, self.object.zone)? {
+            let open = match step.open.take() {
+                Some(file) if file.day == day => Some(file),
+                Some(file) if file.day > day => {
+                    // A second file of an earlier day would take the same name as the first.
+                    return Err(ReadError::Worker(format!(
+                        "rows out of (cursor, Id) order: a row of {day} after rows of {}",
+                        file.day
+                    ))
+                    .into());
                 }
-                step.files.get_mut(&day).expect("inserted").write(&rows)?;
-                step.rows += rows.num_rows() as u64;
-            }
-            Ok(step)
-        })
-        .await?;
+                Some(file) => {
+                    step.finished.push(finish_day(file).await?);
+                    None
+                }
+                None => None,
+            };
+            // Used only when the day's file is created here, by its first rows.
+            let meta = self.file_meta(day, &step.soql);
+            let (staging, schema) = (self.staging.clone(), self.object.job.decoder.schema());
+            let count = rows.num_rows() as u64;
+            let file = run_blocking(move || {
+                let mut file = match open {
+                    Some(file) => file,
+                    None => DayFile {
+                        day,
+                        writer: ChunkFileWriter::create(&staging, schema, &meta)?,
+                    },
+                };
+                file.writer.write(&rows)?;
+                Ok(file)
+            })
+            .await?;
+            step.open = Some(file);
+            step.rows += count;
+            self.summary.peak_open_files = self.summary.peak_open_files.max(step.open_files());
+        }
+        self.step = step;
         Ok(())
+    }
+
+    /// The metadata of `day`'s file in this pass, read by `soql`.
+    fn file_meta(&self, day: NaiveDate, soql: &str) -> FileMeta {
+        let (zone, pass) = (self.object.zone, &self.object.pass);
+        FileMeta {
+            object: self.summary.object.clone(),
+            day,
+            window_start: plan::day_start(day, zone).max(pass.after.at),
+            window_end: plan::day_start(day.succ_opt().expect("a next day"), zone).min(pass.upto),
+            cursor_field: self.object.job.selection.cursor.to_string(),
+            soql: soql.to_string(),
+            extracted_at: Utc::now(),
+        }
     }
 
     /// Makes the step's files durable and visible, then moves the cursor to its last row.
     async fn commit(&mut self) -> Result<(), SyncError> {
-        let step = std::mem::take(&mut self.step);
-        if step.files.is_empty() {
+        let mut step = std::mem::take(&mut self.step);
+        if let Some(file) = step.open.take() {
+            step.finished.push(finish_day(file).await?);
+        }
+        if step.finished.is_empty() {
             return Ok(());
         }
         self.steps += 1;
         let object = self.summary.object.clone();
         let run_id = self.run.journal.lock().await.run_id().to_string();
+        // One file per day and step: days are finished in order and never reopened.
         let name = format!("sync-{run_id}-{:04}.parquet", self.steps);
-        let staged = run_blocking(move || {
-            step.files
-                .into_iter()
-                .map(|(day, writer)| Ok((day, writer.finish()?)))
-                .collect::<Result<Vec<_>, ReadError>>()
-        })
-        .await?;
-        let files: Vec<String> = staged
+        let files: Vec<String> = step
+            .finished
             .iter()
             .map(|(day, _)| format!("{object}/date={day}/{name}"))
             .collect();
-        let rows: u64 = staged.iter().map(|(_, f)| f.rows).sum();
-        self.run
-            .journal
-            .lock()
-            .await
-            .append(SyncEntry::Publishing {
+        let rows: u64 = step.finished.iter().map(|(_, f)| f.rows).sum();
+        record(
+            &self.run.journal,
+            SyncEntry::Publishing {
                 object: object.clone(),
                 run: run_id.clone(),
                 files: files.clone(),
-            })?;
+            },
+        )
+        .await?;
+        let staged = std::mem::take(&mut step.finished);
         let out = self.run.out.clone();
         let target = name.clone();
-        run_blocking(move || {
+        run_io(move || {
             for (day, file) in &staged {
                 let path = write::partition_dir(&out, &object, *day).join(&target);
                 write::publish(file, &path)?;
@@ -485,15 +522,19 @@ impl<'a> PassReader<'a> {
             Ok(())
         })
         .await?;
-        self.run.journal.lock().await.append(SyncEntry::Step {
-            object: self.summary.object.clone(),
-            run: run_id,
-            position: self.read_to.clone(),
-            full: self.object.pass.full,
-            rows,
-            files: files.clone(),
-            at: Utc::now(),
-        })?;
+        record(
+            &self.run.journal,
+            SyncEntry::Step {
+                object: self.summary.object.clone(),
+                run: run_id,
+                position: self.read_to.clone(),
+                full: self.object.pass.full,
+                rows,
+                files: files.clone(),
+                at: Utc::now(),
+            },
+        )
+        .await?;
         self.summary.rows += rows;
         self.summary.files += files.len() as u64;
         self.summary.reached = Some(self.read_to.clone());
@@ -501,28 +542,80 @@ impl<'a> PassReader<'a> {
     }
 
     async fn finish_pass(&mut self) -> Result<(), SyncError> {
-        let mut journal = self.run.journal.lock().await;
-        let run = journal.run_id().to_string();
-        journal.append(SyncEntry::Synced {
-            object: self.summary.object.clone(),
-            run,
-            upto: self.object.pass.upto,
-            full: self.object.pass.full,
-            rows: self.summary.rows,
-            at: Utc::now(),
-        })?;
+        let run = self.run.journal.lock().await.run_id().to_string();
+        record(
+            &self.run.journal,
+            SyncEntry::Synced {
+                object: self.summary.object.clone(),
+                run,
+                upto: self.object.pass.upto,
+                full: self.object.pass.full,
+                rows: self.summary.rows,
+                at: Utc::now(),
+            },
+        )
+        .await?;
         self.summary.finished = true;
         self.summary.reached = Some(Position::before(self.object.pass.upto));
+        tracing::debug!(
+            "{}: {} rows in {} files, at most {} open at once",
+            self.summary.object,
+            self.summary.rows,
+            self.summary.files,
+            self.summary.peak_open_files
+        );
         Ok(())
     }
 }
 
-/// The open files of one step, one per day.
+/// One step's files: the day being written and the days already finished. Rows come in
+/// `(cursor, Id)` order, so only the step's last day is open; the others are closed and
+/// fsync'd in the staging folder, waiting for the step's commit to rename them into place.
 #[derive(Default)]
 struct Step {
-    files: BTreeMap<NaiveDate, ChunkFileWriter>,
+    /// The day rows are being written to, the latest the step has touched.
+    open: Option<DayFile>,
+    /// Earlier days, in order: closed, fsync'd, still staged.
+    finished: Vec<(NaiveDate, StagedFile)>,
     rows: u64,
     soql: String,
+}
+
+impl Step {
+    /// Parquet writers the step holds open: one, or none before its first row.
+    fn open_files(&self) -> usize {
+        usize::from(self.open.is_some())
+    }
+}
+
+impl Drop for Step {
+    /// A step dropped before its commit (a page not written whole, an abandoned pass) leaves
+    /// no staged file behind; its rows are read again. The open file removes itself.
+    fn drop(&mut self) {
+        for (_, staged) in self.finished.drain(..) {
+            let _ = std::fs::remove_file(&staged.path);
+        }
+    }
+}
+
+/// The open file of one day of a step.
+struct DayFile {
+    day: NaiveDate,
+    writer: ChunkFileWriter,
+}
+
+/// Closes and fsyncs a day's file, still staged, on the I/O runner.
+async fn finish_day(file: DayFile) -> Result<(NaiveDate, StagedFile), ReadError> {
+    let DayFile { day, writer } = file;
+    run_io(move || Ok((day, writer.finish()?))).await
+}
+
+/// Appends `entry` to the sync journal. The append fsyncs, so it runs on the I/O runner,
+/// holding the journal until the line is written.
+async fn record(journal: &Arc<Mutex<SyncJournal>>, entry: SyncEntry) -> Result<(), SyncError> {
+    let mut journal = journal.clone().lock_owned().await;
+    run_io(move || Ok(journal.append(entry))).await??;
+    Ok(())
 }
 
 /// Splits rows ordered by cursor into runs of one local day each.

@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use sfbackfill::checkpoint::cursors::SyncJournal;
+use sfbackfill::checkpoint::cursors::{SyncEntry, SyncJournal};
+use sfbackfill::config::{Connection, Limits, SyncSettings};
+use sfbackfill::salesforce::soql::Identifier;
+use sfbackfill::secret::Secret;
 use sfbackfill_fake_org::{FakeOrgConfig, Faults};
 
 use crate::support::*;
@@ -470,4 +473,121 @@ async fn every_nth_sync_rereads_the_whole_window() {
     let got = newest_by_id(rows_of(dir.path(), "Case", "sync-"));
     let want = org_since(&url, "Case", fields_of("Case"), "2025-12-01T00:00:00Z").await;
     assert_eq!(got, want);
+}
+
+/// An in-process `sync` of Account and Case with the test's field lists, full-size steps and
+/// the default lookback, whose summary the test reads.
+fn sync_settings(url: &str, out: &Path, start: &str) -> SyncSettings {
+    let ids = |names: &[&str]| -> Vec<Identifier> {
+        names
+            .iter()
+            .map(|n| Identifier::parse(n).unwrap())
+            .collect()
+    };
+    SyncSettings {
+        connection: Connection {
+            instance_url: url.to_string(),
+            client_id: CLIENT_ID.into(),
+            client_secret: Secret::new(CLIENT_SECRET.to_string()),
+            api_version: "v62.0".into(),
+        },
+        limits: Limits {
+            concurrency: 2,
+            rate_limit: 1000,
+            rate_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(30),
+            max_api_usage: 75.0,
+            batch_size: None,
+        },
+        objects: ids(&["Account", "Case"]),
+        out: out.to_path_buf(),
+        start: Some(start.parse().unwrap()),
+        fields: BTreeMap::from([
+            ("Account".into(), ids(&["Name", "LastModifiedDate"])),
+            (
+                "Case".into(),
+                ids(&["Subject", "Status", "LastModifiedDate"]),
+            ),
+        ]),
+        all_fields: false,
+        cursor_field: None,
+        lookback: chrono::Duration::minutes(5),
+        // The fake org stamps changes to the second: a lag under one second could miss some.
+        safety_lag: chrono::Duration::seconds(2),
+        full_every: None,
+        chunk_timezone: None,
+        query_limit: None,
+        include_deleted: false,
+        max_query_uri_bytes: sfbackfill::salesforce::select::MAX_QUERY_URI_BYTES,
+        step_rows: sfbackfill::sync::STEP_ROWS,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_across_a_year_holds_one_open_file_per_object() {
+    let org = start_fake(FakeOrgConfig {
+        faults: Faults {
+            // Case's year times out whole: it is read in two ranges, one step across both.
+            query_timeout_over: Some(30_000),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let start = "2025-01-01T00:00:00Z";
+    let settings = sync_settings(&url, dir.path(), start);
+    let summary = sfbackfill::cmd::sync::sync(&settings, std::future::pending())
+        .await
+        .unwrap();
+    assert!(
+        org.stats().by_status.get(&400).copied().unwrap_or(0) >= 1,
+        "no range timed out"
+    );
+    org.set_faults(Faults::default());
+    for object in &summary.objects {
+        assert!(object.finished && object.error.is_none(), "{object:?}");
+        assert!(
+            object.files > 300,
+            "{}: one file per day: {object:?}",
+            object.object
+        );
+        assert_eq!(
+            object.peak_open_files, 1,
+            "{}: a day's file is finished when the next day's first row arrives",
+            object.object
+        );
+    }
+    // Later syncs re-read their last five minutes (the lookback): the changed rows' day gets
+    // a new file each time, none replacing another.
+    for _ in 0..2 {
+        assert!(org.modify_rows(60) > 0);
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let summary = sfbackfill::cmd::sync::sync(&settings, std::future::pending())
+            .await
+            .unwrap();
+        assert!(summary.objects.iter().all(|o| o.finished), "{summary:?}");
+    }
+    let journal = std::fs::read_to_string(dir.path().join("_sfbackfill/sync.journal")).unwrap();
+    let mut published = std::collections::BTreeSet::new();
+    for line in journal.lines() {
+        if let Ok(SyncEntry::Step { files, .. }) = serde_json::from_str(line) {
+            for file in files {
+                assert!(published.insert(file.clone()), "`{file}` published twice");
+            }
+        }
+    }
+    for object in ["Account", "Case"] {
+        assert_eq!(
+            parquet_files(dir.path(), object).len(),
+            published
+                .iter()
+                .filter(|f| f.starts_with(&format!("{object}/")))
+                .count()
+        );
+        let rows = rows_of(dir.path(), object, "sync-");
+        let want = org_since(&url, object, fields_of(object), start).await;
+        assert_eq!(newest_by_id(rows), want, "{object}");
+    }
 }
