@@ -45,10 +45,10 @@ use crate::write::{self, ChunkFileWriter, FileMeta, StagedFile, WriteError};
 /// Rows per step: each step ends in one file per day it touches and moves the cursor, so an
 /// interrupted sync of a long absence loses at most this many rows of reading.
 pub const STEP_ROWS: u64 = 50_000;
-/// Expired query locators one range may meet before the pass gives up. The count starts
-/// again only when a range is read to its end (pages read between two expiries do not reset
-/// it), so a range whose locators keep expiring fails at the fourth expiry however far each
-/// restart got; a `QUERY_TIMEOUT` narrowing neither counts nor resets it.
+/// Expired query locators in a row with no row read between them before the pass gives up:
+/// a continuation that read a row made progress and starts the count again, so a long pass
+/// whose locators keep expiring (an org maintenance) goes on; a `QUERY_TIMEOUT` narrowing
+/// neither counts nor resets it.
 const MAX_RESTARTS: u32 = 3;
 /// `QUERY_TIMEOUT` halves the range; below this it cannot usefully shrink.
 const MIN_RANGE: chrono::Duration = chrono::Duration::seconds(1);
@@ -312,6 +312,7 @@ impl<'a> PassReader<'a> {
         let upto = self.object.pass.upto;
         let mut end = upto;
         let mut restarts = 0;
+        let mut restarted_at = self.read_to.clone();
         while self.read_to.at < upto {
             match self.read_range(end).await {
                 Ok(()) => {
@@ -323,8 +324,12 @@ impl<'a> PassReader<'a> {
                 }
                 Err(e)
                     if e.fetch().is_some_and(FetchError::is_expired_cursor)
-                        && restarts < MAX_RESTARTS =>
+                        && (restarts < MAX_RESTARTS || self.read_to != restarted_at) =>
                 {
+                    if self.read_to != restarted_at {
+                        restarts = 0;
+                        restarted_at = self.read_to.clone();
+                    }
                     restarts += 1;
                     tracing::info!(
                         "{}: the query cursor expired; continuing after the last row read",

@@ -591,3 +591,32 @@ async fn a_first_sync_across_a_year_holds_one_open_file_per_object() {
         assert_eq!(newest_by_id(rows), want, "{object}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_whose_cursors_keep_dying_goes_on_while_it_makes_progress() {
+    // Every few requests the org invalidates every open locator (an org maintenance): far more
+    // expiries than the bound, each after some rows were read.
+    let org = start_fake(FakeOrgConfig {
+        faults: Faults {
+            invalidate_cursors_every: Some(3),
+            ..Faults::default()
+        },
+        ..FakeOrgConfig::default()
+    })
+    .await;
+    let url = org.url();
+    let since = "2025-11-01T00:00:00Z";
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = run(&url, &sync_args(out, "Case", &["--start", since])).await;
+    let expired = org.stats().by_status.get(&400).copied().unwrap_or(0);
+    assert_exit(&o, 0);
+    assert!(
+        expired > 4,
+        "only {expired} cursors died: the bound was never tested"
+    );
+    let got = rows_of(dir.path(), "Case", "sync-");
+    assert_each_version_once(&got);
+    let want = org_since(&url, "Case", fields_of("Case"), since).await;
+    assert_eq!(newest_by_id(got), want);
+}
