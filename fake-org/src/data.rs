@@ -1,7 +1,8 @@
 //! The seeded, deterministic org: its objects, their rows over calendar year 2025, and the
 //! describe bodies built from the field tables.
 //!
-//! Owns: row generation, row edits ([`Org::modify_rows`]) and the describeGlobal/describe JSON.
+//! Owns: row generation, row edits ([`Org::modify_rows`]), field changes ([`Org::hide_field`],
+//! [`Org::show_field`], [`Org::add_field`]) and the describeGlobal/describe JSON.
 //! Does not own query parsing (`soql`), execution or rendering (`exec`).
 //!
 //! Invariants:
@@ -12,6 +13,8 @@
 //!   stores them.
 //! * Rows are `Arc`s inside an `Arc`'d vector: a [`Snapshot`] taken before an edit keeps the
 //!   old rows, because an edit copies the vector (pointers only) and swaps in a new `Arc<Row>`.
+//!   Schemas are `Arc`'d the same way: a field change copies the object's schema, so a query
+//!   locator opened before it keeps the columns it was opened with.
 //!
 //! The time shape, per object (at scale 1): a weekday/weekend rhythm, June about 1.6× busier,
 //! six US holidays plus two object-specific days with no rows, some rows exactly at UTC
@@ -29,7 +32,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use serde_json::{Value as Json, json};
 
 pub use objects::{ACCOUNT, CASE, CONTACT, INVOICE, LEAD, LOGIN_HISTORY, OPPORTUNITY};
-use schema::ObjectSchema;
+use schema::{FieldSpec, ObjectSchema};
 use values::{GenCtx, Value, mix};
 
 /// One record's identity and timestamps; its field values derive from `key` and `version`.
@@ -252,6 +255,42 @@ impl Org {
             "urls": {"sobject": base, "describe": format!("{base}/describe"),
                      "rowTemplate": format!("{base}/{{ID}}")},
         }))
+    }
+
+    /// Hides `field` of `object` from the Run-As user, as field-level security taken away or a
+    /// deleted field does: describe leaves it out, `FIELDS()` skips it, and SOQL that names it
+    /// is `INVALID_FIELD` (salesforce-api.md §5). Its values are kept for [`Org::show_field`].
+    ///
+    /// # Errors
+    /// An unknown object or field, or `Id`.
+    pub fn hide_field(&mut self, object: &str, field: &str) -> Result<(), String> {
+        self.schema_mut(object)?.set_hidden(field, true)
+    }
+
+    /// Shows a hidden field again, with the values it had.
+    ///
+    /// # Errors
+    /// An unknown object or field.
+    pub fn show_field(&mut self, object: &str, field: &str) -> Result<(), String> {
+        self.schema_mut(object)?.set_hidden(field, false)
+    }
+
+    /// Adds a field to `object` (or redefines the field of that name, hidden or not, e.g. with
+    /// another type); every row, old and new, has a value for it (or a null).
+    ///
+    /// # Errors
+    /// An unknown object, or a spec [`ObjectSchema::define`] refuses.
+    pub fn add_field(&mut self, object: &str, spec: &FieldSpec) -> Result<(), String> {
+        self.schema_mut(object)?.define(spec).map(|_| ())
+    }
+
+    /// A copy of `object`'s schema to change; snapshots taken before keep the old one.
+    fn schema_mut(&mut self, object: &str) -> Result<&mut ObjectSchema, String> {
+        let i = self
+            .snapshot
+            .object_index(object)
+            .ok_or_else(|| format!("the org has no object `{object}`"))?;
+        Ok(Arc::make_mut(&mut self.snapshot.objects[i].schema))
     }
 
     /// Changes `count` rows (new values, cursor fields moved to `now`); returns how many.
