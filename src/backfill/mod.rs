@@ -65,6 +65,8 @@ pub struct RunSummary {
     pub bytes: u64,
     pub query_requests: u64,
     pub stopped: Option<StopReason>,
+    /// Objects whose chunks failed without being read: a field type that cannot widen.
+    pub refused: Vec<String>,
 }
 
 /// A failure that ends the whole run.

@@ -5,11 +5,14 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::backfill::{self, Reporter, RunConfig, RunSummary};
-use crate::checkpoint::{self, Entry, Manifest, ManifestState};
+use crate::checkpoint::{self, Entry, Manifest, ManifestState, ObjectConfig};
 use crate::config::{self, BackfillSettings, Connection};
 use crate::error::ExitKind;
 use crate::plan::{self, Chunk};
+use crate::read::drift::{self, Drift, TypeChange};
 use crate::read::{ObjectJob, QueryBudget, StopReason};
 use crate::salesforce::SalesforceClient;
 use crate::salesforce::describe::ObjectDescribe;
@@ -26,13 +29,24 @@ pub(super) struct FieldRequest<'a> {
     pub(super) all_fields: bool,
 }
 
-/// The objects of a run, described and selected; fails before any chunk runs. `cursor_of`
-/// picks each object's cursor from its describe.
+/// One object of a run: its describe, and its columns reconciled with what the folder
+/// recorded (spec "Schema drift"), or why its chunks fail this run.
+pub(super) struct Prepared {
+    pub(super) object: String,
+    pub(super) drift: Result<Drift, TypeChange>,
+}
+
+/// The objects of a run, described, selected and reconciled with `recorded` (the folder's
+/// config of each object, if any), by a run started `now`; fails before any chunk runs, except
+/// for a type change that cannot widen, which fails only that object. `cursor_of` picks each
+/// object's cursor from its describe.
 pub(super) async fn prepare_objects(
     client: &SalesforceClient,
     request: FieldRequest<'_>,
+    recorded: &BTreeMap<String, ObjectConfig>,
+    now: DateTime<Utc>,
     cursor_of: impl Fn(&ObjectDescribe) -> Result<Identifier, Failure>,
-) -> Result<Vec<(ObjectDescribe, Selection)>, Failure> {
+) -> Result<Vec<Prepared>, Failure> {
     let global = client.describe_global().await?;
     let mut prepared = Vec::new();
     for object in request.objects {
@@ -53,16 +67,44 @@ pub(super) async fn prepare_objects(
             ));
         };
         let describe = client.describe(&entry.name).await?;
-        let requested = request
+        let listed = request
             .fields
             .iter()
             .find(|(o, _)| o.eq_ignore_ascii_case(object.as_str()))
             .map(|(_, f)| f.as_slice());
+        let known = recorded.get(&describe.name);
+        let selectable = listed.map(|names| drift::selectable(&describe, names, known));
         let cursor = cursor_of(&describe)?;
-        let selection = select::select(&describe, requested, request.all_fields, &cursor)?;
-        prepared.push((describe, selection));
+        let selection = select::select(
+            &describe,
+            selectable.as_deref(),
+            request.all_fields,
+            &cursor,
+        )?;
+        let wanted = match listed {
+            Some(names) => drift::Request::Listed(names),
+            None if request.all_fields => drift::Request::All,
+            None => drift::Request::Default,
+        };
+        prepared.push(Prepared {
+            object: describe.name.clone(),
+            drift: drift::reconcile(&describe, selection, wanted, known, now),
+        });
     }
     Ok(prepared)
+}
+
+/// Prints what drifted in an object's columns, one line per field; `earlier` names the files
+/// written before (`the days done before`, `earlier sync files`).
+pub(super) fn report_drift(command: &str, prepared: &Prepared, earlier: &str) {
+    match &prepared.drift {
+        Ok(drift) => {
+            for line in drift::note_lines(&drift.notes, &prepared.object, earlier) {
+                eprintln!("{line}");
+            }
+        }
+        Err(change) => eprintln!("{command}: `{}` fails: {change}", prepared.object),
+    }
 }
 
 pub(super) fn backfill_fields(settings: &BackfillSettings) -> FieldRequest<'_> {
@@ -89,7 +131,8 @@ pub(super) fn pending_chunks(
     .collect()
 }
 
-/// Refuses a field list or cursor that differs from the one existing chunks were written with.
+/// Refuses a cursor, zone or deleted-rows setting other than the one existing chunks were
+/// written with; a changed field list is not refused but followed (spec "Schema drift").
 fn check_object_config(
     settings: &BackfillSettings,
     state: &ManifestState,
@@ -104,10 +147,10 @@ fn check_object_config(
         return Ok(());
     }
     let now = checkpoint::ObjectConfig {
-        fields: selection.field_names(),
         cursor_field: selection.cursor.to_string(),
         chunk_timezone: settings.chunk_timezone.name().to_string(),
         include_deleted: settings.include_deleted,
+        ..ObjectConfig::default()
     };
     let Some(what) = recorded.difference(&now) else {
         return Ok(());
@@ -144,28 +187,46 @@ pub async fn backfill(
     // A corrupt or foreign manifest is refused before any request is sent.
     let existing = checkpoint::read(&settings.out)?;
     let client = connect(&settings.connection, &settings.limits).await?;
-    let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
-        Ok(settings.cursor_field.clone())
-    })
+    let started = chrono::Utc::now();
+    let prepared = prepare_objects(
+        &client,
+        backfill_fields(settings),
+        &existing.objects,
+        started,
+        |_| Ok(settings.cursor_field.clone()),
+    )
     .await?;
-    for (_, selection) in &prepared {
-        check_object_config(settings, &existing, &settings.out, selection)?;
+    for drift in prepared.iter().filter_map(|p| p.drift.as_ref().ok()) {
+        check_object_config(settings, &existing, &settings.out, &drift.selection)?;
     }
     config::ensure_writable_output(&settings.out)?;
     let run_id = format!(
         "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        started.format("%Y%m%dT%H%M%SZ"),
         std::process::id()
     );
     let mut manifest = Manifest::open(&settings.out, &run_id)?;
     let mut jobs = HashMap::new();
     let mut chunks = Vec::new();
-    for (_, selection) in prepared {
-        let object = selection.object.to_string();
-        record_plan(&mut manifest, settings, &selection)?;
+    let mut refused = Vec::new();
+    let mut refused_chunks = 0;
+    for p in prepared {
+        report_drift("backfill", &p, "the days done before");
+        let drift = match p.drift {
+            Ok(drift) => drift,
+            Err(change) => {
+                refused_chunks += fail_chunks(&mut manifest, settings, &p.object, &change)?;
+                refused.push(p.object);
+                continue;
+            }
+        };
+        let object = p.object;
+        record_plan(&mut manifest, settings, &object, Some(&drift), started)?;
         chunks.extend(pending_chunks(settings, manifest.state(), &object));
         let uri_prefix = query_uri_prefix(&settings.connection) + ID_RANGE_CONDITION_BYTES;
-        let job = ObjectJob::new(selection, uri_prefix, settings.max_query_uri_bytes)?;
+        let nulls = drift.null_columns();
+        let job = ObjectJob::new(drift.selection, uri_prefix, settings.max_query_uri_bytes)?
+            .with_null_columns(&nulls);
         jobs.insert(object, Arc::new(job));
     }
     let budget = Arc::new(QueryBudget::new(settings.query_limit));
@@ -179,7 +240,11 @@ pub async fn backfill(
         exit_outside_window: settings.exit_outside_window,
         reporter,
     };
-    let result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown).await;
+    let mut result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown).await;
+    if let Ok(summary) = &mut result {
+        summary.chunks_failed += refused_chunks;
+        summary.refused = refused;
+    }
     let outcome = match &result {
         Ok(s) if s.stopped.is_some() => "stopped",
         Ok(s) if s.chunks_failed > 0 => "failed chunks",
@@ -197,6 +262,32 @@ pub async fn backfill(
     Ok(summary)
 }
 
+/// Records an object's pending chunks failed with `change` (a type that cannot widen): the
+/// object is not read this run, and each run fails them again until the way out is taken.
+/// Returns how many.
+fn fail_chunks(
+    manifest: &mut Manifest,
+    settings: &BackfillSettings,
+    object: &str,
+    change: &TypeChange,
+) -> Result<u64, Failure> {
+    record_plan(manifest, settings, object, None, chrono::Utc::now())?;
+    let pending = pending_chunks(settings, manifest.state(), object);
+    let error = change.to_string();
+    for chunk in &pending {
+        manifest.append(Entry::ChunkFailed {
+            object: chunk.object.clone(),
+            day: chunk.day,
+            start: chunk.window.start,
+            end: chunk.window.end,
+            error: error.clone(),
+            run: manifest.run_id().to_string(),
+            at: chrono::Utc::now(),
+        })?;
+    }
+    Ok(pending.len() as u64)
+}
+
 /// Room in a backfill's query URL for the `Id` range that reads part of a heavy hour,
 /// URL-encoded (`AND Id >= '…' AND Id < '…'` with 15-character ids).
 const ID_RANGE_CONDITION_BYTES: usize = 100;
@@ -207,34 +298,48 @@ pub(super) fn query_uri_prefix(connection: &Connection) -> usize {
         + format!("/services/data/{}/queryAll?q=", connection.api_version).len()
 }
 
+/// Records the object's columns (when `drift` changed them) and the window this run plans.
 fn record_plan(
     manifest: &mut Manifest,
     settings: &BackfillSettings,
-    selection: &Selection,
+    object: &str,
+    drift: Option<&Drift>,
+    started: DateTime<Utc>,
 ) -> Result<(), Failure> {
-    let object = selection.object.to_string();
-    let config = checkpoint::ObjectConfig {
-        fields: selection.field_names(),
-        cursor_field: selection.cursor.to_string(),
-        chunk_timezone: settings.chunk_timezone.name().to_string(),
-        include_deleted: settings.include_deleted,
-    };
-    if manifest.state().objects.get(&object) != Some(&config) {
-        manifest.append(Entry::ObjectConfig {
-            object: object.clone(),
-            fields: config.fields,
-            cursor_field: config.cursor_field,
-            chunk_timezone: config.chunk_timezone,
-            include_deleted: config.include_deleted,
-        })?;
+    if let Some(drift) = drift {
+        let config = drift.config(
+            settings.cursor_field.to_string(),
+            settings.chunk_timezone.name().to_string(),
+            settings.include_deleted,
+        );
+        if manifest.state().objects.get(object) != Some(&config) {
+            manifest.append(config.entry(object, started))?;
+        }
     }
     manifest.append(Entry::Planned {
-        object,
+        object: object.to_string(),
         start: settings.window.start,
         end: settings.window.end,
         chunk_timezone: settings.chunk_timezone.name().to_string(),
     })?;
     Ok(())
+}
+
+/// What to do about failed work: `retry`, but not for `refused` objects, whose field type
+/// changed beyond widening and fail again until the way out their message names is taken.
+pub(super) fn retry_hint(refused: &[String], retry: &str) -> String {
+    match refused {
+        [] => retry.to_string(),
+        objects => format!(
+            "{} fail until the field type change named above is resolved (see its message); \
+             for other failures, {retry}",
+            objects
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Prints the run's summary and picks the exit: 0 done, 3 stopped early, 1 failed chunks.
@@ -257,7 +362,7 @@ pub(super) fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Resul
             summary.chunks_failed,
             "chunk",
             &settings.out,
-            "run the same command again to retry them",
+            &retry_hint(&summary.refused, "run the same command again to retry them"),
         )),
         None => Ok(()),
     }

@@ -11,17 +11,28 @@ use crate::salesforce::select::Selection;
 use crate::salesforce::soql;
 use crate::salesforce::{FetchError, SalesforceClient};
 
-use super::backfill::{backfill_fields, pending_chunks, prepare_objects};
+use super::backfill::{backfill_fields, pending_chunks, prepare_objects, report_drift};
 use super::{Failure, client_config, connect, usage_line};
 
 pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     client_config(&settings.connection, &settings.limits).validate()?;
     let state = checkpoint::read(&settings.out)?;
     let client = connect(&settings.connection, &settings.limits).await?;
-    let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
-        Ok(settings.cursor_field.clone())
-    })
+    let prepared = prepare_objects(
+        &client,
+        backfill_fields(settings),
+        &state.objects,
+        chrono::Utc::now(),
+        |_| Ok(settings.cursor_field.clone()),
+    )
     .await?;
+    let mut selections = Vec::new();
+    for p in prepared {
+        report_drift("plan", &p, "the days done before");
+        if let Ok(drift) = p.drift {
+            selections.push(drift.selection);
+        }
+    }
     let per_second =
         f64::from(settings.limits.rate_limit) / settings.limits.rate_interval.as_secs_f64();
     println!(
@@ -30,7 +41,7 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     );
     let (mut total_requests, mut total_floor) = (0u64, 0u64);
     let mut estimated = Vec::new();
-    for (_, selection) in &prepared {
+    for selection in &selections {
         let object = selection.object.to_string();
         let days = plan::days(settings.window, settings.chunk_timezone).len();
         let pending = pending_chunks(settings, &state, &object);

@@ -96,6 +96,8 @@ pub struct SyncSummary {
     pub query_requests: u64,
     pub stopped: Option<StopReason>,
     pub failed: u64,
+    /// Objects not read: a field type that cannot widen.
+    pub refused: Vec<String>,
 }
 
 /// Why an object's pass stopped: what stops a backfill's chunk, or the sync journal.
@@ -407,7 +409,8 @@ impl<'a> PassReader<'a> {
         }
         let mut step = std::mem::take(&mut self.step);
         let (zone, staging) = (self.object.zone, self.staging.clone());
-        let schema = self.object.job.decoder.schema();
+        let job = self.object.job.clone();
+        let schema = job.file_schema();
         let object = self.summary.object.clone();
         let cursor_field = self.object.job.selection.cursor.to_string();
         let pass = self.object.pass.clone();
@@ -423,10 +426,12 @@ impl<'a> PassReader<'a> {
                         cursor_field: cursor_field.clone(),
                         soql: step.soql.clone(),
                         extracted_at: Utc::now(),
+                        null_fields: job.null_columns(),
                     };
                     let writer = ChunkFileWriter::create(&staging, schema.clone(), &meta)?;
                     step.files.insert(day, writer);
                 }
+                let rows = job.file_batch(&rows);
                 step.files.get_mut(&day).expect("inserted").write(&rows)?;
                 step.rows += rows.num_rows() as u64;
             }
@@ -583,6 +588,7 @@ mod tests {
                     cursor_field: "SystemModstamp".into(),
                     chunk_timezone: "UTC".into(),
                     include_deleted: false,
+                    ..ObjectConfig::default()
                 },
                 origin: at(0),
             }),

@@ -5,6 +5,7 @@ mod cli; // commands as a user runs them: exit codes, errors, secrets
 mod client; // the Salesforce client: sign-in, retries, rate and concurrency limits, usage guard
 mod crash; // kill -9 at random points and every fault at once: the next run is exact
 mod disk; // a full disk and a folder that turns read-only mid-run
+mod drift; // fields hidden, added and retyped in the org between runs
 mod fake_org; // the fake org itself, so that what it fakes is faithful
 mod readers; // the output read back by an independent reader
 mod support; // helpers: start the fake org, run the binary, read output back
