@@ -153,14 +153,25 @@ impl SyncConfig {
     }
 }
 
+/// One recorded config of an object's syncs and what was written under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncedVersion {
+    pub version: ConfigVersion,
+    /// The days of the files committed under it.
+    pub days: BTreeSet<NaiveDate>,
+    /// A full re-read finished under it: every row of the files written before was written
+    /// again with its columns (a reader keeps each record's newest copy).
+    pub full_pass: bool,
+}
+
 /// What the journal knows of one object.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObjectCursor {
     /// The latest config.
     pub config: Option<SyncConfig>,
-    /// Every config recorded, oldest first, with the days of the files committed under each
-    /// (so `status` can say which days' sync files lack a column).
-    pub versions: Vec<(ConfigVersion, BTreeSet<NaiveDate>)>,
+    /// Every config recorded, oldest first, with the files committed under each (so `status`
+    /// can say which days' sync files lack a column).
+    pub versions: Vec<SyncedVersion>,
     /// Every row before this position is written (as of when it was read).
     pub cursor: Option<Position>,
     /// An unfinished full re-read: how far it got.
@@ -211,7 +222,11 @@ impl SyncState {
                     config: written.clone(),
                     at,
                 };
-                o.versions.push((version, BTreeSet::new()));
+                o.versions.push(SyncedVersion {
+                    version,
+                    days: BTreeSet::new(),
+                    full_pass: false,
+                });
                 o.config = Some(SyncConfig { written, origin });
             }
             SyncEntry::Publishing { object, files, .. } => {
@@ -226,8 +241,8 @@ impl SyncState {
                 ..
             } => {
                 let o = self.objects.entry(object).or_default();
-                if let Some((_, days)) = o.versions.last_mut() {
-                    days.extend(files.iter().filter_map(|f| file_day(f)));
+                if let Some(v) = o.versions.last_mut() {
+                    v.days.extend(files.iter().filter_map(|f| file_day(f)));
                 }
                 o.uncommitted.clear();
                 o.rows += rows;
@@ -251,6 +266,9 @@ impl SyncState {
                 }
                 if full {
                     o.full_pass = None;
+                    if let Some(v) = o.versions.last_mut() {
+                        v.full_pass = true;
+                    }
                 }
                 o.passes += 1;
                 o.last_synced = Some(at);

@@ -200,20 +200,30 @@ pub fn object_statuses(state: &ManifestState) -> Vec<ObjectStatus> {
             .filter(|d| !state.chunks.contains_key(&(object.clone(), **d)))
             .count() as u64;
     }
-    for (object, versions) in &state.versions {
-        let mut days = vec![BTreeSet::new(); versions.len()];
-        for ((o, day), chunk) in &state.chunks {
-            if let (
-                true,
-                ChunkState::Done {
-                    version: Some(v), ..
-                },
-            ) = (o == object, chunk)
-            {
-                days[*v].insert(*day);
+    // The days of the files written under each config, in one pass over the chunks.
+    let mut days: BTreeMap<&str, Vec<BTreeSet<NaiveDate>>> = BTreeMap::new();
+    for ((object, day), chunk) in &state.chunks {
+        if let ChunkState::Done {
+            version: Some(v), ..
+        } = chunk
+        {
+            let versions = state.versions.get(object).map_or(0, Vec::len);
+            let of_object = days
+                .entry(object)
+                .or_insert_with(|| vec![BTreeSet::new(); versions]);
+            if let Some(set) = of_object.get_mut(*v) {
+                set.insert(*day);
             }
         }
-        let folded: Vec<_> = versions.iter().zip(&days).collect();
+    }
+    let none = BTreeSet::new();
+    for (object, versions) in &state.versions {
+        let of_object = days.get(object.as_str());
+        let folded: Vec<_> = versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v, of_object.and_then(|d| d.get(i)).unwrap_or(&none)))
+            .collect();
         let columns = column_drift(&folded);
         if !columns.is_empty() {
             by_object.entry(object.clone()).or_default().columns = columns;
@@ -265,9 +275,22 @@ pub fn sync_statuses(state: &cursors::SyncState) -> Vec<SyncStatus> {
             syncs: c.passes,
             rows: c.rows,
             full_reread_at: c.full_pass.as_ref().map(|p| soql::datetime_literal(p.at)),
-            columns: column_drift(&c.versions.iter().map(|(v, d)| (v, d)).collect::<Vec<_>>()),
+            columns: sync_drift(&c.versions),
         })
         .collect()
+}
+
+/// [`column_drift`] of a sync's configs. The files written before a finished full re-read
+/// lack nothing any more: the re-read wrote their rows again, and a reader keeps the newest.
+fn sync_drift(versions: &[cursors::SyncedVersion]) -> ColumnDrift {
+    let refreshed = versions.iter().rposition(|v| v.full_pass).unwrap_or(0);
+    let none = BTreeSet::new();
+    let folded: Vec<_> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (&v.version, if i < refreshed { &none } else { &v.days }))
+        .collect();
+    column_drift(&folded)
 }
 
 #[cfg(test)]

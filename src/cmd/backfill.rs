@@ -12,7 +12,7 @@ use crate::checkpoint::{self, Entry, Manifest, ManifestState, ObjectConfig};
 use crate::config::{self, BackfillSettings, Connection};
 use crate::error::ExitKind;
 use crate::plan::{self, Chunk};
-use crate::read::drift::{self, Drift, TypeChange};
+use crate::read::drift::{self, Drift, Files, TypeChange};
 use crate::read::{ObjectJob, QueryBudget, StopReason};
 use crate::salesforce::SalesforceClient;
 use crate::salesforce::describe::ObjectDescribe;
@@ -94,12 +94,12 @@ pub(super) async fn prepare_objects(
     Ok(prepared)
 }
 
-/// Prints what drifted in an object's columns, one line per field; `earlier` names the files
-/// written before (`the days done before`, `earlier sync files`).
-pub(super) fn report_drift(command: &str, prepared: &Prepared, earlier: &str) {
+/// Prints what drifted in an object's columns, one line per field (added and removed ones
+/// share a line), about a backfill's or a sync's `files`.
+pub(super) fn report_drift(command: &str, prepared: &Prepared, files: Files) {
     match &prepared.drift {
         Ok(drift) => {
-            for line in drift::note_lines(&drift.notes, &prepared.object, earlier) {
+            for line in drift::note_lines(&drift.notes, &prepared.object, files) {
                 eprintln!("{line}");
             }
         }
@@ -211,7 +211,7 @@ pub async fn backfill(
     let mut refused = Vec::new();
     let mut refused_chunks = 0;
     for p in prepared {
-        report_drift("backfill", &p, "the days done before");
+        report_drift("backfill", &p, Files::Backfill);
         let drift = match p.drift {
             Ok(drift) => drift,
             Err(change) => {

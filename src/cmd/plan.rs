@@ -11,6 +11,8 @@ use crate::salesforce::select::Selection;
 use crate::salesforce::soql;
 use crate::salesforce::{FetchError, SalesforceClient};
 
+use crate::read::drift::Files;
+
 use super::backfill::{backfill_fields, pending_chunks, prepare_objects, report_drift};
 use super::{Failure, client_config, connect, usage_line};
 
@@ -28,7 +30,7 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     .await?;
     let mut selections = Vec::new();
     for p in prepared {
-        report_drift("plan", &p, "the days done before");
+        report_drift("plan", &p, Files::Backfill);
         if let Ok(drift) = p.drift {
             selections.push(drift.selection);
         }

@@ -8,6 +8,7 @@ use crate::checkpoint::status::{
     AddedColumn, ColumnDrift, ObjectStatus, SyncStatus, object_statuses, sync_statuses,
 };
 use crate::error::ExitKind;
+use crate::read::drift::Files;
 
 use super::Failure;
 
@@ -73,7 +74,7 @@ fn sync_table(statuses: &[SyncStatus]) -> String {
         if let Some(at) = &o.full_reread_at {
             s += &format!("    a full re-read is under way, at {at}\n");
         }
-        s += &drift_lines(&o.columns, "sync files of");
+        s += &drift_lines(&o.columns, Files::Sync);
     }
     s
 }
@@ -115,15 +116,15 @@ pub(super) fn status_table(statuses: &[ObjectStatus]) -> String {
                 }
             }
         }
-        s += &drift_lines(&o.columns, "");
+        s += &drift_lines(&o.columns, Files::Backfill);
     }
     s
 }
 
 /// One line per drifted column of an object: missing from the org, lacking in some days'
-/// files (`files` says whose: "" for a backfill's days, "sync files of" for a sync's), or no
-/// longer selected.
-fn drift_lines(drift: &ColumnDrift, files: &str) -> String {
+/// files (a backfill's or a sync's `files`), or no longer selected; columns that drifted
+/// together share a line.
+fn drift_lines(drift: &ColumnDrift, files: Files) -> String {
     let mut s = String::new();
     for m in &drift.missing {
         let arrow_type = m.arrow_type.as_deref().unwrap_or("its recorded type");
@@ -149,35 +150,31 @@ fn drift_lines(drift: &ColumnDrift, files: &str) -> String {
             .as_deref()
             .map(|t| format!(" since {t}"))
             .unwrap_or_default();
-        let files = if files.is_empty() {
-            String::new()
-        } else {
-            format!("{files} ")
+        let whose = match files {
+            Files::Backfill => "",
+            Files::Sync => "sync files of ",
         };
-        let (it, fills) = if fields.len() == 1 {
-            ("it", "fills it")
-        } else {
-            ("them", "fills them")
-        };
+        let it = if fields.len() == 1 { "it" } else { "them" };
         let mut gaps = Vec::new();
         if !a.days.is_empty() {
             gaps.push(format!(
-                "{files}{} lack {it} ({})",
+                "{whose}{} lack {it} ({})",
                 count(a.days.len(), "day"),
                 day_list(&a.days)
             ));
         }
         if !a.null_days.is_empty() {
             gaps.push(format!(
-                "{files}{} hold {it} as null ({})",
+                "{whose}{} hold {it} as null ({})",
                 count(a.null_days.len(), "day"),
                 day_list(&a.null_days)
             ));
         }
         s += &format!(
-            "    {} written{since}; {}; `backfill --repull` of those days {fills}\n",
+            "    {} written{since}; {}; {}\n",
             quoted(&fields),
-            gaps.join(", ")
+            gaps.join(", "),
+            files.refill(fields.len() > 1)
         );
     }
     let mut removed: Vec<(Vec<&str>, &Option<String>)> = Vec::new();

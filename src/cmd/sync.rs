@@ -7,6 +7,7 @@ use crate::checkpoint::cursors::{self, SyncEntry, SyncJournal};
 use crate::checkpoint::{self, ManifestState};
 use crate::config::{self, SyncSettings};
 use crate::error::ExitKind;
+use crate::read::drift::Files;
 use crate::read::{ObjectJob, QueryBudget};
 use crate::salesforce::select::Selection;
 use crate::salesforce::soql;
@@ -115,7 +116,7 @@ fn sync_objects(
     let mut objects = Vec::new();
     let mut refused = Vec::new();
     for p in prepared {
-        report_drift("sync", &p, "earlier sync files");
+        report_drift("sync", &p, Files::Sync);
         let object = p.object;
         let drift = match p.drift {
             Ok(drift) => drift,

@@ -105,10 +105,40 @@ pub enum Note {
     },
 }
 
+/// Whose files a note or a status line speaks of: a backfill's days or a sync's files, which
+/// differ in how a gap in them is filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    Backfill,
+    Sync,
+}
+
+impl Files {
+    /// The files written before this run, as a plural subject.
+    fn earlier(self) -> &'static str {
+        match self {
+            Files::Backfill => "the days done before",
+            Files::Sync => "earlier sync files",
+        }
+    }
+
+    /// How the files that lack a column (or `columns`, when `plural`) get it: a backfill
+    /// replaces its days; a sync's files stay, so a full re-read writes newer copies of their
+    /// rows (which a reader keeping each record's newest version picks).
+    pub fn refill(self, plural: bool) -> String {
+        let it = if plural { "them" } else { "it" };
+        match self {
+            Files::Backfill => format!("`backfill --repull` of those days writes them with {it}"),
+            Files::Sync => format!(
+                "a full re-read (one `sync --full-every 1`) writes their rows again with {it}"
+            ),
+        }
+    }
+}
+
 /// The notes of an object as lines of a run's output: one per field the org stopped showing
 /// (`warning:`) or that changed type, one for all the fields added, one for all removed.
-/// `earlier` names the files written before (`the days done before`, `earlier sync files`).
-pub fn note_lines(notes: &[Note], object: &str, earlier: &str) -> Vec<String> {
+pub fn note_lines(notes: &[Note], object: &str, files: Files) -> Vec<String> {
     let fields = |wanted: fn(&Note) -> Option<&String>| -> Vec<&String> {
         notes.iter().filter_map(wanted).collect()
     };
@@ -123,7 +153,7 @@ pub fn note_lines(notes: &[Note], object: &str, earlier: &str) -> Vec<String> {
     let mut lines: Vec<String> = notes
         .iter()
         .filter(|n| !matches!(n, Note::Added { .. } | Note::Removed { .. }))
-        .map(|n| n.line(object, earlier))
+        .map(|n| n.line(object, files))
         .collect();
     match added.as_slice() {
         [] => {}
@@ -131,12 +161,14 @@ pub fn note_lines(notes: &[Note], object: &str, earlier: &str) -> Vec<String> {
             Note::Added {
                 field: one.to_string(),
             }
-            .line(object, earlier),
+            .line(object, files),
         ),
         many => lines.push(format!(
-            "note: `{object}`'s {} are columns from now on; {earlier} lack them \
-             (`sfbackfill status` lists their days; `backfill --repull` of them fills them)",
-            quoted(many)
+            "note: `{object}`'s {} are columns from now on; {} lack them \
+             (`sfbackfill status` lists their days; {})",
+            quoted(many),
+            files.earlier(),
+            files.refill(true)
         )),
     }
     match removed.as_slice() {
@@ -145,7 +177,7 @@ pub fn note_lines(notes: &[Note], object: &str, earlier: &str) -> Vec<String> {
             Note::Removed {
                 field: one.to_string(),
             }
-            .line(object, earlier),
+            .line(object, files),
         ),
         many => lines.push(format!(
             "note: `{object}`'s {} are no longer selected: later files lack them",
@@ -165,7 +197,7 @@ fn quoted(names: &[&String]) -> String {
 
 impl Note {
     /// The note as one line of a run's output, `warning:` for a field the org stopped showing.
-    pub fn line(&self, object: &str, earlier: &str) -> String {
+    pub fn line(&self, object: &str, files: Files) -> String {
         match self {
             Note::Missing {
                 field,
@@ -181,8 +213,10 @@ impl Note {
                  record its type: left out of later files"
             ),
             Note::Added { field } => format!(
-                "note: `{object}.{field}` is a column from now on; {earlier} lack it \
-                 (`sfbackfill status` lists their days; `backfill --repull` of them fills it)"
+                "note: `{object}.{field}` is a column from now on; {} lack it \
+                 (`sfbackfill status` lists their days; {})",
+                files.earlier(),
+                files.refill(false)
             ),
             Note::Removed { field } => {
                 format!("note: `{object}.{field}` is no longer selected: later files lack it")
@@ -538,7 +572,7 @@ mod tests {
                 Note::Removed { field: "C".into() },
             ],
             "Account",
-            "the days done before",
+            Files::Backfill,
         );
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(

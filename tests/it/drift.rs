@@ -184,7 +184,7 @@ async fn a_field_hidden_and_one_added_between_two_backfills_stop_nothing_and_los
     );
     assert!(text.contains(&format!("`{ADDED}` written since")), "{text}");
     assert!(
-        text.contains("3 days lack it (2025-06-02, 2025-06-03, 2025-06-04); `backfill --repull` of those days fills it"),
+        text.contains("3 days lack it (2025-06-02, 2025-06-03, 2025-06-04); `backfill --repull` of those days writes them with it"),
         "{text}"
     );
     let doc = status_json(&url, out);
@@ -357,6 +357,18 @@ async fn a_field_hidden_and_one_added_between_two_syncs_stop_nothing_and_lose_no
         text.contains(&format!("sync files of {} days lack it", first_days.len())),
         "{text}"
     );
+    assert!(
+        text.contains("a full re-read (one `sync --full-every 1`) writes their rows again with it"),
+        "{text}"
+    );
+
+    // Which it does: after a full re-read no sync file's rows lack the column any more.
+    let o = run(&url, &sync_args(out, &relisted, &["--full-every", "1"])).await;
+    assert_exit(&o, 0);
+    let doc = status_json(&url, out);
+    let columns = &entry(&doc, "sync", "Account")["columns"];
+    assert_eq!(columns["added"], serde_json::json!([]), "{columns}");
+    assert_eq!(columns["missing"][0]["field"], HIDDEN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
