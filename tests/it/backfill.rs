@@ -282,6 +282,13 @@ async fn a_different_cursor_over_existing_chunks_is_refused_but_another_field_li
     .map(|f| f.name().clone())
     .collect::<Vec<_>>();
     assert_eq!(columns, ["Id", "LastModifiedDate", "Name"]);
+    let status = sfbackfill(&org.url(), &["status", "--out", out]);
+    let text = stdout(&status);
+    assert!(
+        text.contains("`Phone`, `Rating`") && text.contains("not selected since"),
+        "{text}"
+    );
+    assert!(text.contains(": files written since lack them"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
