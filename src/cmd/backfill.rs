@@ -29,7 +29,7 @@ pub(super) struct FieldRequest<'a> {
     pub(super) all_fields: bool,
 }
 
-/// One object of a run: its describe, and its columns reconciled with what the folder
+/// One object of a run: its API name, and its columns reconciled with what the folder
 /// recorded (spec "Schema drift"), or why its chunks fail this run.
 pub(super) struct Prepared {
     pub(super) object: String,
@@ -262,9 +262,10 @@ pub async fn backfill(
     Ok(summary)
 }
 
-/// Records an object's pending chunks failed with `change` (a type that cannot widen): the
-/// object is not read this run, and each run fails them again until the way out is taken.
-/// Returns how many.
+/// Fails the object's chunks this run was to write, for `change` (a type that cannot widen):
+/// the object is not read, and each run fails them again until the way out is taken. Those not
+/// done are recorded failed; a done one that `--repull` asked to replace stays done (its file
+/// is in place and valid) but counts as failed for the run's exit. Returns how many failed.
 fn fail_chunks(
     manifest: &mut Manifest,
     settings: &BackfillSettings,
@@ -272,9 +273,14 @@ fn fail_chunks(
     change: &TypeChange,
 ) -> Result<u64, Failure> {
     record_plan(manifest, settings, object, None, chrono::Utc::now())?;
-    let pending = pending_chunks(settings, manifest.state(), object);
+    let requested = pending_chunks(settings, manifest.state(), object);
+    let state = manifest.state();
+    let not_done: Vec<&Chunk> = requested
+        .iter()
+        .filter(|c| !state.is_done(&c.object, c.day, &c.window))
+        .collect();
     let error = change.to_string();
-    for chunk in &pending {
+    for chunk in not_done {
         manifest.append(Entry::ChunkFailed {
             object: chunk.object.clone(),
             day: chunk.day,
@@ -285,7 +291,7 @@ fn fail_chunks(
             at: chrono::Utc::now(),
         })?;
     }
-    Ok(pending.len() as u64)
+    Ok(requested.len() as u64)
 }
 
 /// Room in a backfill's query URL for the `Id` range that reads part of a heavy hour,

@@ -448,4 +448,19 @@ async fn a_type_that_cannot_widen_fails_that_objects_chunks_and_the_others_are_d
     .await;
     assert_eq!(by_id(read_files(&new)), want);
     assert!(files_of_days(dir.path(), "Account", "2025-06-04", "2025-06-05").is_empty());
+
+    // A --repull of done days cannot replace them either: they stay done with their files, and
+    // the run says it failed.
+    let before = files_of_days(dir.path(), "Account", "2025-06-02", "2025-06-03");
+    let mut repull = backfill_args(out, "Account", "2025-06-02", "2025-06-03");
+    repull.push("--repull");
+    let o = run(&url, &repull).await;
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains(message), "{}", stderr(&o));
+    let account = entry(&status_json(&url, out), "objects", "Account");
+    assert_eq!(account["chunks_done"].as_u64(), Some(2));
+    assert_eq!(
+        files_of_days(dir.path(), "Account", "2025-06-02", "2025-06-03"),
+        before
+    );
 }
