@@ -364,6 +364,7 @@ fn meta(object: &str) -> FileMeta {
         cursor_field: "SystemModstamp".into(),
         soql: format!("SELECT Id FROM {object}"),
         extracted_at: now,
+        null_fields: Vec::new(),
     }
 }
 

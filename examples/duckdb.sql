@@ -2,8 +2,17 @@
 -- Run after `cargo run -- demo` from the repository root:  duckdb < examples/duckdb.sql
 
 -- Every day of an object is one Hive-style partition; `date` becomes a column.
+-- `union_by_name` lines columns up by name: the files of one object differ in their columns
+-- when fields changed in the org between runs (README, "Schema drift"): a field the org hid is
+-- a NULL column in later files, an added field is missing from earlier ones (NULL there), and
+-- a type that widened (an int that became a long) is read as the wider type. Without it,
+-- DuckDB takes the first file's columns and refuses a query naming a later one. pyarrow does
+-- the same with a unified schema:
+--   schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+--   ds.dataset("sfbackfill-demo/Invoice__c", format="parquet", partitioning="hive", schema=schema)
 CREATE OR REPLACE VIEW invoices AS
-SELECT * FROM read_parquet('sfbackfill-demo/Invoice__c/date=*/*.parquet', hive_partitioning = true);
+SELECT * FROM read_parquet('sfbackfill-demo/Invoice__c/date=*/*.parquet',
+                           hive_partitioning = true, union_by_name = true);
 
 -- Types arrive exact: Amount__c is DECIMAL(16,2), CreatedDate is TIMESTAMP WITH TIME ZONE.
 DESCRIBE invoices;
@@ -30,7 +39,8 @@ ORDER BY n DESC;
 -- later runs after earlier ones). NULLS LAST: a backfill made with a `--fields` list without
 -- SystemModstamp has no value there, and a sync copy, which always has it, is newer.
 -- `union_by_name` lines columns up by name, not position (a sync writes Id and its cursor
--- first), and fills a column some files lack (a field list changed between runs) with NULL.
+-- first), and fills a column some files lack (a field list changed between runs, or a field
+-- the org added) with NULL.
 -- With `--include-deleted`, a deleted record's newest version has IsDeleted = true: the last
 -- line drops it.
 --

@@ -49,6 +49,9 @@ pub struct FileMeta {
     pub cursor_field: String,
     pub soql: String,
     pub extracted_at: DateTime<Utc>,
+    /// Columns written as null because the org no longer showed the field (spec "Schema
+    /// drift"): `sfbackfill.null_fields`, comma-separated, present only when some are.
+    pub null_fields: Vec<String>,
 }
 
 impl FileMeta {
@@ -66,6 +69,10 @@ impl FileMeta {
             ("sfbackfill.version", env!("CARGO_PKG_VERSION").to_string()),
         ]
         .into_iter()
+        .chain(
+            (!self.null_fields.is_empty())
+                .then(|| ("sfbackfill.null_fields", self.null_fields.join(","))),
+        )
         .map(|(k, v)| KeyValue::new(k.to_string(), v))
         .collect()
     }
@@ -494,6 +501,7 @@ mod tests {
             cursor_field: "SystemModstamp".into(),
             soql: "SELECT Id FROM Invoice__c".into(),
             extracted_at: t("2024-04-01T12:00:00Z"),
+            null_fields: Vec::new(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The seeded, deterministic org: its objects, their rows over calendar year 2025, and the
 //! describe bodies built from the field tables.
 //!
-//! Owns: row generation, row edits ([`Org::modify_rows`]) and the describeGlobal/describe JSON.
+//! Owns: row generation, row edits ([`Org::modify_rows`]), field changes ([`Org::hide_field`],
+//! [`Org::show_field`], [`Org::add_field`]) and the describeGlobal/describe JSON.
 //! Does not own query parsing (`soql`), execution or rendering (`exec`).
 //!
 //! Invariants:
@@ -12,6 +13,8 @@
 //!   stores them.
 //! * Rows are `Arc`s inside an `Arc`'d vector: a [`Snapshot`] taken before an edit keeps the
 //!   old rows, because an edit copies the vector (pointers only) and swaps in a new `Arc<Row>`.
+//!   Schemas are `Arc`'d the same way: a field change copies the object's schema, so a query
+//!   locator opened before it keeps the columns it was opened with.
 //!
 //! The time shape, per object (at scale 1): a weekday/weekend rhythm, June about 1.6× busier,
 //! six US holidays plus two object-specific days with no rows, some rows exactly at UTC
@@ -29,7 +32,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use serde_json::{Value as Json, json};
 
 pub use objects::{ACCOUNT, CASE, CONTACT, INVOICE, LEAD, LOGIN_HISTORY, OPPORTUNITY};
-use schema::ObjectSchema;
+use schema::{FieldSpec, ObjectSchema};
 use values::{GenCtx, Value, mix};
 
 /// One record's identity and timestamps; its field values derive from `key` and `version`.
@@ -89,9 +92,6 @@ pub struct Org {
     /// The Run-As user's zone, used by `convertTimezone()`.
     pub user_time_zone: chrono_tz::Tz,
     snapshot: Snapshot,
-    /// Fields the Run-As user may not see (field-level security), as `(object, field)`
-    /// indices: absent from describe, and `INVALID_FIELD` in SOQL.
-    hidden: Vec<(usize, usize)>,
 }
 
 /// Names in describeGlobal that cannot be queried, so clients exercise their filters:
@@ -157,41 +157,7 @@ impl Org {
                 counts,
                 prefixes,
             },
-            hidden: Vec::new(),
         }
-    }
-
-    /// `(object, field)` indices of a field, names case-insensitive.
-    fn field_at(&self, object: &str, field: &str) -> Option<(usize, usize)> {
-        let o = self.snapshot.object_index(object)?;
-        let f = self.snapshot.objects[o].schema.field_index(field)?;
-        Some((o, f))
-    }
-
-    /// Hides a field from the Run-As user, as field-level security does: describe stops
-    /// listing it and SOQL naming it fails with `INVALID_FIELD`. False for an unknown field.
-    pub fn hide_field(&mut self, object: &str, field: &str) -> bool {
-        let Some(at) = self.field_at(object, field) else {
-            return false;
-        };
-        if !self.hidden.contains(&at) {
-            self.hidden.push(at);
-        }
-        true
-    }
-
-    /// Shows a field hidden by [`Org::hide_field`] again. False for an unknown field.
-    pub fn show_field(&mut self, object: &str, field: &str) -> bool {
-        let Some(at) = self.field_at(object, field) else {
-            return false;
-        };
-        self.hidden.retain(|h| *h != at);
-        true
-    }
-
-    /// Whether field `field` of object `object` (indices) is hidden.
-    pub fn is_hidden(&self, object: usize, field: usize) -> bool {
-        self.hidden.contains(&(object, field))
     }
 
     /// The rows as they are now; later edits do not change it.
@@ -276,15 +242,7 @@ impl Org {
     pub fn describe(&self, object: &str, api_version: &str) -> Option<Json> {
         let v = api_version.trim_start_matches('v');
         if let Some(i) = self.snapshot.object_index(object) {
-            let mut describe = self.snapshot.objects[i].schema.describe(v);
-            let fields = &self.snapshot.objects[i].schema.fields;
-            if let Some(listed) = describe["fields"].as_array_mut() {
-                listed.retain(|f| {
-                    let index = fields.iter().position(|d| f["name"] == d.name);
-                    !index.is_some_and(|at| self.is_hidden(i, at))
-                });
-            }
-            return Some(describe);
+            return Some(self.snapshot.objects[i].schema.describe(v));
         }
         let (name, label, prefix, _) = SPECIAL_OBJECTS
             .iter()
@@ -297,6 +255,42 @@ impl Org {
             "urls": {"sobject": base, "describe": format!("{base}/describe"),
                      "rowTemplate": format!("{base}/{{ID}}")},
         }))
+    }
+
+    /// Hides `field` of `object` from the Run-As user, as field-level security taken away or a
+    /// deleted field does: describe leaves it out, `FIELDS()` skips it, and SOQL that names it
+    /// is `INVALID_FIELD` (salesforce-api.md §5). Its values are kept for [`Org::show_field`].
+    ///
+    /// # Errors
+    /// An unknown object or field, or `Id`.
+    pub fn hide_field(&mut self, object: &str, field: &str) -> Result<(), String> {
+        self.schema_mut(object)?.set_hidden(field, true)
+    }
+
+    /// Shows a hidden field again, with the values it had.
+    ///
+    /// # Errors
+    /// An unknown object or field.
+    pub fn show_field(&mut self, object: &str, field: &str) -> Result<(), String> {
+        self.schema_mut(object)?.set_hidden(field, false)
+    }
+
+    /// Adds a field to `object` (or redefines the field of that name, hidden or not, e.g. with
+    /// another type); every row, old and new, has a value for it (or a null).
+    ///
+    /// # Errors
+    /// An unknown object, or a spec [`ObjectSchema::define`] refuses.
+    pub fn add_field(&mut self, object: &str, spec: &FieldSpec) -> Result<(), String> {
+        self.schema_mut(object)?.define(spec).map(|_| ())
+    }
+
+    /// A copy of `object`'s schema to change; snapshots taken before keep the old one.
+    fn schema_mut(&mut self, object: &str) -> Result<&mut ObjectSchema, String> {
+        let i = self
+            .snapshot
+            .object_index(object)
+            .ok_or_else(|| format!("the org has no object `{object}`"))?;
+        Ok(Arc::make_mut(&mut self.snapshot.objects[i].schema))
     }
 
     /// Changes `count` rows (new values, cursor fields moved to `now`); returns how many.
@@ -747,26 +741,6 @@ mod tests {
                 .flat_map(|o| o.rows.iter())
                 .all(|r| r.version == 0)
         );
-    }
-
-    #[test]
-    fn a_hidden_field_leaves_describe_until_shown_again() {
-        let mut org = Org::generate(42, 1);
-        let names = |org: &Org| -> Vec<String> {
-            org.describe("Account", "62.0").expect("known")["fields"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["name"].as_str().unwrap().to_string())
-                .collect()
-        };
-        assert!(names(&org).contains(&"Industry".to_string()));
-        assert!(org.hide_field("account", "industry"));
-        assert!(!names(&org).contains(&"Industry".to_string()));
-        assert!(names(&org).contains(&"Name".to_string()));
-        assert!(!org.hide_field("Account", "Nope__c"));
-        assert!(org.show_field("Account", "Industry"));
-        assert!(names(&org).contains(&"Industry".to_string()));
     }
 
     #[test]

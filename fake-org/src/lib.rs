@@ -29,6 +29,7 @@ mod server;
 pub mod soql;
 mod stats;
 
+pub use data::schema::{FieldSpec, FieldType};
 pub use faults::FaultSpecError;
 
 use std::collections::BTreeMap;
@@ -267,25 +268,41 @@ impl FakeOrg {
         self.shared.modify_rows(count)
     }
 
-    /// Hides `object`'s `field` from the Run-As user from now on, as field-level security
-    /// does: describe stops listing it and a query naming it gets `INVALID_FIELD`. False when
-    /// the org has no such field.
-    pub fn hide_field(&self, object: &str, field: &str) -> bool {
+    /// Hides `field` of `object` from now on, as an admin who takes away the Run-As user's
+    /// field-level security, or deletes the field, does: describe leaves it out, `FIELDS()`
+    /// skips it, and a query that names it gets `400 INVALID_FIELD` (salesforce-api.md §5).
+    /// Query locators opened before keep serving it.
+    ///
+    /// # Errors
+    /// An unknown object or field, or `Id`.
+    pub fn hide_field(&self, object: &str, field: &str) -> Result<(), FakeOrgError> {
         self.shared
-            .org
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .hide_field(object, field)
+            .change_org(|org| org.hide_field(object, field))
+            .map_err(FakeOrgError)
     }
 
-    /// Shows a field hidden by [`FakeOrg::hide_field`] again. False when the org has no such
-    /// field.
-    pub fn show_field(&self, object: &str, field: &str) -> bool {
+    /// Shows a hidden field again, with the values it had.
+    ///
+    /// # Errors
+    /// An unknown object or field.
+    pub fn show_field(&self, object: &str, field: &str) -> Result<(), FakeOrgError> {
         self.shared
-            .org
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .show_field(object, field)
+            .change_org(|org| org.show_field(object, field))
+            .map_err(FakeOrgError)
+    }
+
+    /// Adds a field to `object` from now on: describe lists it, queries and `FIELDS()` return
+    /// it, and every row, old or new, has a value (or a null, `spec.null_pct` percent of them).
+    /// The name of an existing field, hidden or not, redefines it in place, as a field deleted
+    /// and created again, or whose type was changed in Setup, would be.
+    ///
+    /// # Errors
+    /// An unknown object; a name that is not an API name; an `id`, `address` or `location`
+    /// field; a redefinition of `Id` or of a compound or its components.
+    pub fn add_field(&self, object: &str, spec: FieldSpec) -> Result<(), FakeOrgError> {
+        self.shared
+            .change_org(|org| org.add_field(object, &spec))
+            .map_err(FakeOrgError)
     }
 
     /// Stops accepting, lets open requests finish (a few seconds at most), then returns.

@@ -89,6 +89,12 @@ impl Shared {
         org.modify_rows(count, chrono::Utc::now(), seed)
     }
 
+    /// Changes the org's definitions (fields) under the write lock, briefly.
+    pub fn change_org<T>(&self, change: impl FnOnce(&mut Org) -> T) -> T {
+        let mut org = self.org.write().unwrap_or_else(|e| e.into_inner());
+        change(&mut org)
+    }
+
     fn usage_header(&self) -> HeaderValue {
         let used = self.api_used.load(Ordering::SeqCst);
         let value = format!("api-usage={used}/{}", self.config.daily_api_max);
@@ -123,6 +129,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/__fake/faults", post(fake_faults))
         .route("/__fake/revoke", post(fake_revoke))
         .route("/__fake/modify", post(fake_modify))
+        .route("/__fake/fields", post(fake_fields))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(shared.clone(), outer))
@@ -840,6 +847,44 @@ async fn fake_modify(State(s): S, RawQuery(q): RawQuery) -> Response {
     match tokio::task::spawn_blocking(move || shared.modify_rows(count)).await {
         Ok(n) => json_bytes(StatusCode::OK, format!("{{\"modified\":{n}}}").into_bytes()),
         Err(_) => unknown_exception(),
+    }
+}
+
+/// `POST /__fake/fields?object=O&hide=F` (or `show=F`, or `add=F:type`): a field change, as
+/// [`crate::FakeOrg::hide_field`], `show_field` and `add_field` make it; an added field has the
+/// type's default size. `204`, or `400` with the reason as text.
+async fn fake_fields(State(s): S, RawQuery(q): RawQuery) -> Response {
+    let params: Vec<(String, String)> = q
+        .as_deref()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let get = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let change = |org: &mut Org| -> Result<(), String> {
+        let object = get("object").ok_or("`object` is missing")?;
+        match (get("hide"), get("show"), get("add")) {
+            (Some(field), None, None) => org.hide_field(&object, &field),
+            (None, Some(field), None) => org.show_field(&object, &field),
+            (None, None, Some(add)) => {
+                let (name, ftype) = add.split_once(':').ok_or("`add` is NAME:type")?;
+                let ftype = crate::data::schema::FieldType::from_api_name(ftype)
+                    .ok_or_else(|| format!("unknown field type `{ftype}`"))?;
+                org.add_field(&object, &crate::FieldSpec::new(name, ftype))
+            }
+            _ => Err("give one of `hide`, `show` or `add`".into()),
+        }
+    };
+    match s.change_org(change) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(reason) => (StatusCode::BAD_REQUEST, reason).into_response(),
     }
 }
 

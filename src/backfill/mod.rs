@@ -67,6 +67,8 @@ pub struct RunSummary {
     pub stopped: Option<StopReason>,
     /// Days of the windows that were not over when the run started: left pending, not read.
     pub not_over: crate::plan::history::NotOver,
+    /// Objects whose chunks failed without being read: a field type that cannot widen.
+    pub refused: Vec<String>,
 }
 
 /// A failure that ends the whole run.

@@ -37,7 +37,7 @@ impl ChunkSink {
         Self {
             writer: None,
             staging: ctx.staging.clone(),
-            schema: job.decoder.schema(),
+            schema: job.file_schema(),
             meta: FileMeta {
                 object: chunk.object.clone(),
                 day: chunk.day,
@@ -46,10 +46,12 @@ impl ChunkSink {
                 cursor_field: job.selection.cursor.to_string(),
                 soql: soql.to_string(),
                 extracted_at: Utc::now(),
+                null_fields: job.null_columns(),
             },
         }
     }
 
+    /// Writes rows of the files' schema (`ObjectJob::file_batch`).
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         if batch.num_rows() == 0 {
             return Ok(());

@@ -579,7 +579,7 @@ impl SpanReader {
             let end = self.front_end().timestamp_millis();
             let until = offset + cursor[offset..].partition_point(|&t| t < end);
             if until > offset {
-                let rows = batch.slice(offset, until - offset);
+                let rows = job.file_batch(&batch.slice(offset, until - offset));
                 let count = rows.num_rows() as u64;
                 let mut sink = OpenDay::take(open, ctx, job, day, &self.soql).await?;
                 // Not awaited: the next page is fetched while this one is written.

@@ -13,15 +13,16 @@
 //! * A full re-read (`--full-every`) keeps its own position: an interrupted one resumes where it
 //!   stopped, and it never moves the incremental cursor back.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
 use super::{
-    CheckpointError, Journal, JournalLine, ObjectConfig, io_err, manifest_dir, read_journal,
+    CheckpointError, ConfigVersion, Journal, JournalLine, ObjectConfig, io_err, manifest_dir,
+    read_journal,
 };
 
 /// The sync journal's file name.
@@ -65,8 +66,10 @@ pub enum SyncEntry {
         pid: u32,
         at: DateTime<Utc>,
     },
-    /// The field list and cursor an object is synced with; `origin` is where its first sync
-    /// started, the start of every full re-read.
+    /// The columns and cursor an object is synced with, from this line on (a new line each
+    /// time the columns drift, as in the backfill journal); `origin` is where its first sync
+    /// started, the start of every full re-read. `types`, `missing` and `at` read as empty in
+    /// journals written before sfbackfill followed drift.
     ObjectConfig {
         object: String,
         fields: Vec<String>,
@@ -74,6 +77,12 @@ pub enum SyncEntry {
         chunk_timezone: String,
         include_deleted: bool,
         origin: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        types: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        missing: BTreeMap<String, DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     /// A step's files are about to be published; without a `Step` after it they are orphans.
     Publishing {
@@ -126,10 +135,43 @@ pub struct SyncConfig {
     pub origin: DateTime<Utc>,
 }
 
+impl SyncConfig {
+    /// The line recording this config for `object`, by a run started `at`.
+    pub fn entry(&self, object: &str, at: DateTime<Utc>) -> SyncEntry {
+        let w = &self.written;
+        SyncEntry::ObjectConfig {
+            object: object.to_string(),
+            fields: w.fields.clone(),
+            cursor_field: w.cursor_field.clone(),
+            chunk_timezone: w.chunk_timezone.clone(),
+            include_deleted: w.include_deleted,
+            origin: self.origin,
+            types: w.types.clone(),
+            missing: w.missing.clone(),
+            at: Some(at),
+        }
+    }
+}
+
+/// One recorded config of an object's syncs and what was written under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncedVersion {
+    pub version: ConfigVersion,
+    /// The days of the files committed under it.
+    pub days: BTreeSet<NaiveDate>,
+    /// A full re-read finished under it: every row of the files written before was written
+    /// again with its columns (a reader keeps each record's newest copy).
+    pub full_pass: bool,
+}
+
 /// What the journal knows of one object.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObjectCursor {
+    /// The latest config.
     pub config: Option<SyncConfig>,
+    /// Every config recorded, oldest first, with the files committed under each (so `status`
+    /// can say which days' sync files lack a column).
+    pub versions: Vec<SyncedVersion>,
     /// Every row before this position is written (as of when it was read).
     pub cursor: Option<Position>,
     /// An unfinished full re-read: how far it got.
@@ -163,15 +205,29 @@ impl SyncState {
                 chunk_timezone,
                 include_deleted,
                 origin,
+                types,
+                missing,
+                at,
             } => {
                 let written = ObjectConfig {
                     fields,
                     cursor_field,
                     chunk_timezone,
                     include_deleted,
+                    types,
+                    missing,
                 };
-                self.objects.entry(object).or_default().config =
-                    Some(SyncConfig { written, origin });
+                let o = self.objects.entry(object).or_default();
+                let version = ConfigVersion {
+                    config: written.clone(),
+                    at,
+                };
+                o.versions.push(SyncedVersion {
+                    version,
+                    days: BTreeSet::new(),
+                    full_pass: false,
+                });
+                o.config = Some(SyncConfig { written, origin });
             }
             SyncEntry::Publishing { object, files, .. } => {
                 self.objects.entry(object).or_default().uncommitted = files;
@@ -181,9 +237,13 @@ impl SyncState {
                 position,
                 full,
                 rows,
+                files,
                 ..
             } => {
                 let o = self.objects.entry(object).or_default();
+                if let Some(v) = o.versions.last_mut() {
+                    v.days.extend(files.iter().filter_map(|f| file_day(f)));
+                }
                 o.uncommitted.clear();
                 o.rows += rows;
                 if full {
@@ -206,12 +266,22 @@ impl SyncState {
                 }
                 if full {
                     o.full_pass = None;
+                    if let Some(v) = o.versions.last_mut() {
+                        v.full_pass = true;
+                    }
                 }
                 o.passes += 1;
                 o.last_synced = Some(at);
             }
         }
     }
+}
+
+/// The `date=` day of a file path `OBJECT/date=D/NAME`.
+fn file_day(file: &str) -> Option<NaiveDate> {
+    file.split('/')
+        .find_map(|part| part.strip_prefix("date="))
+        .and_then(|d| d.parse().ok())
 }
 
 /// Reads the sync journal of `out` without locking it (for `status`). None yet reads as empty.

@@ -52,13 +52,24 @@ pub enum Entry {
         pid: u32,
         at: DateTime<Utc>,
     },
-    /// The field list and cursor an object's chunks are written with.
+    /// The columns and cursor an object's chunks are written with, from this line on: a new
+    /// line each time they change (spec "Schema drift"), so each chunk's columns are those of
+    /// the last such line before its `ChunkDone`. `types`, `missing` and `at` are absent from
+    /// journals written before sfbackfill followed drift, and read as empty.
     ObjectConfig {
         object: String,
+        /// The files' columns, in order; those in `missing` are written as null.
         fields: Vec<String>,
         cursor_field: String,
         chunk_timezone: String,
         include_deleted: bool,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        types: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        missing: BTreeMap<String, DateTime<Utc>>,
+        /// When the run that wrote this line started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     /// A run planned these days of an object; those not done since are pending, or not over
     /// yet while their end is less than the safety lag ago.
@@ -110,6 +121,9 @@ pub enum ChunkState {
         rows: u64,
         bytes: u64,
         file: Option<String>,
+        /// The object's config its file was written with: an index into
+        /// [`ManifestState::versions`]; `None` when no config preceded it.
+        version: Option<usize>,
     },
     Failed {
         window: Window,
@@ -117,41 +131,54 @@ pub enum ChunkState {
     },
 }
 
-/// An object's recorded field list and cursor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An object's recorded columns and cursor: what its files are written with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ObjectConfig {
+    /// The files' columns, in order: the fields queried, then those in `missing`.
     pub fields: Vec<String>,
     pub cursor_field: String,
     pub chunk_timezone: String,
     pub include_deleted: bool,
+    /// The Arrow type (`decode::schema::type_name`) of every column the object's files have
+    /// had, removed ones included, so a type change is caught even for a field that returns;
+    /// empty in journals written before sfbackfill recorded types.
+    pub types: BTreeMap<String, String>,
+    /// Columns the org no longer shows (deleted, or hidden from the Run-As user), written as
+    /// null, each with the start of the first run that found it missing.
+    pub missing: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// One recorded config of an object and when the run that recorded it started (`None` in
+/// journals written before sfbackfill followed drift).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigVersion {
+    pub config: ObjectConfig,
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl ObjectConfig {
-    /// How `now` differs from this recorded config, in words for an error; none when the two
-    /// write the same files. The cursor is named before the field list it moves within.
+    /// The line recording this config for `object`, by a run started `at`.
+    pub fn entry(&self, object: &str, at: DateTime<Utc>) -> Entry {
+        Entry::ObjectConfig {
+            object: object.to_string(),
+            fields: self.fields.clone(),
+            cursor_field: self.cursor_field.clone(),
+            chunk_timezone: self.chunk_timezone.clone(),
+            include_deleted: self.include_deleted,
+            types: self.types.clone(),
+            missing: self.missing.clone(),
+            at: Some(at),
+        }
+    }
+
+    /// How `now` differs from this recorded config in what places rows in days and files, in
+    /// words for an error; none when the two may write the same folder. The columns are not
+    /// compared: they follow "Schema drift" (`read::drift`). The cursor is named first.
     pub fn difference(&self, now: &ObjectConfig) -> Option<String> {
         if self.cursor_field != now.cursor_field {
             Some(format!(
                 "cursor `{}`, not `{}`",
                 self.cursor_field, now.cursor_field
-            ))
-        } else if self.fields != now.fields {
-            let added: Vec<_> = now
-                .fields
-                .iter()
-                .filter(|f| !self.fields.contains(f))
-                .cloned()
-                .collect();
-            let removed: Vec<_> = self
-                .fields
-                .iter()
-                .filter(|f| !now.fields.contains(f))
-                .cloned()
-                .collect();
-            Some(format!(
-                "another field list (added: [{}], removed: [{}])",
-                added.join(", "),
-                removed.join(", ")
             ))
         } else if self.chunk_timezone != now.chunk_timezone {
             Some(format!(
@@ -179,7 +206,10 @@ pub struct PlannedWindow {
 #[derive(Debug, Clone, Default)]
 pub struct ManifestState {
     pub chunks: BTreeMap<(String, NaiveDate), ChunkState>,
+    /// Per object, its latest config.
     pub objects: BTreeMap<String, ObjectConfig>,
+    /// Per object, every config recorded, oldest first; a done chunk names its own.
+    pub versions: BTreeMap<String, Vec<ConfigVersion>>,
     /// Per object, the windows runs planned.
     pub planned: BTreeMap<String, Vec<PlannedWindow>>,
     pub last_run_started: Option<DateTime<Utc>>,
@@ -215,16 +245,26 @@ impl ManifestState {
                 cursor_field,
                 chunk_timezone,
                 include_deleted,
+                types,
+                missing,
+                at,
             } => {
-                self.objects.insert(
-                    object,
-                    ObjectConfig {
-                        fields,
-                        cursor_field,
-                        chunk_timezone,
-                        include_deleted,
-                    },
-                );
+                let config = ObjectConfig {
+                    fields,
+                    cursor_field,
+                    chunk_timezone,
+                    include_deleted,
+                    types,
+                    missing,
+                };
+                self.versions
+                    .entry(object.clone())
+                    .or_default()
+                    .push(ConfigVersion {
+                        config: config.clone(),
+                        at,
+                    });
+                self.objects.insert(object, config);
             }
             Entry::ChunkDone {
                 object,
@@ -237,11 +277,13 @@ impl ManifestState {
                 ..
             } => {
                 let window = Window { start, end };
+                let version = self.versions.get(&object).map(|v| v.len() - 1);
                 let state = ChunkState::Done {
                     window,
                     rows,
                     bytes,
                     file,
+                    version,
                 };
                 self.chunks.insert((object, day), state);
             }
@@ -718,6 +760,7 @@ mod tests {
             cursor_field: "LastModifiedDate".into(),
             chunk_timezone: "UTC".into(),
             include_deleted: false,
+            ..ObjectConfig::default()
         }
     }
 
@@ -728,17 +771,48 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_field_list_names_what_was_added_and_removed() {
+    fn a_changed_field_list_is_not_a_difference_but_drift() {
         let recorded = config(&["Id", "LastModifiedDate", "Name", "Phone"]);
         let now = config(&["Id", "LastModifiedDate", "Name", "Fax"]);
-        assert_eq!(
-            recorded.difference(&now).as_deref(),
-            Some("another field list (added: [Fax], removed: [Phone])")
-        );
+        assert_eq!(recorded.difference(&now), None);
     }
 
     #[test]
-    fn a_changed_cursor_is_named_rather_than_the_field_list_it_moves() {
+    fn a_config_line_of_an_older_journal_reads_without_types_and_each_chunk_names_its_config() {
+        let out = tempfile::tempdir().unwrap();
+        drop(Manifest::open(out.path(), "r1").unwrap());
+        let path = manifest_dir(out.path()).join(JOURNAL_FILE);
+        let old = r#"{"kind":"object_config","object":"Account","fields":["Id","LastModifiedDate"],"cursor_field":"LastModifiedDate","chunk_timezone":"UTC","include_deleted":false}"#;
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(f, "{old}").unwrap();
+        drop(f);
+        let mut m = Manifest::open(out.path(), "r2").unwrap();
+        assert_eq!(
+            m.state().objects["Account"],
+            config(&["Id", "LastModifiedDate"])
+        );
+        m.append(done("Account", 1, 5)).unwrap();
+        let mut drifted = config(&["Id", "LastModifiedDate", "Gone__c"]);
+        drifted.types.insert("Gone__c".into(), "Date32".into());
+        let at = Utc::now();
+        drifted.missing.insert("Gone__c".into(), at);
+        m.append(drifted.entry("Account", at)).unwrap();
+        m.append(done("Account", 2, 5)).unwrap();
+        drop(m);
+        let state = read(out.path()).unwrap();
+        assert_eq!(state.objects["Account"], drifted);
+        assert_eq!(state.versions["Account"].len(), 2);
+        assert_eq!(state.versions["Account"][1].at, Some(at));
+        let version =
+            |d| match &state.chunks[&("Account".to_string(), window(d).start.date_naive())] {
+                ChunkState::Done { version, .. } => *version,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!((version(1), version(2)), (Some(0), Some(1)));
+    }
+
+    #[test]
+    fn a_changed_cursor_is_named() {
         let recorded = config(&["Id", "LastModifiedDate", "SystemModstamp"]);
         let mut now = config(&["Id", "SystemModstamp", "LastModifiedDate"]);
         now.cursor_field = "SystemModstamp".into();

@@ -5,14 +5,15 @@
 //!
 //! Invariants: a day counts once per object, as done, failed, pending (planned by some run,
 //! with no entry yet, and over) or not over yet (its end less than its run's safety lag
-//! before now); a window is the span of the done days' windows.
+//! before now); a window is the span of the done days' windows; a done day has the columns
+//! of the config recorded last before it (spec "Schema drift").
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::cursors;
-use super::{ChunkState, ManifestState};
+use super::{ChunkState, ConfigVersion, ManifestState};
 use crate::plan;
 use crate::plan::history;
 use crate::salesforce::soql;
@@ -36,6 +37,123 @@ pub struct ObjectStatus {
     pub window_start: Option<String>,
     pub window_end: Option<String>,
     pub failed: Vec<FailedChunk>,
+    /// How the object's columns drifted between runs.
+    pub columns: ColumnDrift,
+}
+
+/// How an object's columns drifted, folded from its recorded configs (spec "Schema drift").
+#[derive(Debug, Default, PartialEq, Serialize)]
+pub struct ColumnDrift {
+    /// Columns the org no longer shows: null in the files written since.
+    pub missing: Vec<MissingColumn>,
+    /// Columns written now that the files of some days lack, or hold as null (written while
+    /// the org hid the field): `backfill --repull` of those days fills them.
+    pub added: Vec<AddedColumn>,
+    /// Columns the field list no longer selects: the files written since lack them.
+    pub removed: Vec<RemovedColumn>,
+}
+
+impl ColumnDrift {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+pub struct MissingColumn {
+    pub field: String,
+    /// The Arrow type its null column is written with.
+    pub arrow_type: Option<String>,
+    /// The start of the first run that found it missing.
+    pub since: String,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+pub struct AddedColumn {
+    pub field: String,
+    /// The start of the run from which on it is written (unknown in older journals).
+    pub since: Option<String>,
+    /// The days whose files lack it.
+    pub days: Vec<String>,
+    /// The days whose files hold it as null: written while the org did not show it.
+    pub null_days: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+pub struct RemovedColumn {
+    pub field: String,
+    /// The start of the run from which on files lack it.
+    pub since: Option<String>,
+}
+
+/// Folds an object's recorded configs, oldest first, each with the days of the files written
+/// under it, into what drifted: the latest config against those before.
+pub fn column_drift(versions: &[(&ConfigVersion, &BTreeSet<NaiveDate>)]) -> ColumnDrift {
+    let Some((current, _)) = versions.last() else {
+        return ColumnDrift::default();
+    };
+    let now = &current.config;
+    let time = |v: &ConfigVersion| v.at.map(soql::datetime_literal);
+    let queries = |v: &ConfigVersion, field: &str| {
+        v.config.fields.iter().any(|f| f == field) && !v.config.missing.contains_key(field)
+    };
+    // The first of the latest versions that all satisfy `holds`.
+    let since = |holds: &dyn Fn(&ConfigVersion) -> bool| {
+        let first = versions
+            .iter()
+            .rposition(|(v, _)| !holds(v))
+            .map_or(0, |i| i + 1);
+        versions.get(first).and_then(|(v, _)| time(v))
+    };
+    let missing = now
+        .missing
+        .iter()
+        .map(|(field, at)| MissingColumn {
+            field: field.clone(),
+            arrow_type: now.types.get(field).cloned(),
+            since: soql::datetime_literal(*at),
+        })
+        .collect();
+    let added = now
+        .fields
+        .iter()
+        .filter(|f| queries(current, f))
+        .filter_map(|field| {
+            let days_where = |has: bool| -> Vec<String> {
+                let days: BTreeSet<NaiveDate> = versions
+                    .iter()
+                    .filter(|(v, _)| !queries(v, field))
+                    .filter(|(v, _)| v.config.fields.contains(field) == has)
+                    .flat_map(|(_, days)| days.iter().copied())
+                    .collect();
+                days.iter().map(NaiveDate::to_string).collect()
+            };
+            let (days, null_days) = (days_where(false), days_where(true));
+            (!days.is_empty() || !null_days.is_empty()).then(|| AddedColumn {
+                field: field.clone(),
+                since: since(&|v| queries(v, field)),
+                days,
+                null_days,
+            })
+        })
+        .collect();
+    let ever: BTreeSet<&String> = versions
+        .iter()
+        .flat_map(|(v, _)| v.config.fields.iter())
+        .collect();
+    let removed = ever
+        .into_iter()
+        .filter(|f| !now.fields.contains(f))
+        .map(|field| RemovedColumn {
+            field: field.clone(),
+            since: since(&|v| !v.config.fields.contains(field)),
+        })
+        .collect();
+    ColumnDrift {
+        missing,
+        added,
+        removed,
+    }
 }
 
 /// A chunk whose latest entry is a failure, with its error.
@@ -113,6 +231,35 @@ pub fn object_statuses(state: &ManifestState, now: DateTime<Utc>) -> Vec<ObjectS
             s.first_closes_text = Some(history::local_and_utc(at, tz));
         }
     }
+    // The days of the files written under each config, in one pass over the chunks.
+    let mut days: BTreeMap<&str, Vec<BTreeSet<NaiveDate>>> = BTreeMap::new();
+    for ((object, day), chunk) in &state.chunks {
+        if let ChunkState::Done {
+            version: Some(v), ..
+        } = chunk
+        {
+            let versions = state.versions.get(object).map_or(0, Vec::len);
+            let of_object = days
+                .entry(object)
+                .or_insert_with(|| vec![BTreeSet::new(); versions]);
+            if let Some(set) = of_object.get_mut(*v) {
+                set.insert(*day);
+            }
+        }
+    }
+    let none = BTreeSet::new();
+    for (object, versions) in &state.versions {
+        let of_object = days.get(object.as_str());
+        let folded: Vec<_> = versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v, of_object.and_then(|d| d.get(i)).unwrap_or(&none)))
+            .collect();
+        let columns = column_drift(&folded);
+        if !columns.is_empty() {
+            by_object.entry(object.clone()).or_default().columns = columns;
+        }
+    }
     by_object
         .into_iter()
         .map(|(object, mut s)| {
@@ -136,6 +283,9 @@ pub struct SyncStatus {
     pub rows: u64,
     /// How far an unfinished `--full-every` re-read got.
     pub full_reread_at: Option<String>,
+    /// How the object's synced columns drifted between syncs; `added` names the days whose
+    /// sync files lack a column.
+    pub columns: ColumnDrift,
 }
 
 /// Folds the sync journal into one line per synced object.
@@ -156,8 +306,22 @@ pub fn sync_statuses(state: &cursors::SyncState) -> Vec<SyncStatus> {
             syncs: c.passes,
             rows: c.rows,
             full_reread_at: c.full_pass.as_ref().map(|p| soql::datetime_literal(p.at)),
+            columns: sync_drift(&c.versions),
         })
         .collect()
+}
+
+/// [`column_drift`] of a sync's configs. The files written before a finished full re-read
+/// lack nothing any more: the re-read wrote their rows again, and a reader keeps the newest.
+fn sync_drift(versions: &[cursors::SyncedVersion]) -> ColumnDrift {
+    let refreshed = versions.iter().rposition(|v| v.full_pass).unwrap_or(0);
+    let none = BTreeSet::new();
+    let folded: Vec<_> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (&v.version, if i < refreshed { &none } else { &v.days }))
+        .collect();
+    column_drift(&folded)
 }
 
 #[cfg(test)]
@@ -202,6 +366,7 @@ mod tests {
             rows,
             bytes: rows * 10,
             file: Some(format!("Account/date=2025-03-0{d}/part-00000.parquet")),
+            version: None,
         }
     }
 
@@ -252,6 +417,74 @@ mod tests {
         assert_eq!(s.failed.len(), 1);
         assert_eq!(s.failed[0].day, "2025-03-04");
         assert_eq!(s.failed[0].error, "INVALID_FIELD");
+    }
+
+    fn version(fields: &[&str], missing: &[&str], at: Option<DateTime<Utc>>) -> ConfigVersion {
+        let config = crate::checkpoint::ObjectConfig {
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            types: fields
+                .iter()
+                .map(|f| (f.to_string(), "Utf8".to_string()))
+                .collect(),
+            missing: missing
+                .iter()
+                .map(|f| (f.to_string(), at.unwrap()))
+                .collect(),
+            ..Default::default()
+        };
+        ConfigVersion { config, at }
+    }
+
+    #[test]
+    fn drift_names_missing_columns_since_when_the_days_lacking_added_ones_and_removed_ones() {
+        let v0 = version(&["Id", "Name", "Phone", "Since__c"], &[], None);
+        let v1 = version(
+            &["Id", "Name", "Region__c", "Since__c"],
+            &["Since__c"],
+            Some(at(10, 8)),
+        );
+        let v2 = version(
+            &["Id", "Name", "Region__c", "Since__c"],
+            &[],
+            Some(at(12, 8)),
+        );
+        let days = |ds: &[u32]| ds.iter().map(|&d| day(d)).collect::<BTreeSet<_>>();
+        let (d0, d1, d2) = (days(&[1, 2]), days(&[3]), days(&[4]));
+
+        let hidden = column_drift(&[(&v0, &d0), (&v1, &d1)]);
+        assert_eq!(
+            hidden.missing,
+            [MissingColumn {
+                field: "Since__c".into(),
+                arrow_type: Some("Utf8".into()),
+                since: "2025-03-10T08:00:00.000Z".into()
+            }]
+        );
+        assert_eq!(
+            hidden.added,
+            [AddedColumn {
+                field: "Region__c".into(),
+                since: Some("2025-03-10T08:00:00.000Z".into()),
+                days: vec!["2025-03-01".into(), "2025-03-02".into()],
+                null_days: vec![],
+            }]
+        );
+        assert_eq!(
+            hidden.removed,
+            [RemovedColumn {
+                field: "Phone".into(),
+                since: Some("2025-03-10T08:00:00.000Z".into())
+            }]
+        );
+
+        // Shown again: no longer missing, and the day written while hidden holds nulls.
+        let shown = column_drift(&[(&v0, &d0), (&v1, &d1), (&v2, &d2)]);
+        assert!(shown.missing.is_empty());
+        let since = shown.added.iter().find(|a| a.field == "Since__c").unwrap();
+        assert_eq!(since.null_days, ["2025-03-03"]);
+        assert!(since.days.is_empty());
+        assert_eq!(since.since.as_deref(), Some("2025-03-12T08:00:00.000Z"));
+        assert_eq!(column_drift(&[(&v0, &d0)]), ColumnDrift::default());
     }
 
     #[test]

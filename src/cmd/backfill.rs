@@ -8,11 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backfill::{self, Reporter, RunConfig, RunSummary};
-use crate::checkpoint::{self, Entry, Manifest, ManifestState};
+use crate::checkpoint::{self, Entry, Manifest, ManifestState, ObjectConfig};
 use crate::config::{self, BackfillSettings, Connection};
 use crate::error::ExitKind;
 use crate::plan::history::{self, NotOver};
 use crate::plan::{self, Chunk, Window};
+use crate::read::drift::{self, Drift, Files, TypeChange};
 use crate::read::{ObjectJob, QueryBudget, StopReason};
 use crate::salesforce::SalesforceClient;
 use crate::salesforce::describe::ObjectDescribe;
@@ -29,13 +30,24 @@ pub(super) struct FieldRequest<'a> {
     pub(super) all_fields: bool,
 }
 
-/// The objects of a run, described and selected; fails before any chunk runs. `cursor_of`
-/// picks each object's cursor from its describe.
+/// One object of a run: its API name, and its columns reconciled with what the folder
+/// recorded (spec "Schema drift"), or why its chunks fail this run.
+pub(super) struct Prepared {
+    pub(super) object: String,
+    pub(super) drift: Result<Drift, TypeChange>,
+}
+
+/// The objects of a run, described, selected and reconciled with `recorded` (the folder's
+/// config of each object, if any), by a run started `now`; fails before any chunk runs, except
+/// for a type change that cannot widen, which fails only that object. `cursor_of` picks each
+/// object's cursor from its describe.
 pub(super) async fn prepare_objects(
     client: &SalesforceClient,
     request: FieldRequest<'_>,
+    recorded: &BTreeMap<String, ObjectConfig>,
+    now: DateTime<Utc>,
     cursor_of: impl Fn(&ObjectDescribe) -> Result<Identifier, Failure>,
-) -> Result<Vec<(ObjectDescribe, Selection)>, Failure> {
+) -> Result<Vec<Prepared>, Failure> {
     let global = client.describe_global().await?;
     let mut prepared = Vec::new();
     for object in request.objects {
@@ -56,16 +68,44 @@ pub(super) async fn prepare_objects(
             ));
         };
         let describe = client.describe(&entry.name).await?;
-        let requested = request
+        let listed = request
             .fields
             .iter()
             .find(|(o, _)| o.eq_ignore_ascii_case(object.as_str()))
             .map(|(_, f)| f.as_slice());
+        let known = recorded.get(&describe.name);
+        let selectable = listed.map(|names| drift::selectable(&describe, names, known));
         let cursor = cursor_of(&describe)?;
-        let selection = select::select(&describe, requested, request.all_fields, &cursor)?;
-        prepared.push((describe, selection));
+        let selection = select::select(
+            &describe,
+            selectable.as_deref(),
+            request.all_fields,
+            &cursor,
+        )?;
+        let wanted = match listed {
+            Some(names) => drift::Request::Listed(names),
+            None if request.all_fields => drift::Request::All,
+            None => drift::Request::Default,
+        };
+        prepared.push(Prepared {
+            object: describe.name.clone(),
+            drift: drift::reconcile(&describe, selection, wanted, known, now),
+        });
     }
     Ok(prepared)
+}
+
+/// Prints what drifted in an object's columns, one line per field (added and removed ones
+/// share a line), about a backfill's or a sync's `files`.
+pub(super) fn report_drift(command: &str, prepared: &Prepared, files: Files) {
+    match &prepared.drift {
+        Ok(drift) => {
+            for line in drift::note_lines(&drift.notes, &prepared.object, files) {
+                eprintln!("{line}");
+            }
+        }
+        Err(change) => eprintln!("{command}: `{}` fails: {change}", prepared.object),
+    }
 }
 
 pub(super) fn backfill_fields(settings: &BackfillSettings) -> FieldRequest<'_> {
@@ -229,7 +269,8 @@ fn derived_line(
     )
 }
 
-/// Refuses a field list or cursor that differs from the one existing chunks were written with.
+/// Refuses a cursor, zone or deleted-rows setting other than the one existing chunks were
+/// written with; a changed field list is not refused but followed (spec "Schema drift").
 fn check_object_config(
     settings: &BackfillSettings,
     state: &ManifestState,
@@ -244,10 +285,10 @@ fn check_object_config(
         return Ok(());
     }
     let now = checkpoint::ObjectConfig {
-        fields: selection.field_names(),
         cursor_field: selection.cursor.to_string(),
         chunk_timezone: settings.chunk_timezone.name().to_string(),
         include_deleted: settings.include_deleted,
+        ..ObjectConfig::default()
     };
     let Some(what) = recorded.difference(&now) else {
         return Ok(());
@@ -283,12 +324,17 @@ pub async fn backfill(
     }
     // A corrupt or foreign manifest is refused before any request is sent.
     let existing = checkpoint::read(&settings.out)?;
+    let started = chrono::Utc::now();
     tokio::pin!(shutdown);
     let Some(setup) = unless_shutdown(shutdown.as_mut(), async {
         let client = connect(&settings.connection, &settings.limits).await?;
-        let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
-            Ok(settings.cursor_field.clone())
-        })
+        let prepared = prepare_objects(
+            &client,
+            backfill_fields(settings),
+            &existing.objects,
+            started,
+            |_| Ok(settings.cursor_field.clone()),
+        )
         .await?;
         Ok::<_, Failure>((client, prepared))
     })
@@ -301,13 +347,16 @@ pub async fn backfill(
     };
     let (client, prepared) = setup?;
     // A cheap early refusal, with nothing written; checked again under the lock below.
-    for (_, selection) in &prepared {
-        check_object_config(settings, &existing, &settings.out, selection)?;
+    for drift in prepared.iter().filter_map(|p| p.drift.as_ref().ok()) {
+        check_object_config(settings, &existing, &settings.out, &drift.selection)?;
     }
     let budget = Arc::new(QueryBudget::new(settings.query_limit));
     // Taken before any record is read: a day over at this instant is over while we read it.
     let now = Utc::now();
-    let selections: Vec<&Selection> = prepared.iter().map(|(_, s)| s).collect();
+    let selections: Vec<&Selection> = prepared
+        .iter()
+        .filter_map(|p| p.drift.as_ref().ok().map(|d| &d.selection))
+        .collect();
     let windows = object_windows(&client, settings, &selections, now, Some(&budget)).await?;
     for line in windows.iter().filter_map(|w| w.derived.as_ref()) {
         eprintln!("backfill: {line}");
@@ -316,7 +365,7 @@ pub async fn backfill(
     let run_id = super::run_id();
     let mut manifest = Manifest::open(&settings.out, &run_id)?;
     // Another process may have written chunks between our first read and the lock.
-    for (_, selection) in &prepared {
+    for selection in &selections {
         if let Err(refused) =
             check_object_config(settings, manifest.state(), &settings.out, selection)
         {
@@ -331,12 +380,45 @@ pub async fn backfill(
     let mut jobs = HashMap::new();
     let mut chunks = Vec::new();
     let mut not_over = NotOver::default();
-    for ((_, selection), window) in prepared.into_iter().zip(windows) {
+    let mut refused = Vec::new();
+    let mut refused_chunks = 0;
+    let mut windows = windows.into_iter();
+    for p in prepared {
+        report_drift("backfill", &p, Files::Backfill);
+        let drift = match p.drift {
+            Ok(drift) => drift,
+            Err(change) => {
+                // Without --start no query has found this object's history: only a given
+                // window's days can be recorded failed; the run fails the object either way.
+                let window = history::object_window(
+                    settings.start,
+                    settings.end,
+                    None,
+                    now,
+                    settings.safety_lag,
+                    settings.chunk_timezone,
+                );
+                if let Some(window) = window {
+                    refused_chunks +=
+                        fail_chunks(&mut manifest, settings, &p.object, &change, window, now)?;
+                }
+                refused.push(p.object);
+                continue;
+            }
+        };
+        let window = windows.next().expect("a window per selection");
         let Some(window) = window.window else {
             continue;
         };
-        let object = selection.object.to_string();
-        record_plan(&mut manifest, settings, &selection, window)?;
+        let object = p.object;
+        record_plan(
+            &mut manifest,
+            settings,
+            &object,
+            Some(&drift),
+            started,
+            window,
+        )?;
         let pending = pending_chunks(settings, manifest.state(), &object, window);
         let (over, later) = history::split_over(pending, now, settings.safety_lag);
         not_over.merge(NotOver::of(&later, settings.safety_lag));
@@ -345,7 +427,9 @@ pub async fn backfill(
         }
         chunks.extend(over);
         let uri_prefix = query_uri_prefix(&settings.connection) + ID_RANGE_CONDITION_BYTES;
-        let job = ObjectJob::new(selection, uri_prefix, settings.max_query_uri_bytes)?;
+        let nulls = drift.null_columns();
+        let job = ObjectJob::new(drift.selection, uri_prefix, settings.max_query_uri_bytes)?
+            .with_null_columns(&nulls);
         jobs.insert(object, Arc::new(job));
     }
     let config = RunConfig {
@@ -358,12 +442,16 @@ pub async fn backfill(
         exit_outside_window: settings.exit_outside_window,
         reporter,
     };
-    let result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown)
+    let mut result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown)
         .await
         .map(|summary| RunSummary {
             not_over,
             ..summary
         });
+    if let Ok(summary) = &mut result {
+        summary.chunks_failed += refused_chunks;
+        summary.refused = refused;
+    }
     let outcome = match &result {
         Ok(s) if s.stopped.is_some() => "stopped",
         Ok(s) if s.chunks_failed > 0 => "failed chunks",
@@ -381,6 +469,41 @@ pub async fn backfill(
     Ok(summary)
 }
 
+/// Fails the object's chunks this run was to write, for `change` (a type that cannot widen):
+/// the object is not read, and each run fails them again until the way out is taken. Those not
+/// done are recorded failed; a done one that `--repull` asked to replace stays done (its file
+/// is in place and valid) but counts as failed for the run's exit. Returns how many failed.
+fn fail_chunks(
+    manifest: &mut Manifest,
+    settings: &BackfillSettings,
+    object: &str,
+    change: &TypeChange,
+    window: Window,
+    now: DateTime<Utc>,
+) -> Result<u64, Failure> {
+    record_plan(manifest, settings, object, None, now, window)?;
+    let pending = pending_chunks(settings, manifest.state(), object, window);
+    let (requested, _) = history::split_over(pending, now, settings.safety_lag);
+    let state = manifest.state();
+    let not_done: Vec<&Chunk> = requested
+        .iter()
+        .filter(|c| !state.is_done(&c.object, c.day, &c.window))
+        .collect();
+    let error = change.to_string();
+    for chunk in not_done {
+        manifest.append(Entry::ChunkFailed {
+            object: chunk.object.clone(),
+            day: chunk.day,
+            start: chunk.window.start,
+            end: chunk.window.end,
+            error: error.clone(),
+            run: manifest.run_id().to_string(),
+            at: chrono::Utc::now(),
+        })?;
+    }
+    Ok(requested.len() as u64)
+}
+
 /// Room in a backfill's query URL for the `Id` range that reads part of a heavy hour,
 /// URL-encoded (`AND Id >= '…' AND Id < '…'` with 15-character ids).
 const ID_RANGE_CONDITION_BYTES: usize = 100;
@@ -391,36 +514,50 @@ pub(super) fn query_uri_prefix(connection: &Connection) -> usize {
         + format!("/services/data/{}/queryAll?q=", connection.api_version).len()
 }
 
+/// Records the object's columns (when `drift` changed them) and the window this run plans.
 fn record_plan(
     manifest: &mut Manifest,
     settings: &BackfillSettings,
-    selection: &Selection,
+    object: &str,
+    drift: Option<&Drift>,
+    started: DateTime<Utc>,
     window: Window,
 ) -> Result<(), Failure> {
-    let object = selection.object.to_string();
-    let config = checkpoint::ObjectConfig {
-        fields: selection.field_names(),
-        cursor_field: selection.cursor.to_string(),
-        chunk_timezone: settings.chunk_timezone.name().to_string(),
-        include_deleted: settings.include_deleted,
-    };
-    if manifest.state().objects.get(&object) != Some(&config) {
-        manifest.append(Entry::ObjectConfig {
-            object: object.clone(),
-            fields: config.fields,
-            cursor_field: config.cursor_field,
-            chunk_timezone: config.chunk_timezone,
-            include_deleted: config.include_deleted,
-        })?;
+    if let Some(drift) = drift {
+        let config = drift.config(
+            settings.cursor_field.to_string(),
+            settings.chunk_timezone.name().to_string(),
+            settings.include_deleted,
+        );
+        if manifest.state().objects.get(object) != Some(&config) {
+            manifest.append(config.entry(object, started))?;
+        }
     }
     manifest.append(Entry::Planned {
-        object,
+        object: object.to_string(),
         start: window.start,
         end: window.end,
         chunk_timezone: settings.chunk_timezone.name().to_string(),
         safety_lag_ms: Some(settings.safety_lag.num_milliseconds()),
     })?;
     Ok(())
+}
+
+/// What to do about failed work: `retry`, but not for `refused` objects, whose field type
+/// changed beyond widening and fail again until the way out their message names is taken.
+pub(super) fn retry_hint(refused: &[String], retry: &str) -> String {
+    match refused {
+        [] => retry.to_string(),
+        objects => format!(
+            "{} fail until the field type change named above is resolved (see its message); \
+             for other failures, {retry}",
+            objects
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Prints the run's summary and picks the exit: 0 done (days not over yet are not work of
@@ -447,7 +584,7 @@ pub(super) fn finish(settings: &BackfillSettings, summary: &RunSummary) -> Resul
             summary.chunks_failed,
             "chunk",
             &settings.out,
-            "run the same command again to retry them",
+            &retry_hint(&summary.refused, "run the same command again to retry them"),
         )),
         None => Ok(()),
     }

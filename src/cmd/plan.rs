@@ -12,8 +12,10 @@ use crate::salesforce::select::Selection;
 use crate::salesforce::soql;
 use crate::salesforce::{FetchError, SalesforceClient};
 
+use crate::read::drift::Files;
+
 use super::backfill::{
-    backfill_fields, not_over_line, object_windows, pending_chunks, prepare_objects,
+    backfill_fields, not_over_line, object_windows, pending_chunks, prepare_objects, report_drift,
 };
 use super::{Failure, client_config, connect, usage_line};
 
@@ -21,13 +23,24 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     client_config(&settings.connection, &settings.limits).validate()?;
     let state = checkpoint::read(&settings.out)?;
     let client = connect(&settings.connection, &settings.limits).await?;
-    let prepared = prepare_objects(&client, backfill_fields(settings), |_| {
-        Ok(settings.cursor_field.clone())
-    })
+    let prepared = prepare_objects(
+        &client,
+        backfill_fields(settings),
+        &state.objects,
+        chrono::Utc::now(),
+        |_| Ok(settings.cursor_field.clone()),
+    )
     .await?;
+    let mut selections = Vec::new();
+    for p in prepared {
+        report_drift("plan", &p, Files::Backfill);
+        if let Ok(drift) = p.drift {
+            selections.push(drift.selection);
+        }
+    }
     let now = chrono::Utc::now();
-    let selections: Vec<&Selection> = prepared.iter().map(|(_, s)| s).collect();
-    let windows = object_windows(&client, settings, &selections, now, None).await?;
+    let refs: Vec<&Selection> = selections.iter().collect();
+    let windows = object_windows(&client, settings, &refs, now, None).await?;
     for line in windows.iter().filter_map(|w| w.derived.as_ref()) {
         println!("{line}");
     }
@@ -42,7 +55,7 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     let (mut total_requests, mut total_floor) = (0u64, 0u64);
     let mut estimated = Vec::new();
     let mut closing = Vec::new();
-    for ((_, selection), window) in prepared.iter().zip(&windows) {
+    for (selection, window) in selections.iter().zip(&windows) {
         let object = selection.object.to_string();
         let (days, pending, not_over) = match window.window {
             Some(window) => {

@@ -4,8 +4,11 @@ use std::path::Path;
 
 use crate::checkpoint;
 use crate::checkpoint::cursors;
-use crate::checkpoint::status::{ObjectStatus, SyncStatus, object_statuses, sync_statuses};
+use crate::checkpoint::status::{
+    AddedColumn, ColumnDrift, ObjectStatus, SyncStatus, object_statuses, sync_statuses,
+};
 use crate::error::ExitKind;
+use crate::read::drift::Files;
 
 use super::Failure;
 
@@ -71,6 +74,7 @@ fn sync_table(statuses: &[SyncStatus]) -> String {
         if let Some(at) = &o.full_reread_at {
             s += &format!("    a full re-read is under way, at {at}\n");
         }
+        s += &drift_lines(&o.columns, Files::Sync);
     }
     s
 }
@@ -104,9 +108,126 @@ pub(super) fn status_table(statuses: &[ObjectStatus]) -> String {
                 }
             );
         }
+        // Days failed by one cause (a type change fails every pending day) share a line.
+        let mut failed: Vec<(Vec<String>, &str)> = Vec::new();
         for f in &o.failed {
-            s += &format!("    failed {}: {}\n", f.day, f.error);
+            match failed.iter_mut().find(|(_, e)| *e == f.error) {
+                Some((days, _)) => days.push(f.day.clone()),
+                None => failed.push((vec![f.day.clone()], &f.error)),
+            }
         }
+        for (days, error) in failed {
+            match days.as_slice() {
+                [day] => s += &format!("    failed {day}: {error}\n"),
+                _ => {
+                    s += &format!(
+                        "    failed {} ({}): {error}\n",
+                        count(days.len(), "day"),
+                        day_list(&days)
+                    )
+                }
+            }
+        }
+        s += &drift_lines(&o.columns, Files::Backfill);
     }
     s
+}
+
+/// One line per drifted column of an object: missing from the org, lacking in some days'
+/// files (a backfill's or a sync's `files`), or no longer selected; columns that drifted
+/// together share a line.
+fn drift_lines(drift: &ColumnDrift, files: Files) -> String {
+    let mut s = String::new();
+    for m in &drift.missing {
+        let arrow_type = m.arrow_type.as_deref().unwrap_or("its recorded type");
+        s += &format!(
+            "    `{}` not in the org's describe since {} (deleted, or hidden from the Run-As user): null ({arrow_type}) in files written since\n",
+            m.field, m.since
+        );
+    }
+    // Columns that drifted together (one run added or dropped them) share a line.
+    let mut added: Vec<(Vec<&str>, &AddedColumn)> = Vec::new();
+    for a in &drift.added {
+        let same = |b: &AddedColumn| {
+            (&b.since, &b.days, &b.null_days) == (&a.since, &a.days, &a.null_days)
+        };
+        match added.iter_mut().find(|(_, b)| same(b)) {
+            Some((fields, _)) => fields.push(&a.field),
+            None => added.push((vec![&a.field], a)),
+        }
+    }
+    for (fields, a) in added {
+        let since = a
+            .since
+            .as_deref()
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default();
+        let whose = match files {
+            Files::Backfill => "",
+            Files::Sync => "sync files of ",
+        };
+        let it = if fields.len() == 1 { "it" } else { "them" };
+        let mut gaps = Vec::new();
+        if !a.days.is_empty() {
+            gaps.push(format!(
+                "{whose}{} lack {it} ({})",
+                count(a.days.len(), "day"),
+                day_list(&a.days)
+            ));
+        }
+        if !a.null_days.is_empty() {
+            gaps.push(format!(
+                "{whose}{} hold {it} as null ({})",
+                count(a.null_days.len(), "day"),
+                day_list(&a.null_days)
+            ));
+        }
+        s += &format!(
+            "    {} written{since}; {}; {}\n",
+            quoted(&fields),
+            gaps.join(", "),
+            files.refill(fields.len() > 1)
+        );
+    }
+    let mut removed: Vec<(Vec<&str>, &Option<String>)> = Vec::new();
+    for r in &drift.removed {
+        match removed.iter_mut().find(|(_, since)| **since == r.since) {
+            Some((fields, _)) => fields.push(&r.field),
+            None => removed.push((vec![&r.field], &r.since)),
+        }
+    }
+    for (fields, since) in removed {
+        let since = since
+            .as_deref()
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default();
+        let it = if fields.len() == 1 { "it" } else { "them" };
+        s += &format!(
+            "    {} not selected{since}: files written since lack {it}\n",
+            quoted(&fields)
+        );
+    }
+    s
+}
+
+fn quoted(fields: &[&str]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// A few days in full, more as their range.
+fn day_list(days: &[String]) -> String {
+    match days {
+        [] => String::new(),
+        few if few.len() <= 5 => few.join(", "),
+        [first, .., last] => format!("{first} .. {last}"),
+        [_] => unreachable!("one day is few"),
+    }
 }

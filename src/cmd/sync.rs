@@ -7,13 +7,15 @@ use crate::checkpoint::cursors::{self, SyncEntry, SyncJournal};
 use crate::checkpoint::{self, ManifestState};
 use crate::config::{self, SyncSettings};
 use crate::error::ExitKind;
+use crate::read::drift::Files;
 use crate::read::{ObjectJob, QueryBudget, StopReason};
-use crate::salesforce::describe::ObjectDescribe;
 use crate::salesforce::select::Selection;
 use crate::salesforce::soql;
 use crate::sync;
 
-use super::backfill::{FieldRequest, prepare_objects, query_uri_prefix};
+use super::backfill::{
+    FieldRequest, Prepared, prepare_objects, query_uri_prefix, report_drift, retry_hint,
+};
 use super::{Failure, client_config, connect, failed_after_retries, stopped, unless_shutdown};
 
 /// Runs a sync to the end or until it stops; the caller reports the summary.
@@ -38,10 +40,12 @@ pub async fn sync(
         fields: &fields,
         all_fields: settings.all_fields,
     };
+    let started = chrono::Utc::now();
+    let recorded = sync::settings::recorded_columns(&cursors, &backfilled);
     tokio::pin!(shutdown);
     let Some(setup) = unless_shutdown(shutdown.as_mut(), async {
         let client = connect(&settings.connection, &settings.limits).await?;
-        let prepared = prepare_objects(&client, request, |d| {
+        let prepared = prepare_objects(&client, request, &recorded, started, |d| {
             Ok(sync::settings::cursor(
                 settings.cursor_field.as_ref(),
                 &cursors,
@@ -63,7 +67,8 @@ pub async fn sync(
     let run_id = super::run_id();
     let mut journal = SyncJournal::open(&settings.out, &run_id)?;
     let upto = chrono::Utc::now() - settings.safety_lag;
-    let objects = match sync_objects(&mut journal, settings, prepared, &backfilled, upto) {
+    let synced = sync_objects(&mut journal, settings, prepared, &backfilled, upto, started);
+    let (objects, refused) = match synced {
         Ok(objects) => objects,
         Err(refused) => {
             let _ = journal.append(SyncEntry::RunEnded {
@@ -82,7 +87,13 @@ pub async fn sync(
         step_rows: settings.step_rows,
         journal: journal.clone(),
     };
-    let result = sync::run(run, objects, settings.limits.concurrency, shutdown).await;
+    let mut result = sync::run(run, objects, settings.limits.concurrency, shutdown).await;
+    if let Ok(summary) = &mut result {
+        summary.failed += refused.len() as u64;
+        summary.refused = refused.iter().map(|o| o.object.clone()).collect();
+        summary.objects.extend(refused);
+        summary.objects.sort_by(|a, b| a.object.cmp(&b.object));
+    }
     let outcome = match &result {
         Ok(s) if s.stopped.is_some() => "stopped",
         Ok(s) if s.failed > 0 => "failed objects",
@@ -100,17 +111,32 @@ pub async fn sync(
 }
 
 /// Each object's pass, after deleting the files of its uncommitted step and checking (then
-/// recording) the settings it is synced with.
+/// recording) the settings it is synced with; and the objects whose pass fails before it
+/// starts (a field type that cannot widen).
 fn sync_objects(
     journal: &mut SyncJournal,
     settings: &SyncSettings,
-    prepared: Vec<(ObjectDescribe, Selection)>,
+    prepared: Vec<Prepared>,
     backfilled: &ManifestState,
     upto: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<sync::SyncObject>, Failure> {
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<sync::SyncObject>, Vec<sync::ObjectSummary>), Failure> {
     let mut objects = Vec::new();
-    for (_, selection) in prepared {
-        let object = selection.object.to_string();
+    let mut refused = Vec::new();
+    for p in prepared {
+        report_drift("sync", &p, Files::Sync);
+        let object = p.object;
+        let drift = match p.drift {
+            Ok(drift) => drift,
+            Err(change) => {
+                refused.push(sync::ObjectSummary {
+                    object,
+                    error: Some(change.to_string()),
+                    ..sync::ObjectSummary::default()
+                });
+                continue;
+            }
+        };
         let known = journal.state().objects.get(&object).cloned();
         let uncommitted = known.as_ref().map(|k| k.uncommitted.as_slice());
         sync::discard_uncommitted(&settings.out, uncommitted.unwrap_or_default())?;
@@ -133,14 +159,22 @@ fn sync_objects(
         ) else {
             return Err(sync::settings::SettingsError::unseeded(&object, &settings.out).into());
         };
-        let job = sync_job(settings, selection)?;
-        let config = checkpoint::ObjectConfig {
-            fields: job.selection.field_names(),
-            cursor_field: job.selection.cursor.to_string(),
-            chunk_timezone: zone.name().to_string(),
+        let config = drift.config(
+            drift.selection.cursor.to_string(),
+            zone.name().to_string(),
             include_deleted,
-        };
-        record_sync_config(journal, settings, &object, config, known.as_ref(), &pass)?;
+        );
+        let nulls = drift.null_columns();
+        let job = sync_job(settings, drift.selection)?.with_null_columns(&nulls);
+        record_sync_config(
+            journal,
+            settings,
+            &object,
+            config,
+            known.as_ref(),
+            &pass,
+            started,
+        )?;
         objects.push(sync::SyncObject {
             job: Arc::new(job),
             zone,
@@ -148,11 +182,12 @@ fn sync_objects(
             pass,
         });
     }
-    Ok(objects)
+    Ok((objects, refused))
 }
 
-/// Records the object's sync settings the first time, and refuses a sync with other ones:
-/// its files would not match those already written.
+/// Records the object's sync settings the first time and each time its columns drift, and
+/// refuses a sync with another cursor, zone or deleted-rows setting: its files would not match
+/// those already written.
 fn record_sync_config(
     journal: &mut SyncJournal,
     settings: &SyncSettings,
@@ -160,28 +195,27 @@ fn record_sync_config(
     now: checkpoint::ObjectConfig,
     known: Option<&cursors::ObjectCursor>,
     pass: &sync::Pass,
+    started: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), Failure> {
-    if let Some(recorded) = known.and_then(|k| k.config.as_ref()) {
-        return match recorded.written.difference(&now) {
-            None => Ok(()),
-            Some(what) => Err(Failure::new(
-                ExitKind::Usage,
-                format!(
-                    "`{}` holds syncs of `{object}` made with {what}",
-                    settings.out.display()
-                ),
-                Some("sync with the same settings, or into another --out folder".into()),
-            )),
-        };
+    let recorded = known.and_then(|k| k.config.as_ref());
+    if let Some(what) = recorded.and_then(|r| r.written.difference(&now)) {
+        return Err(Failure::new(
+            ExitKind::Usage,
+            format!(
+                "`{}` holds syncs of `{object}` made with {what}",
+                settings.out.display()
+            ),
+            Some("sync with the same settings, or into another --out folder".into()),
+        ));
     }
-    journal.append(SyncEntry::ObjectConfig {
-        object: object.to_string(),
-        fields: now.fields,
-        cursor_field: now.cursor_field,
-        chunk_timezone: now.chunk_timezone,
-        include_deleted: now.include_deleted,
-        origin: pass.after.at,
-    })?;
+    if recorded.is_some_and(|r| r.written == now) {
+        return Ok(());
+    }
+    let config = cursors::SyncConfig {
+        written: now,
+        origin: recorded.map_or(pass.after.at, |r| r.origin),
+    };
+    journal.append(config.entry(object, started))?;
     Ok(())
 }
 
@@ -244,7 +278,7 @@ pub(super) fn finish_sync(
             summary.failed,
             "object",
             &settings.out,
-            resume,
+            &retry_hint(&summary.refused, resume),
         )),
         None => Ok(()),
     }

@@ -1,8 +1,10 @@
 //! Describe field types → Arrow types: the one place the output's column types are decided.
 //!
 //! Owns the mapping of spec "Output" from a Salesforce `FieldType` (plus the describe's
-//! precision and scale) to an Arrow `DataType`, the schema of a field list, and the readable
-//! type names `objects NAME` prints. It does not own turning values into arrays (`decode`).
+//! precision and scale) to an Arrow `DataType`, the schema of a field list, the readable type
+//! names `objects NAME` prints and the manifest records (read back by [`parse_type_name`]), and
+//! which type changes of a field between runs are safe ([`widen`], spec "Schema drift"). It
+//! does not own turning values into arrays (`decode`).
 //!
 //! Invariants: every column is nullable and named by the field's API name, in the order given;
 //! money (`currency`) is always a `Decimal128` whose precision is in `1..=38` and whose scale
@@ -130,7 +132,9 @@ fn address_fields() -> Fields {
         .collect()
 }
 
-fn type_name(t: &DataType) -> String {
+/// The text of an Arrow type, as `objects NAME` prints it and the manifest records it, e.g.
+/// `Decimal128(18, 2)`, `Timestamp(ms, UTC)`, `List<Utf8>`; [`parse_type_name`] reads it back.
+pub fn type_name(t: &DataType) -> String {
     match t {
         DataType::Decimal128(p, s) => format!("Decimal128({p}, {s})"),
         DataType::Timestamp(TimeUnit::Millisecond, Some(tz)) => format!("Timestamp(ms, {tz})"),
@@ -145,6 +149,158 @@ fn type_name(t: &DataType) -> String {
         }
         other => format!("{other:?}"),
     }
+}
+
+/// Reads back a type [`type_name`] wrote (every type [`arrow_type`] gives); `None` for other text.
+pub fn parse_type_name(text: &str) -> Option<DataType> {
+    let mut parser = TypeParser { rest: text.trim() };
+    let t = parser.data_type()?;
+    parser.rest.is_empty().then_some(t)
+}
+
+/// A recursive-descent reader of [`type_name`]'s grammar.
+struct TypeParser<'a> {
+    rest: &'a str,
+}
+
+impl TypeParser<'_> {
+    fn data_type(&mut self) -> Option<DataType> {
+        self.rest = self.rest.trim_start();
+        let name_end = self
+            .rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(self.rest.len());
+        let name = &self.rest[..name_end];
+        self.rest = &self.rest[name_end..];
+        Some(match name {
+            "Utf8" => DataType::Utf8,
+            "Boolean" => DataType::Boolean,
+            "Int32" => DataType::Int32,
+            "Int64" => DataType::Int64,
+            "Float64" => DataType::Float64,
+            "Date32" => DataType::Date32,
+            "Decimal128" => {
+                self.eat("(")?;
+                let precision = self.until(",")?.trim().parse().ok()?;
+                self.eat(",")?;
+                let scale = self.until(")")?.trim().parse().ok()?;
+                self.eat(")")?;
+                DataType::Decimal128(precision, scale)
+            }
+            "Timestamp" => {
+                self.eat("(ms,")?;
+                let zone = self.until(")")?.trim().to_string();
+                self.eat(")")?;
+                DataType::Timestamp(TimeUnit::Millisecond, Some(zone.into()))
+            }
+            "Time32" => {
+                self.eat("(ms)")?;
+                DataType::Time32(TimeUnit::Millisecond)
+            }
+            "List" => {
+                self.eat("<")?;
+                let item = self.data_type()?;
+                self.eat(">")?;
+                DataType::List(Arc::new(ArrowField::new(LIST_ITEM, item, true)))
+            }
+            "Struct" => {
+                self.eat("{")?;
+                let mut children = Vec::new();
+                while !self.rest.starts_with('}') {
+                    if !children.is_empty() {
+                        self.eat(",")?;
+                    }
+                    let name = self.until(":")?.trim().to_string();
+                    self.eat(":")?;
+                    children.push(ArrowField::new(name, self.data_type()?, true));
+                }
+                self.eat("}")?;
+                DataType::Struct(children.into())
+            }
+            _ => return None,
+        })
+    }
+
+    /// Skips `token` (after any spaces), or fails.
+    fn eat(&mut self, token: &str) -> Option<()> {
+        self.rest = self.rest.trim_start().strip_prefix(token)?;
+        Some(())
+    }
+
+    /// The text before the next `stop`, not consumed past it.
+    fn until(&mut self, stop: &str) -> Option<&str> {
+        let at = self.rest.find(stop)?;
+        let (head, tail) = self.rest.split_at(at);
+        self.rest = tail;
+        Some(head)
+    }
+}
+
+/// Integer digits an `Int32` and an `Int64` value may have.
+const INT32_DIGITS: u8 = 10;
+const INT64_DIGITS: u8 = 19;
+
+/// The column type to write a field with when earlier files hold it as `recorded` and the
+/// describe now gives `now`: a type that holds every value of both with none changed, so
+/// readers that combine the files by name (DuckDB `union_by_name`, pyarrow's unified schema)
+/// widen the old columns to it. `None` when no such type is safe (text ↔ number, a date ↔ a
+/// date-time, a float ↔ a decimal, a decimal whose scale shrank so the org's values lost
+/// digits, more than 38 digits).
+///
+/// Safe: the same type; `Int32` with `Int64` (an `int` that became a `long`, or back: a long
+/// column still holds ints); `Int32` with `Float64`; integers and decimals as the decimal with
+/// the larger integer part at the new scale (a bigger precision, a longer scale).
+///
+/// ```
+/// use arrow::datatypes::DataType;
+/// use sfbackfill::decode::schema::widen;
+/// assert_eq!(widen(&DataType::Int32, &DataType::Int64), Some(DataType::Int64));
+/// assert_eq!(widen(&DataType::Decimal128(18, 2), &DataType::Decimal128(16, 4)), Some(DataType::Decimal128(20, 4)));
+/// assert_eq!(widen(&DataType::Decimal128(18, 2), &DataType::Decimal128(18, 0)), None);
+/// assert_eq!(widen(&DataType::Utf8, &DataType::Float64), None);
+/// ```
+pub fn widen(recorded: &DataType, now: &DataType) -> Option<DataType> {
+    use DataType::{Decimal128, Float64, Int32, Int64};
+    let decimal = |t: &DataType| match t {
+        Int32 => Some((INT32_DIGITS, 0)),
+        Int64 => Some((INT64_DIGITS, 0)),
+        Decimal128(p, s) => Some((p.saturating_sub(s.max(&0).unsigned_abs()), *s)),
+        _ => None,
+    };
+    match (recorded, now) {
+        (a, b) if a == b => Some(b.clone()),
+        (Int32, Int64) | (Int64, Int32) => Some(Int64),
+        (Int32, Float64) | (Float64, Int32) => Some(Float64),
+        (Decimal128(..), _) | (_, Decimal128(..)) => {
+            let ((old_int, old_scale), (new_int, new_scale)) = (decimal(recorded)?, decimal(now)?);
+            if new_scale < old_scale {
+                return None;
+            }
+            let precision = old_int.max(new_int).checked_add(new_scale.unsigned_abs())?;
+            (precision <= MAX_DECIMAL_PRECISION).then_some(Decimal128(precision, new_scale))
+        }
+        _ => None,
+    }
+}
+
+/// `field` with the describe type, precision and scale whose Arrow type is `t`, so a decoder
+/// built from it writes `t` ([`widen`]'s result); `None` when no describe type gives `t`.
+pub fn with_arrow_type(field: &Field, t: &DataType) -> Option<Field> {
+    if arrow_type(field) == *t {
+        return Some(field.clone());
+    }
+    let mut widened = field.clone();
+    match t {
+        DataType::Int64 => widened.field_type = FieldType::Long,
+        DataType::Float64 => widened.field_type = FieldType::Double,
+        DataType::Decimal128(p, s) => {
+            widened.field_type = FieldType::Currency;
+            widened.precision = u32::from(*p);
+            widened.scale = i32::from(*s);
+        }
+        _ => return None,
+    }
+    (arrow_type(&widened) == *t).then_some(widened)
 }
 
 #[cfg(test)]
@@ -215,6 +371,85 @@ mod tests {
         assert_eq!(t(60, 4), DataType::Decimal128(38, 4));
         assert_eq!(t(5, 9), DataType::Decimal128(5, 5));
         assert_eq!(t(10, -3), DataType::Decimal128(10, 0));
+    }
+
+    #[test]
+    fn every_type_name_reads_back_as_its_type() {
+        use FieldType as T;
+        for t in [
+            T::Id,
+            T::Boolean,
+            T::Int,
+            T::Long,
+            T::Double,
+            T::Currency,
+            T::Date,
+            T::Datetime,
+            T::Time,
+            T::Multipicklist,
+            T::Location,
+            T::Address,
+        ] {
+            let arrow = arrow_type(&field("F", t.clone(), 16, 4));
+            assert_eq!(parse_type_name(&type_name(&arrow)), Some(arrow), "{t:?}");
+        }
+        assert_eq!(
+            parse_type_name("Decimal128(38, 0)"),
+            Some(DataType::Decimal128(38, 0))
+        );
+        for bad in [
+            "",
+            "Utf9",
+            "Decimal128(18)",
+            "Int32 extra",
+            "List<Utf8",
+            "Struct{a: }",
+        ] {
+            assert_eq!(parse_type_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_changes_that_keep_every_value_widen() {
+        use DataType::{Boolean, Date32, Decimal128 as D, Float64, Int32, Int64, Utf8};
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some(UTC.into()));
+        let cases = [
+            (Utf8, Utf8, Some(Utf8)),
+            (Int32, Int64, Some(Int64)),
+            (Int64, Int32, Some(Int64)),
+            (Int32, Float64, Some(Float64)),
+            (Float64, Int32, Some(Float64)),
+            (D(16, 2), D(18, 2), Some(D(18, 2))),
+            (D(18, 2), D(16, 2), Some(D(18, 2))),
+            (D(18, 2), D(18, 4), Some(D(20, 4))),
+            (Int32, D(18, 2), Some(D(18, 2))),
+            (Int64, D(18, 0), Some(D(19, 0))),
+            (Int64, D(16, 2), Some(D(21, 2))),
+            (D(18, 2), Int64, None),
+            (D(38, 2), D(38, 4), None),
+            (D(18, 4), D(18, 2), None),
+            (Int64, Float64, None),
+            (Float64, D(18, 2), None),
+            (D(18, 2), Float64, None),
+            (Utf8, Float64, None),
+            (Int32, Utf8, None),
+            (Date32, ts.clone(), None),
+            (Boolean, Utf8, None),
+        ];
+        for (recorded, now, want) in cases {
+            assert_eq!(widen(&recorded, &now), want, "{recorded} -> {now}");
+        }
+    }
+
+    #[test]
+    fn a_widened_type_is_given_by_a_field_a_decoder_can_be_built_from() {
+        let int = field("N", FieldType::Int, 9, 0);
+        let long = with_arrow_type(&int, &DataType::Int64).unwrap();
+        assert_eq!(arrow_type(&long), DataType::Int64);
+        let money = with_arrow_type(&int, &DataType::Decimal128(21, 2)).unwrap();
+        assert_eq!(arrow_type(&money), DataType::Decimal128(21, 2));
+        assert_eq!(with_arrow_type(&int, &DataType::Int32), Some(int.clone()));
+        assert_eq!(with_arrow_type(&int, &DataType::Utf8), None);
     }
 
     #[test]

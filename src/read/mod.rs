@@ -4,8 +4,9 @@
 //! object's field groups, and the errors of reading.
 //!
 //! Owns: spending the `--query-limit` budget (one query per request sent), refetching a page
-//! whose body arrived cut off, stopping before a request outside the off-peak windows, and
-//! where a read that lost its query continues (the last row's `(cursor, Id)`).
+//! whose body arrived cut off, stopping before a request outside the off-peak windows, where
+//! a read that lost its query continues (the last row's `(cursor, Id)`), and an object's
+//! columns across runs as its fields drift in the org ([`drift`]).
 //! Does not own HTTP (`salesforce`), bytes-to-Arrow (`decode`), files (`write`) or which range
 //! is read when (`backfill`, `sync`).
 //!
@@ -16,9 +17,13 @@
 //!   staged files) runs on tokio's blocking pool ([`run_io`]), never on the rayon pool, so a
 //!   slow disk delays the files waiting on it and not the decoding of other pages.
 
+pub mod drift;
 pub mod join;
 
-use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    Array, RecordBatch, RecordBatchOptions, StringArray, TimestampMillisecondArray, new_null_array,
+};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,10 +81,13 @@ impl QueryBudget {
 /// What is copied of one object, shared by its chunks.
 pub struct ObjectJob {
     pub selection: Selection,
-    /// Decodes pages of the full field list; its schema is the files' schema.
+    /// Decodes pages of the full field list queried.
     pub decoder: Arc<PageDecoder>,
     /// One query per group of fields: one group unless the field list is too long for a URL.
     pub groups: Vec<FieldGroup>,
+    /// The files' schema: the decoder's columns, then a null column for each recorded field
+    /// the org no longer shows ([`drift`]).
+    file_schema: SchemaRef,
 }
 
 /// The fields one query of a chunk reads.
@@ -114,11 +122,63 @@ impl ObjectJob {
                 })
             })
             .collect::<Result<_, DecodeError>>()?;
+        let file_schema = decoder.schema();
         Ok(Self {
             selection,
             decoder,
             groups,
+            file_schema,
         })
+    }
+
+    /// The job whose files also carry `absent` columns, `(name, type)`, as nulls after the
+    /// queried ones: recorded fields the org no longer shows.
+    pub fn with_null_columns(mut self, absent: &[(String, DataType)]) -> Self {
+        let mut columns: Vec<ArrowField> = self
+            .decoder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        columns.extend(
+            absent
+                .iter()
+                .map(|(name, t)| ArrowField::new(name.clone(), t.clone(), true)),
+        );
+        self.file_schema = Arc::new(Schema::new(columns));
+        self
+    }
+
+    /// The schema of the object's files.
+    pub fn file_schema(&self) -> SchemaRef {
+        self.file_schema.clone()
+    }
+
+    /// The columns written as nulls, by name.
+    pub fn null_columns(&self) -> Vec<String> {
+        let queried = self.decoder.schema().fields().len();
+        self.file_schema.fields()[queried..]
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    /// `batch` (of the decoder's schema) with the files' schema: the null columns appended.
+    pub fn file_batch(&self, batch: &RecordBatch) -> RecordBatch {
+        let queried = batch.num_columns();
+        if queried == self.file_schema.fields().len() {
+            return batch.clone();
+        }
+        let mut columns = batch.columns().to_vec();
+        columns.extend(
+            self.file_schema.fields()[queried..]
+                .iter()
+                .map(|f| new_null_array(f.data_type(), batch.num_rows())),
+        );
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        RecordBatch::try_new_with_options(self.file_schema.clone(), columns, &options)
+            .expect("the queried columns, then nulls of the recorded types")
     }
 }
 

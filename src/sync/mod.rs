@@ -105,6 +105,8 @@ pub struct SyncSummary {
     pub query_requests: u64,
     pub stopped: Option<StopReason>,
     pub failed: u64,
+    /// Objects not read: a field type that cannot widen.
+    pub refused: Vec<String>,
 }
 
 /// Why an object's pass stopped: what stops a backfill's chunk, or the sync journal.
@@ -451,7 +453,8 @@ impl<'a> PassReader<'a> {
             };
             // Used only when the day's file is created here, by its first rows.
             let meta = self.file_meta(day, &step.soql);
-            let (staging, schema) = (self.staging.clone(), self.object.job.decoder.schema());
+            let (staging, schema) = (self.staging.clone(), self.object.job.file_schema());
+            let rows = self.object.job.file_batch(&rows);
             let count = rows.num_rows() as u64;
             let file = run_blocking(move || {
                 let mut file = match open {
@@ -484,6 +487,7 @@ impl<'a> PassReader<'a> {
             cursor_field: self.object.job.selection.cursor.to_string(),
             soql: soql.to_string(),
             extracted_at: Utc::now(),
+            null_fields: self.object.job.null_columns(),
         }
     }
 
@@ -659,6 +663,7 @@ mod tests {
                     cursor_field: "SystemModstamp".into(),
                     chunk_timezone: "UTC".into(),
                     include_deleted: false,
+                    ..ObjectConfig::default()
                 },
                 origin: at(0),
             }),

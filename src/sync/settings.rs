@@ -138,6 +138,21 @@ pub fn fields(
     fields
 }
 
+/// Per object, the columns this folder holds it with, for [`crate::read::drift`]: its syncs'
+/// latest config, else its backfill's.
+pub fn recorded_columns(
+    cursors: &SyncState,
+    backfilled: &ManifestState,
+) -> BTreeMap<String, ObjectConfig> {
+    let mut recorded = backfilled.objects.clone();
+    for (object, c) in &cursors.objects {
+        if let Some(config) = &c.config {
+            recorded.insert(object.clone(), config.written.clone());
+        }
+    }
+    recorded
+}
+
 /// `requested` (`--cursor-field`), else the cursor the object was synced with, else
 /// `SystemModstamp`, else `LastModifiedDate`, whichever the object has as a date-time.
 ///
@@ -203,6 +218,7 @@ mod tests {
             cursor_field: cursor.into(),
             chunk_timezone: zone.into(),
             include_deleted: false,
+            ..ObjectConfig::default()
         }
     }
 

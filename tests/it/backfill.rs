@@ -220,7 +220,7 @@ async fn repull_of_one_week_replaces_only_that_weeks_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_different_field_list_over_existing_chunks_is_refused() {
+async fn a_different_cursor_over_existing_chunks_is_refused_but_another_field_list_is_followed() {
     let org = start_default_fake().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
@@ -232,32 +232,63 @@ async fn a_different_field_list_over_existing_chunks_is_refused() {
         .await,
         0,
     );
-    let o = run(
-        &org.url(),
-        &[
+    let later = |extra: &'static [&'static str]| {
+        let mut args = vec![
             "backfill",
             "--objects",
             "Account",
-            "--fields",
-            "Account=Name",
             "--start",
             "2025-03-01",
             "--end",
             "2025-03-05",
             "--out",
             out,
+            "--rate-limit",
+            "1000",
             "--progress",
             "off",
-        ],
-    )
-    .await;
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let o = run(&org.url(), &later(&["--cursor-field", "SystemModstamp"])).await;
     assert_exit(&o, 2);
     assert!(
-        stderr(&o).contains("already holds `Account` chunks"),
+        stderr(&o).contains("already holds `Account` chunks written with cursor"),
         "{}",
         stderr(&o)
     );
     assert!(stderr(&o).contains("--repull"), "{}", stderr(&o));
+
+    // Another field list follows "Schema drift": the dropped fields leave later files.
+    let o = run(&org.url(), &later(&["--fields", "Account=Name"])).await;
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains("`Phone`, `Fax`, `Website`")
+            && stderr(&o).contains("are no longer selected: later files lack them"),
+        "{}",
+        stderr(&o)
+    );
+    let file = dir
+        .path()
+        .join("Account/date=2025-03-05/part-00000.parquet");
+    let columns = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(file).unwrap(),
+    )
+    .unwrap()
+    .schema()
+    .fields()
+    .iter()
+    .map(|f| f.name().clone())
+    .collect::<Vec<_>>();
+    assert_eq!(columns, ["Id", "LastModifiedDate", "Name"]);
+    let status = sfbackfill(&org.url(), &["status", "--out", out]);
+    let text = stdout(&status);
+    assert!(
+        text.contains("`Phone`, `Rating`") && text.contains("not selected since"),
+        "{text}"
+    );
+    assert!(text.contains(": files written since lack them"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -965,3 +965,68 @@ async fn the_fake_org_command_refuses_a_bad_fault_list_in_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("503=2"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_and_added_fields_show_in_describe_soql_and_open_cursors_as_salesforce_does() {
+    let org = start_fake(FakeOrgConfig::default()).await;
+    let url = org.url();
+    let t = token(&url).await;
+    let soql = format!("SELECT Id, Tier__c FROM Account WHERE {MARCH} ORDER BY Id");
+    let first = query_page(&org, &t, &query_path(&soql), Some("200")).await;
+    let next = first["nextRecordsUrl"].as_str().unwrap().to_string();
+
+    org.hide_field("Account", "Tier__c").unwrap();
+    org.add_field(
+        "Account",
+        sfbackfill_fake_org::FieldSpec::new("Region__c", sfbackfill_fake_org::FieldType::Picklist),
+    )
+    .unwrap();
+    let fields = field_types(&url, "Account").await;
+    assert!(!fields.contains_key("Tier__c"));
+    assert_eq!(fields["Region__c"].0, "picklist");
+    let (status, code, message) = api_error(data_get(&org, &t, &query_path(&soql)).await).await;
+    assert_eq!((status, code.as_str()), (400, "INVALID_FIELD"));
+    assert!(
+        message.contains("No such column 'Tier__c' on entity 'Account'"),
+        "{message}"
+    );
+    // A locator opened before the change keeps the columns it was opened with.
+    let second = query_page(&org, &t, &next, None).await;
+    assert!(second["records"][0].get("Tier__c").is_some());
+    let added = query_page(
+        &org,
+        &t,
+        &query_path(&format!("SELECT Id, Region__c FROM Account WHERE {MARCH}")),
+        None,
+    )
+    .await;
+    assert!(added["records"][0]["Region__c"].is_string());
+
+    // The same changes over HTTP, for a fake org served by `sfbackfill fake-org`.
+    let post = |q: &str| http().post(format!("{url}/__fake/fields?{q}")).send();
+    assert_eq!(
+        post("object=Account&show=Tier__c").await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        post("object=Account&hide=Region__c")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        post("object=Account&add=Score__c:double")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let fields = field_types(&url, "Account").await;
+    assert!(fields.contains_key("Tier__c") && !fields.contains_key("Region__c"));
+    assert_eq!(fields["Score__c"].0, "double");
+    let refused = post("object=Account&add=Geo__c:location").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("cannot be added"));
+    assert_eq!(post("object=Nope&hide=Name").await.unwrap().status(), 400);
+}

@@ -6,6 +6,7 @@ mod client; // the Salesforce client: sign-in, retries, rate and concurrency lim
 mod crash; // kill -9 at random points and every fault at once: the next run is exact
 mod cursors; // query locators that die mid-read: the read continues after its last row
 mod disk; // a full disk and a folder that turns read-only mid-run
+mod drift; // fields hidden, added and retyped in the org between runs
 mod fake_org; // the fake org itself, so that what it fakes is faithful
 mod readers; // the output read back by an independent reader
 mod support; // helpers: start the fake org, run the binary, read output back

@@ -341,9 +341,25 @@ pub fn parquet_files(out: &Path, object: &str) -> Vec<PathBuf> {
 
 /// The rows of every Parquet file of `object`, canonicalised.
 pub fn read_output(out: &Path, object: &str) -> Vec<Row> {
+    read_files(&parquet_files(out, object))
+}
+
+/// The columns of a Parquet file, with their Arrow types.
+pub fn file_columns(file: &Path) -> Vec<(String, DataType)> {
+    ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+        .unwrap()
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect()
+}
+
+/// The rows of these Parquet files, canonicalised.
+pub fn read_files(files: &[PathBuf]) -> Vec<Row> {
     let mut rows = Vec::new();
-    for file in parquet_files(out, object) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+    for file in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
             .unwrap()
             .build()
             .unwrap();

@@ -360,7 +360,7 @@ async fn a_field_hidden_mid_run_fails_that_objects_days_and_the_others_are_copie
     // Objects are described in order: once Contact's describe arrives, Account's is answered,
     // and Account's queries come after Contact's (delayed) describe.
     wait_for_requests(&org, "describe", 2).await;
-    assert!(org.hide_field("Account", "Industry"));
+    org.hide_field("Account", "Industry").unwrap();
     org.set_faults(Default::default());
     let o = running.await.unwrap();
     assert_exit(&o, 1);

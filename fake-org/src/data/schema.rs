@@ -1,11 +1,16 @@
 //! The fake org's object definitions: every object's fields, their describe metadata and how
 //! their values are generated.
 //!
-//! Owns: the field tables and the describe JSON built from them. Invariants: every object has
-//! `Id` at index 0; compound fields (`address`, `location`) come after their components and
-//! name them in `components`; a component names its compound in `compound`.
+//! Owns: the field tables, the describe JSON built from them, and the field changes an admin
+//! makes while the org runs (a field hidden from the Run-As user or deleted, shown again, added
+//! or redefined: [`ObjectSchema::set_hidden`], [`ObjectSchema::define`]). Invariants: every
+//! object has `Id` at index 0; compound fields (`address`, `location`) come after their
+//! components and name them in `components`; a component names its compound in `compound`; a
+//! field keeps its index for good (hiding does not remove it, a new field is appended), since
+//! values are drawn from the index and the other fields' values must not move.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use serde_json::{Value as Json, json};
 
@@ -37,6 +42,31 @@ pub enum FieldType {
     Location,
 }
 
+/// Every type, for looking one up by its spelling.
+const ALL_TYPES: [FieldType; 21] = [
+    FieldType::Id,
+    FieldType::Reference,
+    FieldType::String,
+    FieldType::Textarea,
+    FieldType::Email,
+    FieldType::Phone,
+    FieldType::Url,
+    FieldType::Picklist,
+    FieldType::Multipicklist,
+    FieldType::EncryptedString,
+    FieldType::Boolean,
+    FieldType::Int,
+    FieldType::Long,
+    FieldType::Double,
+    FieldType::Currency,
+    FieldType::Percent,
+    FieldType::Date,
+    FieldType::DateTime,
+    FieldType::Time,
+    FieldType::Address,
+    FieldType::Location,
+];
+
 impl FieldType {
     /// The describe `type` spelling.
     pub fn api_name(self) -> &'static str {
@@ -63,6 +93,11 @@ impl FieldType {
             FieldType::Address => "address",
             FieldType::Location => "location",
         }
+    }
+
+    /// The type of a describe `type` spelling, for the types the org has.
+    pub fn from_api_name(name: &str) -> Option<FieldType> {
+        ALL_TYPES.iter().copied().find(|t| t.api_name() == name)
     }
 
     /// The type name Salesforce uses in filter error messages.
@@ -133,6 +168,9 @@ pub struct Field {
     /// Percent of rows where a nillable field is null.
     pub null_pct: u8,
     pub generator: Gen,
+    /// Not visible to the Run-As user (field-level security) or deleted: absent from describe,
+    /// `FIELDS()` and every SOQL clause, as if it did not exist.
+    pub hidden: bool,
 }
 
 impl Field {
@@ -266,24 +304,81 @@ pub struct ObjectSchema {
 }
 
 impl ObjectSchema {
-    /// The index of a field, case-insensitively.
+    /// The index of a visible field, case-insensitively.
     pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.any_field_index(name)
+            .filter(|&i| !self.fields[i].hidden)
+    }
+
+    /// The index of a field, hidden or not.
+    fn any_field_index(&self, name: &str) -> Option<usize> {
         self.by_lower.get(&name.to_ascii_lowercase()).copied()
     }
 
-    /// The reference field whose relationship is named `name` (`Owner` → `OwnerId`).
+    /// The visible reference field whose relationship is named `name` (`Owner` → `OwnerId`).
     pub fn relationship_index(&self, name: &str) -> Option<usize> {
         self.by_relationship
             .get(&name.to_ascii_lowercase())
             .copied()
+            .filter(|&i| !self.fields[i].hidden)
     }
 
-    /// The §3.2 describe body.
+    /// The fields the Run-As user sees, in describe order.
+    pub fn visible_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| !f.hidden)
+    }
+
+    /// Hides a field (field-level security taken away, or the field deleted) or shows it again.
+    ///
+    /// # Errors
+    /// The object has no such field, or it is `Id` (which every object shows).
+    pub fn set_hidden(&mut self, name: &str, hidden: bool) -> Result<(), String> {
+        let Some(i) = self.any_field_index(name) else {
+            return Err(format!("`{}` has no field `{name}`", self.name));
+        };
+        if i == 0 {
+            return Err(format!("`{}.Id` cannot be hidden", self.name));
+        }
+        self.fields[i].hidden = hidden;
+        Ok(())
+    }
+
+    /// Adds a field as an admin would, visible from now on: a new name is appended; the name
+    /// of an existing field (hidden or not) redefines that field in place, as a field deleted
+    /// and created again, or whose type was changed in Setup. Returns the field's index.
+    ///
+    /// # Errors
+    /// The spec cannot be a field here: see [`FieldSpec::field`]; or it would redefine `Id`, a
+    /// compound or a component of one.
+    pub fn define(&mut self, spec: &FieldSpec) -> Result<usize, String> {
+        let field = spec.field()?;
+        match self.any_field_index(&spec.name) {
+            Some(0) => Err(format!("`{}.Id` cannot be redefined", self.name)),
+            Some(i) if self.fields[i].is_compound() || self.fields[i].compound.is_some() => Err(
+                format!("`{}.{}` is part of a compound field", self.name, spec.name),
+            ),
+            Some(i) => {
+                self.fields[i] = field;
+                self.reindex();
+                Ok(i)
+            }
+            None => {
+                self.fields.push(field);
+                self.reindex();
+                Ok(self.fields.len() - 1)
+            }
+        }
+    }
+
+    fn reindex(&mut self) {
+        (self.by_lower, self.by_relationship) = indexes(&self.fields);
+    }
+
+    /// The §3.2 describe body: the visible fields only.
     pub fn describe(&self, api_version: &str) -> Json {
         let base = format!("/services/data/v{api_version}/sobjects/{}", self.name);
         let fields: Vec<Json> = self
-            .fields
-            .iter()
+            .visible_fields()
             .map(|f| f.describe(&self.fields))
             .collect();
         let tracked = self.field_index("SystemModstamp").is_some();
@@ -346,21 +441,7 @@ impl SchemaBuilder {
 
     /// Adds a field with defaults for its type; chain the setters to adjust it.
     pub fn push(&mut self, name: &'static str, ftype: FieldType, generator: Gen) -> &mut Field {
-        let (length, precision, scale) = match ftype {
-            FieldType::Id | FieldType::Reference => (18, 0, 0),
-            FieldType::String | FieldType::Picklist | FieldType::Url => (255, 0, 0),
-            FieldType::Email => (80, 0, 0),
-            FieldType::Phone => (40, 0, 0),
-            FieldType::Textarea => (255, 0, 0),
-            FieldType::Multipicklist => (4099, 0, 0),
-            FieldType::EncryptedString => (175, 0, 0),
-            FieldType::Int => (0, 9, 0),
-            FieldType::Long => (0, 18, 0),
-            FieldType::Double => (0, 18, 2),
-            FieldType::Currency => (0, 18, 2),
-            FieldType::Percent => (0, 5, 2),
-            _ => (0, 0, 0),
-        };
+        let (length, precision, scale) = default_size(ftype);
         let custom = name.ends_with("__c") || name.ends_with("__s");
         self.fields.push(Field {
             name,
@@ -379,6 +460,7 @@ impl SchemaBuilder {
             picklist: &[],
             null_pct: 0,
             generator,
+            hidden: false,
         });
         self.fields.last_mut().expect("just pushed")
     }
@@ -433,18 +515,7 @@ impl SchemaBuilder {
     }
 
     pub fn build(self) -> ObjectSchema {
-        let by_lower = self
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
-            .collect();
-        let by_relationship = self
-            .fields
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| f.relationship_name.map(|r| (r.to_ascii_lowercase(), i)))
-            .collect();
+        let (by_lower, by_relationship) = indexes(&self.fields);
         ObjectSchema {
             name: self.name,
             label: self.label,
@@ -456,6 +527,193 @@ impl SchemaBuilder {
             by_relationship,
         }
     }
+}
+
+/// Field names (lower-case) and relationship names to field indices.
+fn indexes(fields: &[Field]) -> (HashMap<String, usize>, HashMap<String, usize>) {
+    let by_lower = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+        .collect();
+    let by_relationship = fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.relationship_name.map(|r| (r.to_ascii_lowercase(), i)))
+        .collect();
+    (by_lower, by_relationship)
+}
+
+/// A field an admin adds while the org runs ([`crate::FakeOrg::add_field`]): its API name, its
+/// describe type and what the type needs. Every row gets a value drawn from its seed, like the
+/// seeded fields' (so an edit redraws it), or a null in `null_pct` percent of rows.
+///
+/// ```
+/// use sfbackfill_fake_org::{FieldSpec, FieldType};
+/// let region = FieldSpec::new("Region__c", FieldType::Picklist).with_nulls(10);
+/// let budget = FieldSpec::new("Budget__c", FieldType::Currency).with_number(16, 2);
+/// # let _ = (region, budget);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// The API name; a name ending in `__c` is a custom field.
+    pub name: String,
+    pub ftype: FieldType,
+    /// Characters, for text types.
+    pub length: u32,
+    /// Digits in all and after the point, for numbers (`int`/`long`: digits, scale 0).
+    pub precision: u8,
+    pub scale: u8,
+    /// Percent of rows where it is null; 100 for a field nobody has filled in yet.
+    pub null_pct: u8,
+}
+
+/// The values of an added picklist (or multi-select picklist) field.
+const ADDED_PICKLIST: &[&str] = &["North", "South", "East", "West"];
+
+impl FieldSpec {
+    /// A field of `ftype` with the lengths and digits Salesforce gives that type by default,
+    /// never null.
+    pub fn new(name: &str, ftype: FieldType) -> Self {
+        let (length, precision, scale) = default_size(ftype);
+        Self {
+            name: name.to_string(),
+            ftype,
+            length,
+            precision,
+            scale,
+            null_pct: 0,
+        }
+    }
+
+    pub fn with_length(mut self, length: u32) -> Self {
+        self.length = length;
+        self
+    }
+
+    pub fn with_number(mut self, precision: u8, scale: u8) -> Self {
+        self.precision = precision;
+        self.scale = scale;
+        self
+    }
+
+    pub fn with_nulls(mut self, pct: u8) -> Self {
+        self.null_pct = pct.min(100);
+        self
+    }
+
+    /// The field this spec defines, visible.
+    ///
+    /// # Errors
+    /// A name that is not an API name, a scale above the precision, or a type an admin cannot
+    /// add as a plain field here (`id`, the compounds `address` and `location`).
+    pub fn field(&self) -> Result<Field, String> {
+        let valid = self.name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!("`{}` is not a field API name", self.name));
+        }
+        if self.scale > self.precision && self.ftype.is_numeric() {
+            return Err(format!(
+                "`{}`: scale {} is above precision {}",
+                self.name, self.scale, self.precision
+            ));
+        }
+        // Number draws stay well inside the precision, and inside an i64.
+        let top = |digits: u8| 10i64.pow(u32::from(digits.clamp(1, 15)));
+        let (generator, picklist, reference_to): (Gen, &'static [&'static str], _) =
+            match self.ftype {
+                FieldType::Id | FieldType::Address | FieldType::Location => {
+                    return Err(format!(
+                        "`{}`: a `{}` field cannot be added at run time",
+                        self.name,
+                        self.ftype.api_name()
+                    ));
+                }
+                FieldType::Reference => (Gen::User(salt_of(&self.name)), &[], Some("User")),
+                FieldType::Email => (Gen::Email, &[], None),
+                FieldType::Phone => (Gen::Phone, &[], None),
+                FieldType::Url => (Gen::Website, &[], None),
+                FieldType::String | FieldType::Textarea | FieldType::EncryptedString => {
+                    (Gen::Words(1, 4), &[], None)
+                }
+                FieldType::Picklist => (Gen::Pick, ADDED_PICKLIST, None),
+                FieldType::Multipicklist => (Gen::MultiPick, ADDED_PICKLIST, None),
+                FieldType::Boolean => (Gen::Flag(50), &[], None),
+                FieldType::Int | FieldType::Long => {
+                    (Gen::Number(0, top(self.precision.min(9))), &[], None)
+                }
+                FieldType::Double | FieldType::Currency | FieldType::Percent => {
+                    (Gen::Number(0, top(self.precision)), &[], None)
+                }
+                FieldType::Date => (Gen::DateAround(365, 0), &[], None),
+                FieldType::DateTime => (Gen::DateTimeBefore(30), &[], None),
+                FieldType::Time => (Gen::TimeOfDay, &[], None),
+            };
+        let nillable = self.ftype != FieldType::Boolean;
+        Ok(Field {
+            name: intern(&self.name),
+            label: label_of(&self.name),
+            ftype: self.ftype,
+            length: self.length,
+            precision: self.precision,
+            scale: self.scale,
+            nillable,
+            custom: self.name.ends_with("__c"),
+            auto_number: false,
+            compound: None,
+            components: Vec::new(),
+            reference_to,
+            relationship_name: None,
+            picklist,
+            null_pct: if nillable { self.null_pct } else { 0 },
+            generator,
+            hidden: false,
+        })
+    }
+}
+
+/// The length, precision and scale Salesforce gives a field of `ftype` by default.
+fn default_size(ftype: FieldType) -> (u32, u8, u8) {
+    match ftype {
+        FieldType::Id | FieldType::Reference => (18, 0, 0),
+        FieldType::String | FieldType::Picklist | FieldType::Url => (255, 0, 0),
+        FieldType::Email => (80, 0, 0),
+        FieldType::Phone => (40, 0, 0),
+        FieldType::Textarea => (255, 0, 0),
+        FieldType::Multipicklist => (4099, 0, 0),
+        FieldType::EncryptedString => (175, 0, 0),
+        FieldType::Int => (0, 9, 0),
+        FieldType::Long => (0, 18, 0),
+        FieldType::Double => (0, 18, 2),
+        FieldType::Currency => (0, 18, 2),
+        FieldType::Percent => (0, 5, 2),
+        _ => (0, 0, 0),
+    }
+}
+
+/// A salt for an added field's user references, from its name.
+fn salt_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The `'static` name of an added field. Field names are `'static` (the seeded ones are
+/// literals, and error messages and query plans borrow them freely); a run-time name is leaked
+/// once per distinct name, which bounds the leak by the names a test or a session invents.
+fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 impl Field {
