@@ -389,7 +389,7 @@ async fn a_field_hidden_mid_run_fails_that_objects_days_and_the_others_are_copie
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_field_list_changed_by_a_run_that_finished_before_the_lock_is_refused() {
+async fn a_zone_changed_by_a_run_that_finished_before_the_lock_is_refused() {
     let org = start_fake(sfbackfill_fake_org::FakeOrgConfig {
         faults: latency(3000),
         ..Default::default()
@@ -407,8 +407,8 @@ async fn a_field_list_changed_by_a_run_that_finished_before_the_lock_is_refused(
                 "backfill",
                 "--objects",
                 "Account",
-                "--fields",
-                "Account=Name",
+                "--chunk-timezone",
+                "America/New_York",
             ][..],
             &window,
             &common,
@@ -416,7 +416,7 @@ async fn a_field_list_changed_by_a_run_that_finished_before_the_lock_is_refused(
         .concat(),
     );
     wait_for_requests(&org, "limits", 1).await;
-    // ...while the first copies the same days with the standard fields, quickly.
+    // ...while the first copies the same days in UTC days, quickly.
     org.set_faults(Default::default());
     let first = run(
         &org.url(),
@@ -428,7 +428,7 @@ async fn a_field_list_changed_by_a_run_that_finished_before_the_lock_is_refused(
     assert_exit(&o, 2);
     let err = stderr(&o);
     assert!(
-        err.contains("already holds `Account` chunks written with another field list"),
+        err.contains("already holds `Account` chunks written with chunk time zone `UTC`"),
         "{err}"
     );
     let last = journal(dir.path()).pop().unwrap();
@@ -437,5 +437,5 @@ async fn a_field_list_changed_by_a_run_that_finished_before_the_lock_is_refused(
         .into_iter()
         .filter(|e| e["kind"] == "object_config")
         .collect();
-    assert_eq!(configs.len(), 1, "the refused run recorded its field list");
+    assert_eq!(configs.len(), 1, "the refused run recorded its settings");
 }
