@@ -374,15 +374,7 @@ fn record_end(
     let error = e.to_string();
     tracing::warn!("chunk {first} and {} more failed: {error}", days.len() - 1);
     for chunk in days {
-        manifest.append(Entry::ChunkFailed {
-            object: chunk.object.clone(),
-            day: chunk.day,
-            start: chunk.window.start,
-            end: chunk.window.end,
-            error: error.clone(),
-            run: manifest.run_id().to_string(),
-            at: Utc::now(),
-        })?;
+        manifest.append_failed(&chunk, &error)?;
         summary.chunks_failed += 1;
         ctx.reporter.on_chunk_failed(&chunk, &error);
     }

@@ -23,7 +23,7 @@ use crate::error::{ExitKind, UserFacing};
 
 pub mod cursors;
 pub mod status;
-use crate::plan::Window;
+use crate::plan::{Chunk, Window};
 
 /// The manifest folder's name inside the output folder.
 pub const MANIFEST_DIR: &str = "_sfbackfill";
@@ -673,6 +673,19 @@ impl Manifest {
 
     pub fn run_id(&self) -> &str {
         &self.run
+    }
+
+    /// Records `chunk` failed by this run with `error`, durably.
+    pub fn append_failed(&mut self, chunk: &Chunk, error: &str) -> Result<(), CheckpointError> {
+        self.append(Entry::ChunkFailed {
+            object: chunk.object.clone(),
+            day: chunk.day,
+            start: chunk.window.start,
+            end: chunk.window.end,
+            error: error.to_string(),
+            run: self.run_id().to_string(),
+            at: Utc::now(),
+        })
     }
 
     /// Appends one entry and makes it durable before returning.

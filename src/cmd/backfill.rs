@@ -491,15 +491,7 @@ fn fail_chunks(
         .collect();
     let error = change.to_string();
     for chunk in not_done {
-        manifest.append(Entry::ChunkFailed {
-            object: chunk.object.clone(),
-            day: chunk.day,
-            start: chunk.window.start,
-            end: chunk.window.end,
-            error: error.clone(),
-            run: manifest.run_id().to_string(),
-            at: chrono::Utc::now(),
-        })?;
+        manifest.append_failed(chunk, &error)?;
     }
     Ok(requested.len() as u64)
 }
