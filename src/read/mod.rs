@@ -361,17 +361,23 @@ pub(crate) fn last_position(batch: &RecordBatch) -> Result<Option<Position>, Rea
 /// Runs CPU-heavy work (decoding a page, encoding rows into a Parquet writer) on the rayon
 /// pool and awaits it without blocking the runtime. Work that waits on the disk goes to
 /// [`run_io`] instead: a rayon thread blocked in an fsync is one fewer decoding.
-pub(crate) async fn run_blocking<T: Send + 'static>(
+///
+/// The work starts when this is called, not when the future is first polled, so a caller
+/// can hold the future while it does something else (the span reader fetches the next page
+/// while the last one is encoded). Dropping the future drops only the result.
+pub(crate) fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
-) -> Result<T, ReadError> {
+) -> impl Future<Output = Result<T, ReadError>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
             .unwrap_or_else(|panic| Err(ReadError::Worker(panic_message(&panic))));
         let _ = tx.send(result);
     });
-    rx.await
-        .unwrap_or_else(|_| Err(ReadError::Worker("the worker pool shut down".into())))
+    async move {
+        rx.await
+            .unwrap_or_else(|_| Err(ReadError::Worker("the worker pool shut down".into())))
+    }
 }
 
 /// Runs blocking file I/O (closing and fsyncing a file, renaming it into place, fsyncing
@@ -455,6 +461,19 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         assert_eq!(decoded.expect("decoding waited for the disk").unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn cpu_work_starts_before_its_future_is_awaited() {
+        let (started, seen) = std::sync::mpsc::channel();
+        let pending = run_blocking(move || {
+            started.send(()).unwrap();
+            Ok(7)
+        });
+        // Not yet polled: the work runs anyway, so a caller overlaps it with a fetch.
+        seen.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the work started without being awaited");
+        assert_eq!(pending.await.unwrap(), 7);
     }
 
     #[tokio::test]
