@@ -215,30 +215,13 @@ impl FetchError {
     pub fn is_run_wide(&self) -> bool {
         use FetchError::*;
         match self {
-            InvalidUrl { .. }
-            | InsecureUrl { .. }
-            | NotMyDomain { .. }
-            | MissingClientId
-            | MissingClientSecret
-            | BadApiVersion { .. }
-            | WrongClientId { .. }
-            | WrongClientSecret { .. }
-            | NoRunAsUser { .. }
-            | NoApiScope { .. }
-            | WrongDomain { .. }
-            | FlowDisabled { .. }
-            | NotApproved { .. }
-            | IpRestricted { .. }
-            | Inactive { .. }
-            | SignInRefused { .. }
-            | NotSalesforce { .. }
-            | SessionRejected { .. }
-            | SessionExpired { .. }
-            | NotFound { .. }
-            | InsecureInstance { .. }
-            | Setup { .. } => true,
+            UnknownObject { .. }
+            | InvalidType { .. }
+            | InvalidField { .. }
+            | MalformedQuery { .. } => false,
             AccessDenied { code, .. } => code == "API_DISABLED_FOR_ORG",
-            _ => false,
+            SessionExpired { .. } | Setup { .. } => true,
+            _ => self.exit_kind() == ExitKind::Usage,
         }
     }
 
