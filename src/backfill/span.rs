@@ -695,12 +695,9 @@ async fn edge_id(
     Ok(answer["records"][0]["Id"].as_str().map(str::to_string))
 }
 
-/// Sends a one-page query (a count, an edge id), spending one query from the budget.
+/// Sends a one-page query (a count, an edge id) under the rules of the task's pages.
 async fn query_json(ctx: &Context, soql: &str) -> Result<serde_json::Value, ReadError> {
-    if !ctx.budget.try_take() {
-        return Err(ReadError::Halted(Halt::QueryLimit));
-    }
-    Ok(ctx.client.query_json(soql).await?)
+    ctx.pages().query_json(soql, ctx.include_deleted).await
 }
 
 /// Rows per UTC day over the days' range, from one aggregate query.

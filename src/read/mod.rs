@@ -293,12 +293,7 @@ pub(crate) async fn fetch_page(
 ) -> Result<Page, ReadError> {
     let mut refetches = 0;
     loop {
-        if source.offpeak.is_some_and(|w| !w.is_open(Utc::now())) {
-            return Err(ReadError::Halted(Halt::WindowClosed));
-        }
-        if !source.budget.try_take() {
-            return Err(ReadError::Halted(Halt::QueryLimit));
-        }
+        source.take_request()?;
         let body = source.client.query_page(request).await?;
         let decoder = decoder.clone();
         match run_blocking(move || decoder.decode(&body).map_err(ReadError::from)).await {
@@ -321,6 +316,32 @@ pub(crate) struct PageSource<'a> {
     pub budget: &'a QueryBudget,
     /// Outside these windows no request starts.
     pub offpeak: Option<&'a OffPeak>,
+}
+
+impl PageSource<'_> {
+    /// Takes one request from the budget, unless the off-peak windows are closed or the
+    /// budget is spent.
+    fn take_request(&self) -> Result<(), ReadError> {
+        if self.offpeak.is_some_and(|w| !w.is_open(Utc::now())) {
+            return Err(ReadError::Halted(Halt::WindowClosed));
+        }
+        if !self.budget.try_take() {
+            return Err(ReadError::Halted(Halt::QueryLimit));
+        }
+        Ok(())
+    }
+
+    /// Sends a one-page query (a count, an edge id) under the same rules as a page: the
+    /// off-peak windows and the budget; through `queryAll` when `include_deleted`, so it
+    /// counts the rows the range's own query reads.
+    pub async fn query_json(
+        &self,
+        soql: &str,
+        include_deleted: bool,
+    ) -> Result<serde_json::Value, ReadError> {
+        self.take_request()?;
+        Ok(self.client.query_json_in(soql, include_deleted).await?)
+    }
 }
 
 /// `select` puts `Id` first and the cursor second in every selection and field group.
