@@ -517,7 +517,6 @@ fn record_plan(
 ) -> Result<(), Failure> {
     if let Some(drift) = drift {
         let config = drift.config(
-            settings.cursor_field.to_string(),
             settings.chunk_timezone.name().to_string(),
             settings.include_deleted,
         );

@@ -159,11 +159,7 @@ fn sync_objects(
         ) else {
             return Err(sync::settings::SettingsError::unseeded(&object, &settings.out).into());
         };
-        let config = drift.config(
-            drift.selection.cursor.to_string(),
-            zone.name().to_string(),
-            include_deleted,
-        );
+        let config = drift.config(zone.name().to_string(), include_deleted);
         let nulls = drift.null_columns();
         let job = sync_job(settings, drift.selection)?.with_null_columns(&nulls);
         record_sync_config(

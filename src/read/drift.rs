@@ -264,17 +264,14 @@ pub struct Drift {
 
 impl Drift {
     /// The config to record: these columns, with the object's cursor and day settings.
-    pub fn config(
-        &self,
-        cursor_field: String,
-        chunk_timezone: String,
-        include_deleted: bool,
-    ) -> ObjectConfig {
+    /// The cursor is the selection's, spelled as the describe spells it, whatever case the
+    /// user typed it in, so the same command compares equal on the next run.
+    pub fn config(&self, chunk_timezone: String, include_deleted: bool) -> ObjectConfig {
         let mut fields = self.selection.field_names();
         fields.extend(self.absent.iter().map(|a| a.field.clone()));
         ObjectConfig {
             fields,
-            cursor_field,
+            cursor_field: self.selection.cursor.to_string(),
             chunk_timezone,
             include_deleted,
             types: self.types.clone(),
@@ -452,7 +449,7 @@ mod tests {
     }
 
     fn config(drift: &Drift) -> ObjectConfig {
-        drift.config("LastModifiedDate".into(), "UTC".into(), false)
+        drift.config("UTC".into(), false)
     }
 
     #[test]

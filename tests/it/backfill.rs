@@ -470,3 +470,17 @@ async fn a_field_list_too_long_for_one_url_is_split_and_joined_by_id() {
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_named_in_other_case_resumes_the_same_folder() {
+    let org = start_default_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let mut args = backfill_args(out, "Account", "2025-03-01", "2025-03-03");
+    args.extend(["--cursor-field", "lastmodifieddate"]);
+    assert_exit(&run(&org.url(), &args).await, 0);
+    // The same command again: the folder recorded the cursor as Salesforce spells it.
+    let again = run(&org.url(), &args).await;
+    assert_exit(&again, 0);
+    assert!(stderr(&again).contains("0 chunks done"), "{}", stderr(&again));
+}
