@@ -3,7 +3,7 @@
 //! Owns the Parquet writer's settings (zstd, statistics, dictionaries, bounded row groups,
 //! key-value metadata), staged file names, durability (fsync of files and of the folders a
 //! rename changes) and the user-facing messages of disk errors. It does not decide when a
-//! chunk is done (`schedule`) or record it (`checkpoint`).
+//! chunk is done (`backfill`, `sync`) or record it (`checkpoint`).
 //!
 //! Invariants: a reader never sees a partial file: a file only appears under `OUT` by an
 //! atomic rename of a closed, fsync'd staged file, replacing any earlier one; a staged file
@@ -159,7 +159,7 @@ pub struct StagedFile {
 
 /// Streams one chunk's batches into a Parquet file in the staging folder. `Send`.
 ///
-/// Created by `schedule` when a chunk's first rows arrive; [`Self::finish`] closes and
+/// Created by `backfill` and `sync` when a chunk's first rows arrive; [`Self::finish`] closes and
 /// fsyncs it. Dropped unfinished (a failed or abandoned chunk), it deletes its file.
 pub struct ChunkFileWriter {
     /// `None` once finished.

@@ -184,7 +184,7 @@ pub fn staging_dir(out: &Path) -> PathBuf {
 
 /// Runs `chunks`, at most `concurrency` spans at a time, recording each day in `manifest`.
 ///
-/// Consecutive days of an object are read as one span (see `fetch_plan`); a span whose first
+/// Consecutive days of an object are read as one span (see `plan::spans`); a span whose first
 /// page shows it is large is counted by day and cut into parts that run side by side.
 /// Returns when every chunk is done or failed, or when the run stops (`shutdown` resolves,
 /// the query budget or the API usage guard is reached): then `stopped` says why.

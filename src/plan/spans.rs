@@ -6,7 +6,7 @@
 //! that cut one heavy day into sub-ranges from a per-hour count ([`cut_day`]), and the `Id`
 //! ranges a sub-range too heavy for any hour cut is read in ([`id_splits`], [`id_cuts`],
 //! [`id_ranges`]). Pure: no I/O. Does not own the day boundaries (`plan`) nor running the
-//! queries (`schedule`).
+//! queries (`backfill`).
 //!
 //! Invariants:
 //! * A span's days are consecutive (each day's window ends where the next begins), so its one

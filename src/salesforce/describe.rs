@@ -2,7 +2,7 @@
 //!
 //! Owns the serde shapes of those two responses and the field-type vocabulary the rest of the
 //! engine speaks (`FieldType`). It does not own the mapping to Arrow types (`schema`) nor the
-//! HTTP calls that fetch the JSON (`fetch`).
+//! HTTP calls that fetch the JSON (the client, `salesforce`).
 //!
 //! Invariant: a `Field` is always built from a describe response, so its `name` is a real API
 //! name of the object and safe to put into SOQL after `soql::Identifier` validation.

@@ -2,7 +2,7 @@
 //!
 //! Owns: identifier validation and the text of every query (chunk ranges, counts). Nothing a
 //! user typed reaches a query unless it passed [`Identifier::parse`] and was then matched
-//! against the object's describe by the caller. Does not own sending queries (`fetch`).
+//! against the object's describe by the caller. Does not own sending queries (the client, `salesforce`).
 //!
 //! Invariants: date-time literals are always UTC with `Z` (an unencoded `+` would arrive as a
 //! space, salesforce-api.md §4.5); windows are half-open `[start, end)`; rows are ordered by

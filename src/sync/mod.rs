@@ -4,7 +4,7 @@
 //! lookback, up to now minus the safety lag), reading it in `(cursor, Id)` order, cutting it
 //! into steps written as one file per day, and the order of a step's commit: files staged and
 //! fsync'd, `Publishing` recorded, files renamed into place, `Step` recorded. Does not own HTTP
-//! (`fetch`), bytes-to-Arrow (`decode`), Parquet (`write`) or the journal (`checkpoint`).
+//! (`salesforce`), bytes-to-Arrow (`decode`), Parquet (`write`) or the journal (`checkpoint`).
 //!
 //! Invariants:
 //! * The cursor moves only after the files holding every row before it are durable and in place.

@@ -482,5 +482,9 @@ async fn a_cursor_named_in_other_case_resumes_the_same_folder() {
     // The same command again: the folder recorded the cursor as Salesforce spells it.
     let again = run(&org.url(), &args).await;
     assert_exit(&again, 0);
-    assert!(stderr(&again).contains("0 chunks done"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("0 chunks done"),
+        "{}",
+        stderr(&again)
+    );
 }
