@@ -35,8 +35,10 @@ use crate::support::*;
 /// How to run these tests where they were skipped.
 const HOW_TO_RUN: &str = "run it as root with CAP_SYS_ADMIN, e.g. `sudo cargo test --test it disk`";
 
-/// Why this process cannot mount a file system (the `mount` error), or `None` if it can:
-/// probed once by mounting a tiny tmpfs on a temporary folder and unmounting it.
+/// Why this process may not mount a file system (the `mount` error), or `None` if it can:
+/// probed once by mounting a tiny tmpfs on a temporary folder and unmounting it. Only a
+/// refusal for want of rights (or no `mount` program) is a reason to skip: any other mount
+/// failure is a broken test machine and fails the probe.
 fn mount_refused() -> Option<&'static str> {
     static PROBE: OnceLock<Option<String>> = OnceLock::new();
     PROBE
@@ -55,11 +57,21 @@ fn mount_refused() -> Option<&'static str> {
                 Ok(o) if !o.status.success() => {
                     let err = String::from_utf8_lossy(&o.stderr);
                     let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
-                    Some(if err.is_empty() {
-                        format!("mount: {}", o.status)
-                    } else {
-                        err
-                    })
+                    let lower = err.to_lowercase();
+                    let refused = [
+                        "permission denied",
+                        "not permitted",
+                        "must be superuser",
+                        "only root",
+                    ]
+                    .iter()
+                    .any(|r| lower.contains(r));
+                    assert!(
+                        refused,
+                        "mounting a tmpfs failed, not for want of rights: {err} ({})",
+                        o.status
+                    );
+                    Some(err)
                 }
                 Ok(_) => {
                     system("umount", &[path_str(dir.path())], &[0]);
