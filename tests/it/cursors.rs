@@ -166,6 +166,7 @@ async fn a_heavy_day_whose_cursors_are_invalidated_every_few_pages_continues_exa
                 "--json",
             ],
         );
+        assert_exit(&o, 0);
         let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
         assert_eq!(doc["objects"][0]["chunks_done"], 1);
         assert_eq!(doc["objects"][0]["chunks_failed"], 0);
@@ -226,5 +227,19 @@ async fn a_heavy_day_read_in_field_groups_continues_every_group_from_one_positio
     assert!(
         got == want,
         "the rows differ from the run whose cursors lived"
+    );
+    // And both are the org's rows, not the same mistake twice.
+    let fields = ["Id", "LastModifiedDate", "Subject", "Status"];
+    let projected = got
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .filter(|(k, _)| fields.contains(&k.as_str()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        by_id(projected),
+        by_id(org_rows(&org.url(), "Case", DAY_SOQL).await)
     );
 }

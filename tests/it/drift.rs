@@ -418,7 +418,9 @@ async fn a_type_that_cannot_widen_fails_that_objects_chunks_and_the_others_are_d
         ),
         (Some(2), Some(2))
     );
-    for failed in account["failed"].as_array().unwrap() {
+    let failed = account["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{account}");
+    for failed in failed {
         assert!(
             failed["error"].as_str().unwrap().contains(message),
             "{failed}"
@@ -446,6 +448,7 @@ async fn a_type_that_cannot_widen_fails_that_objects_chunks_and_the_others_are_d
         "2025-06-06T00:00:00Z",
     )
     .await;
+    assert!(!want.is_empty());
     assert_eq!(by_id(read_files(&new)), want);
     assert!(files_of_days(dir.path(), "Account", "2025-06-04", "2025-06-05").is_empty());
 
