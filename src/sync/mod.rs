@@ -451,15 +451,21 @@ impl<'a> PassReader<'a> {
                 }
                 None => None,
             };
-            // Used only when the day's file is created here, by its first rows.
-            let meta = self.file_meta(day, &step.soql);
-            let (staging, schema) = (self.staging.clone(), self.object.job.file_schema());
+            // The open day's file, or what its first rows create it with.
+            let open = open.ok_or_else(|| {
+                let schema = self.object.job.file_schema();
+                (
+                    self.staging.clone(),
+                    schema,
+                    self.file_meta(day, &step.soql),
+                )
+            });
             let rows = self.object.job.file_batch(&rows);
             let count = rows.num_rows() as u64;
             let file = run_blocking(move || {
                 let mut file = match open {
-                    Some(file) => file,
-                    None => DayFile {
+                    Ok(file) => file,
+                    Err((staging, schema, meta)) => DayFile {
                         day,
                         writer: ChunkFileWriter::create(&staging, schema, &meta)?,
                     },
