@@ -22,6 +22,15 @@ impl ExitKind {
             ExitKind::Failure => 1,
         }
     }
+
+    /// This class for an error met once reading started: files may exist, so a usage-class
+    /// error is a failure (exit 1), never exit 2.
+    pub fn once_reading(self) -> Self {
+        match self {
+            ExitKind::Usage => ExitKind::Failure,
+            other => other,
+        }
+    }
 }
 
 /// Implemented by every error that can end a command.

@@ -93,10 +93,7 @@ impl UserFacing for ScheduleError {
             ScheduleError::Checkpoint(e) => e.exit_kind(),
             ScheduleError::Chunk { source, .. } => source.exit_kind(),
         };
-        match kind {
-            ExitKind::Usage => ExitKind::Failure,
-            other => other,
-        }
+        kind.once_reading()
     }
 
     fn hint(&self) -> Option<String> {

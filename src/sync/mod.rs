@@ -162,10 +162,7 @@ impl UserFacing for SyncError {
             SyncError::Chunk(e) => e.exit_kind(),
             SyncError::Checkpoint(e) => e.exit_kind(),
         };
-        match kind {
-            ExitKind::Usage => ExitKind::Failure,
-            other => other,
-        }
+        kind.once_reading()
     }
 
     fn hint(&self) -> Option<String> {
