@@ -43,3 +43,12 @@ pub trait UserFacing: std::error::Error {
         None
     }
 }
+
+/// Names for a message, each in backticks, comma-separated: `` `A`, `B` ``.
+pub fn quoted<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::backfill::{self, Reporter, RunConfig, RunSummary};
 use crate::checkpoint::{self, Entry, Manifest, ManifestState, ObjectConfig};
 use crate::config::{self, BackfillSettings, Connection};
-use crate::error::ExitKind;
+use crate::error::{ExitKind, quoted};
 use crate::plan::history::{self, NotOver};
 use crate::plan::{self, Chunk, Window};
 use crate::read::drift::{self, Drift, Files, TypeChange};
@@ -59,7 +59,7 @@ pub(super) async fn prepare_objects(
                 select::close_matches(object.as_str(), global.iter().map(|o| o.name.as_str()));
             let hint = match close.as_slice() {
                 [] => "check the API name in Setup → Object Manager; the Run-As user needs Read on it (a permission set)".to_string(),
-                some => format!("did you mean {}?", some.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
+                some => format!("did you mean {}?", quoted(some)),
             };
             return Err(Failure::new(
                 ExitKind::Usage,
@@ -542,11 +542,7 @@ pub(super) fn retry_hint(refused: &[String], retry: &str) -> String {
         objects => format!(
             "{} fail until the field type change named above is resolved (see its message); \
              for other failures, {retry}",
-            objects
-                .iter()
-                .map(|o| format!("`{o}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            quoted(objects)
         ),
     }
 }

@@ -7,7 +7,7 @@ use crate::checkpoint::cursors;
 use crate::checkpoint::status::{
     AddedColumn, ColumnDrift, ObjectStatus, SyncStatus, object_statuses, sync_statuses,
 };
-use crate::error::ExitKind;
+use crate::error::{ExitKind, quoted};
 use crate::read::drift::Files;
 
 use super::Failure;
@@ -184,7 +184,7 @@ fn drift_lines(drift: &ColumnDrift, files: Files) -> String {
         }
         s += &format!(
             "    {} written{since}; {}; {}\n",
-            quoted(&fields),
+            quoted(fields.iter()),
             gaps.join(", "),
             files.refill(fields.len() > 1)
         );
@@ -204,18 +204,10 @@ fn drift_lines(drift: &ColumnDrift, files: Files) -> String {
         let it = if fields.len() == 1 { "it" } else { "them" };
         s += &format!(
             "    {} not selected{since}: files written since lack {it}\n",
-            quoted(&fields)
+            quoted(fields.iter())
         );
     }
     s
-}
-
-fn quoted(fields: &[&str]) -> String {
-    fields
-        .iter()
-        .map(|f| format!("`{f}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn count(n: usize, noun: &str) -> String {

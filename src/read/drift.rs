@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 
 use crate::checkpoint::ObjectConfig;
 use crate::decode::schema::{self, arrow_type, type_name};
-use crate::error::{ExitKind, UserFacing};
+use crate::error::{ExitKind, UserFacing, quoted};
 use crate::salesforce::describe::ObjectDescribe;
 use crate::salesforce::select::Selection;
 use crate::salesforce::soql::Identifier;
@@ -185,14 +185,6 @@ pub fn note_lines(notes: &[Note], object: &str, files: Files) -> Vec<String> {
         )),
     }
     lines
-}
-
-fn quoted(names: &[&String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Note {

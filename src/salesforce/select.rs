@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::{ExitKind, UserFacing};
+use crate::error::{ExitKind, UserFacing, quoted};
 use crate::salesforce::describe::{Field, FieldType, ObjectDescribe};
 use crate::salesforce::soql::Identifier;
 
@@ -51,14 +51,6 @@ fn suggest(close: &[String]) -> String {
         [one] => format!("; did you mean `{one}`?"),
         many => format!("; did you mean one of {}?", quoted(many)),
     }
-}
-
-fn quoted(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn cursor_advice(candidates: &[String]) -> String {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::cursors::{ObjectCursor, SyncState};
 use crate::checkpoint::{ManifestState, ObjectConfig};
-use crate::error::{ExitKind, UserFacing};
+use crate::error::{ExitKind, UserFacing, quoted};
 use crate::plan;
 use crate::salesforce::describe::ObjectDescribe;
 use crate::salesforce::select;
@@ -61,11 +61,7 @@ impl UserFacing for SettingsError {
             }
             SettingsError::NoCursor { candidates, .. } => format!(
                 "pass --cursor-field with one of its date-time fields: {}",
-                candidates
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                quoted(candidates)
             ),
         })
     }
