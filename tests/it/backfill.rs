@@ -326,19 +326,6 @@ fn slow_org_config() -> sfbackfill_fake_org::FakeOrgConfig {
     }
 }
 
-fn spawn_backfill(url: &str, args: &[&str]) -> Running {
-    Running::spawn(
-        std::process::Command::new(env!("CARGO_BIN_EXE_sfbackfill"))
-            .args(args)
-            .env("SF_INSTANCE_URL", url)
-            .env("SF_CLIENT_ID", CLIENT_ID)
-            .env("SF_CLIENT_SECRET", CLIENT_SECRET)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-    )
-    .unwrap()
-}
-
 /// Waits until the output holds at least one finished day, so a signal lands mid-run.
 async fn wait_for_first_file(child: &mut Running, out: &Path, object: &str) {
     child
@@ -352,7 +339,7 @@ async fn sigterm_stops_with_exit_3_and_the_rerun_completes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let args = backfill_args(out, "Account", "2025-02-01", "2025-04-30");
-    let mut child = spawn_backfill(&org.url(), &args);
+    let mut child = spawn_sfbackfill(&org.url(), &args);
     wait_for_first_file(&mut child, dir.path(), "Account").await;
     child.signal(libc::SIGTERM);
     let o = child.wait().await;
@@ -382,7 +369,7 @@ async fn a_second_backfill_on_the_same_folder_is_refused_naming_the_first() {
     let org = start_fake(slow_org_config()).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let mut first = spawn_backfill(
+    let mut first = spawn_sfbackfill(
         &org.url(),
         &backfill_args(out, "Account", "2025-02-01", "2025-04-30"),
     );

@@ -45,6 +45,11 @@ pub fn sfbackfill(url: &str, args: &[&str]) -> Output {
 }
 
 pub fn sfbackfill_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    output(&mut command(args, env)).expect("the binary runs")
+}
+
+/// The binary with `args` and only `env` of the variables it reads.
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
     cmd.args(args)
         .env_remove("SF_INSTANCE_URL")
@@ -55,7 +60,22 @@ pub fn sfbackfill_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    output(&mut cmd).expect("the binary runs")
+    cmd
+}
+
+/// Starts the binary against the fake org at `url` in the background, its output captured,
+/// for a test that drives the org or signals the process while it runs.
+pub fn spawn_sfbackfill(url: &str, args: &[&str]) -> Running {
+    let env = [
+        ("SF_INSTANCE_URL", url),
+        ("SF_CLIENT_ID", CLIENT_ID),
+        ("SF_CLIENT_SECRET", CLIENT_SECRET),
+    ];
+    let mut cmd = command(args, &env);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Running::spawn(&mut cmd).expect("the binary starts")
 }
 
 /// Runs the binary in a blocking thread so the in-process fake org keeps serving.

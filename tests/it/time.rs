@@ -5,7 +5,6 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Output;
 
 use crate::support::*;
 
@@ -50,27 +49,6 @@ fn status_of(url: &str, out: &str, object: &str) -> Value {
         .find(|s| s["object"] == object)
         .unwrap_or_else(|| panic!("no {object} in {doc}"))
         .clone()
-}
-
-/// Runs the binary in the background (the test keeps driving the org meanwhile).
-fn spawn_run(url: &str, args: &[&str]) -> tokio::task::JoinHandle<Output> {
-    let url = url.to_string();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        sfbackfill(&url, &refs)
-    })
-}
-
-/// Waits until the org has received `n` requests of `kind`.
-async fn wait_for_requests(org: &sfbackfill_fake_org::FakeOrg, kind: &str, n: u64) {
-    for _ in 0..3000 {
-        if requests(&org.stats(), &[kind]) >= n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    panic!("the org never received {n} `{kind}` requests");
 }
 
 fn latency(ms: u64) -> sfbackfill_fake_org::Faults {
@@ -347,7 +325,7 @@ async fn a_field_hidden_mid_run_fails_that_objects_days_and_the_others_are_copie
     .await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let running = spawn_run(
+    let mut running = spawn_sfbackfill(
         &org.url(),
         &[
             "backfill",
@@ -371,10 +349,14 @@ async fn a_field_hidden_mid_run_fails_that_objects_days_and_the_others_are_copie
     );
     // Objects are described in order: once Contact's describe arrives, Account's is answered,
     // and Account's queries come after Contact's (delayed) describe.
-    wait_for_requests(&org, "describe", 2).await;
+    running
+        .wait_for("two describes", || {
+            requests(&org.stats(), &["describe"]) >= 2
+        })
+        .await;
     org.hide_field("Account", "Industry").unwrap();
     org.set_faults(Default::default());
-    let o = running.await.unwrap();
+    let o = running.wait().await;
     assert_exit(&o, 1);
     let err = stderr(&o);
     assert!(err.contains("5 chunks failed"), "{err}");
@@ -412,7 +394,7 @@ async fn a_zone_changed_by_a_run_that_finished_before_the_lock_is_refused() {
     let window = ["--start", "2025-03-03", "--end", "2025-03-04", "--out", out];
     let common = ["--rate-limit", "1000", "--progress", "off"];
     // The second run reads the (empty) folder, signs in, and waits on the org's slow answer...
-    let second = spawn_run(
+    let mut second = spawn_sfbackfill(
         &org.url(),
         &[
             &[
@@ -427,7 +409,9 @@ async fn a_zone_changed_by_a_run_that_finished_before_the_lock_is_refused() {
         ]
         .concat(),
     );
-    wait_for_requests(&org, "limits", 1).await;
+    second
+        .wait_for("its sign-in", || requests(&org.stats(), &["limits"]) >= 1)
+        .await;
     // ...while the first copies the same days in UTC days, quickly.
     org.set_faults(Default::default());
     let first = run(
@@ -436,7 +420,7 @@ async fn a_zone_changed_by_a_run_that_finished_before_the_lock_is_refused() {
     )
     .await;
     assert_exit(&first, 0);
-    let o = second.await.unwrap();
+    let o = second.wait().await;
     assert_exit(&o, 2);
     let err = stderr(&o);
     assert!(
