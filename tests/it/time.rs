@@ -61,7 +61,8 @@ fn latency(ms: u64) -> sfbackfill_fake_org::Faults {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_past_now_copies_only_the_days_that_are_over() {
     let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
-    away_from_midnight(tokyo, Duration::seconds(10)).await;
+    // The test runs a backfill, a plan and several status runs that must all see one "today".
+    away_from_midnight(tokyo, Duration::minutes(2)).await;
     let org = start_default_fake().await;
     // Rows dated now, in every object: a run that read today would serve them.
     assert_eq!(org.modify_rows(60), 60);
