@@ -16,7 +16,7 @@ use crate::plan::{self, Chunk, Window};
 use crate::read::drift::{self, Drift, Files, TypeChange};
 use crate::read::{ObjectJob, QueryBudget, StopReason};
 use crate::salesforce::SalesforceClient;
-use crate::salesforce::describe::ObjectDescribe;
+use crate::salesforce::describe::{GlobalObject, ObjectDescribe};
 use crate::salesforce::select::{self, Selection};
 use crate::salesforce::soql::{self, Identifier};
 
@@ -49,25 +49,17 @@ pub(super) async fn prepare_objects(
     cursor_of: impl Fn(&ObjectDescribe) -> Result<Identifier, Failure>,
 ) -> Result<Vec<Prepared>, Failure> {
     let global = client.describe_global().await?;
+    let names = request
+        .objects
+        .iter()
+        .map(|object| listed_name(&global, object))
+        .collect::<Result<Vec<_>, _>>()?;
+    // All describes at once (within the client's limits): on a slow org each is a round trip.
+    let describes =
+        futures::future::join_all(names.iter().map(|name| client.describe(name))).await;
     let mut prepared = Vec::new();
-    for object in request.objects {
-        let Some(entry) = global
-            .iter()
-            .find(|o| o.name.eq_ignore_ascii_case(object.as_str()))
-        else {
-            let close =
-                select::close_matches(object.as_str(), global.iter().map(|o| o.name.as_str()));
-            let hint = match close.as_slice() {
-                [] => "check the API name in Setup → Object Manager; the Run-As user needs Read on it (a permission set)".to_string(),
-                some => format!("did you mean {}?", quoted(some)),
-            };
-            return Err(Failure::new(
-                ExitKind::Usage,
-                format!("object `{object}` does not exist or the Run-As user cannot read it"),
-                Some(hint),
-            ));
-        };
-        let describe = client.describe(&entry.name).await?;
+    for (object, describe) in request.objects.iter().zip(describes) {
+        let describe = describe?;
         let listed = request
             .fields
             .iter()
@@ -93,6 +85,26 @@ pub(super) async fn prepare_objects(
         });
     }
     Ok(prepared)
+}
+
+/// The org's name of `object`, or the usage error naming close matches.
+fn listed_name(global: &[GlobalObject], object: &Identifier) -> Result<String, Failure> {
+    let Some(entry) = global
+        .iter()
+        .find(|o| o.name.eq_ignore_ascii_case(object.as_str()))
+    else {
+        let close = select::close_matches(object.as_str(), global.iter().map(|o| o.name.as_str()));
+        let hint = match close.as_slice() {
+            [] => "check the API name in Setup → Object Manager; the Run-As user needs Read on it (a permission set)".to_string(),
+            some => format!("did you mean {}?", quoted(some)),
+        };
+        return Err(Failure::new(
+            ExitKind::Usage,
+            format!("object `{object}` does not exist or the Run-As user cannot read it"),
+            Some(hint),
+        ));
+    };
+    Ok(entry.name.clone())
 }
 
 /// Prints what drifted in an object's columns, one line per field (added and removed ones
@@ -154,24 +166,27 @@ pub(super) async fn object_windows(
     budget: Option<&QueryBudget>,
 ) -> Result<Vec<ObjectWindow>, Failure> {
     let tz = settings.chunk_timezone;
+    // One query per object, all at once (within the client's limits).
+    let earliest = futures::future::join_all(selections.iter().map(|selection| async move {
+        if settings.start.is_some() {
+            return Ok(None);
+        }
+        if let Some(budget) = budget.filter(|b| !b.try_take()) {
+            return Err(Failure::new(
+                ExitKind::Resumable,
+                format!(
+                    "stopped: the query limit of {} requests is reached before every object's history start is known",
+                    budget.limit().unwrap_or_default()
+                ),
+                Some("raise --query-limit, or give --start".into()),
+            ));
+        }
+        earliest_cursor(client, selection, settings.include_deleted).await
+    }))
+    .await;
     let mut out = Vec::new();
-    for selection in selections {
-        let earliest = match settings.start {
-            Some(_) => None,
-            None => {
-                if let Some(budget) = budget.filter(|b| !b.try_take()) {
-                    return Err(Failure::new(
-                        ExitKind::Resumable,
-                        format!(
-                            "stopped: the query limit of {} requests is reached before every object's history start is known",
-                            budget.limit().unwrap_or_default()
-                        ),
-                        Some("raise --query-limit, or give --start".into()),
-                    ));
-                }
-                earliest_cursor(client, selection, settings.include_deleted).await?
-            }
-        };
+    for (selection, earliest) in selections.iter().zip(earliest) {
+        let earliest = earliest?;
         let window = history::object_window(
             settings.start,
             settings.end,
