@@ -45,13 +45,13 @@ th,td{padding:3px 10px;text-align:right;border-bottom:1px solid #d1d9e0;font-var
 th:first-child,td:first-child{text-align:left}
 .bar{display:flex;width:160px;height:10px;background:#eff2f5}
 .bar span{display:block;height:10px}
-.objects{display:grid;grid-template-columns:repeat(auto-fill,minmax(720px,1fr));gap:16px}
+.objects{display:grid;grid-template-columns:repeat(auto-fill,minmax(660px,1fr));gap:16px}
 .object{border:1px solid #d1d9e0;border-radius:6px;padding:12px;overflow-x:auto}
 .frame{display:grid;grid-template-columns:28px auto;gap:2px 4px;font-size:10px;color:#59636e}
-.months{display:grid;grid-auto-columns:10px;gap:2px;height:13px;white-space:nowrap}
-.wd{display:grid;grid-template-rows:repeat(7,10px);gap:2px}
-.cal{display:grid;grid-template-rows:repeat(7,10px);grid-auto-flow:column;grid-auto-columns:10px;gap:2px}
-.cal i{display:block;width:10px;height:10px;border-radius:2px}
+.months{display:grid;grid-auto-columns:9px;gap:2px;height:13px;white-space:nowrap}
+.wd{display:grid;grid-template-rows:repeat(7,9px);gap:2px}
+.cal{display:grid;grid-template-rows:repeat(7,9px);grid-auto-flow:column;grid-auto-columns:9px;gap:2px}
+.cal i{display:block;width:9px;height:9px;border-radius:2px}
 .legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 12px;vertical-align:-1px}
 .done{background:#2da44e}.done.l0{background:#aceebb}.done.l1{background:#6fdd8b}.done.l2{background:#2da44e}.done.l3{background:#116329}
 .failed{background:#cf222e}.pending{background:#d4a72c}
@@ -75,6 +75,12 @@ pub fn render(page: &Page) -> String {
     );
     html += &run_line(page);
     html += LEGEND;
+    if let Some((first, last)) = range(page.objects) {
+        let _ = writeln!(
+            html,
+            "<p class=\"meta\">Calendars from {first} to {last}, weeks from Monday.</p>"
+        );
+    }
     html += &overview(page.objects);
     match range(page.objects) {
         Some((first, last)) => {
@@ -204,12 +210,25 @@ fn object_section(o: &ObjectStatus, drift: &[String], first: NaiveDate, last: Na
     }
     if !o.failed.is_empty() {
         s += "<ul class=\"errors\">";
+        // Days failed by one cause (a type change fails every pending day) share a line.
+        let mut failed: Vec<(Vec<&str>, &str)> = Vec::new();
         for f in &o.failed {
+            match failed.iter_mut().find(|(_, e)| *e == f.error) {
+                Some((days, _)) => days.push(&f.day),
+                None => failed.push((vec![&f.day], &f.error)),
+            }
+        }
+        for (days, error) in failed {
+            let which = match days.as_slice() {
+                [one] => one.to_string(),
+                [first, .., last] => format!("{} days, {first} .. {last}", days.len()),
+                [] => unreachable!("a group has a day"),
+            };
             let _ = write!(
                 s,
                 "<li><code>{}</code>: {}</li>",
-                escape(&f.day),
-                escape(&f.error)
+                escape(&which),
+                escape(error)
             );
         }
         s += "</ul>\n";
@@ -241,8 +260,9 @@ fn calendar(o: &ObjectStatus, first: NaiveDate, last: NaiveDate) -> String {
     let mut day = first;
     while day <= last {
         if day == first || day.day() == 1 {
-            let label = if day == first || day.month() == 1 {
-                day.format("%b %Y")
+            // A year starts where its January does; the range's first label is its month.
+            let label = if day.month() == 1 {
+                day.format("%Y")
             } else {
                 day.format("%b")
             };

@@ -35,7 +35,7 @@ pub struct Metrics {
     bytes: Family<Labels, Counter>,
     requests: Family<Labels, Counter>,
     retries: Counter,
-    in_flight: Gauge,
+    in_flight: Family<Labels, Gauge>,
     api_used: Gauge,
     api_max: Gauge,
     rate_wait: Counter<f64, AtomicU64>,
@@ -60,7 +60,7 @@ impl Metrics {
             bytes: Family::default(),
             requests: Family::default(),
             retries: Counter::default(),
-            in_flight: Gauge::default(),
+            in_flight: Family::default(),
             api_used: Gauge::default(),
             api_max: Gauge::default(),
             rate_wait: Counter::default(),
@@ -98,7 +98,7 @@ impl Metrics {
         );
         registry.register(
             "requests_in_flight",
-            "Requests sent and not yet answered",
+            "Requests sent and not yet answered, by kind",
             m.in_flight.clone(),
         );
         registry.register(
@@ -174,10 +174,13 @@ impl Metrics {
         self.retries.inc();
     }
 
-    /// Marks a request in flight until the guard drops.
-    pub fn in_flight(&self) -> InFlight<'_> {
-        self.in_flight.inc();
-        InFlight(&self.in_flight)
+    /// Marks a request of `kind` in flight until the guard drops.
+    pub fn in_flight(&self, kind: &'static str) -> InFlight {
+        let gauge = self
+            .in_flight
+            .get_or_create_owned(&vec![("kind", kind.to_string())]);
+        gauge.inc();
+        InFlight(gauge)
     }
 
     pub fn api_usage(&self, used: u64, max: u64) {
@@ -203,9 +206,9 @@ fn chunk_labels(object: &str, state: &str) -> Labels {
 }
 
 /// A request in flight; dropping it (answered, failed or cancelled) takes it off the gauge.
-pub struct InFlight<'a>(&'a Gauge);
+pub struct InFlight(Gauge);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -286,8 +289,9 @@ mod tests {
         m.request("query", Some(200));
         m.request("query", None);
         {
-            let _a = m.in_flight();
-            assert!(m.encode().contains("sfbackfill_requests_in_flight 1\n"));
+            let _a = m.in_flight("query");
+            let text = m.encode();
+            assert!(text.contains("sfbackfill_requests_in_flight{kind=\"query\"} 1\n"));
         }
         let text = m.encode();
         for line in [
@@ -297,7 +301,7 @@ mod tests {
             "sfbackfill_bytes_written_total{object=\"Account\"} 400\n",
             "sfbackfill_requests_total{kind=\"query\",status=\"200\"} 1\n",
             "sfbackfill_requests_total{kind=\"query\",status=\"error\"} 1\n",
-            "sfbackfill_requests_in_flight 0\n",
+            "sfbackfill_requests_in_flight{kind=\"query\"} 0\n",
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }

@@ -702,7 +702,7 @@ impl Inner {
         let metrics = crate::metrics::global();
         let metrics_kind = crate::metrics::request_kind(url.path());
         let answered = async {
-            let _in_flight = metrics.in_flight();
+            let _in_flight = metrics.in_flight(metrics_kind);
             let response = request.send().await?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
