@@ -627,7 +627,6 @@ impl Inner {
             .and_then(parse_limit_info)
         {
             self.usage.record(usage);
-            crate::metrics::global().api_usage(usage.used, usage.max);
         }
         if (200..300).contains(&status) {
             return Ok(body);
