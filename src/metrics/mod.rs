@@ -40,6 +40,7 @@ pub struct Metrics {
     api_max: Gauge,
     rate_wait: Counter<f64, AtomicU64>,
     window_wait: Counter<f64, AtomicU64>,
+    window_waiting: Gauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -65,6 +66,7 @@ impl Metrics {
             api_max: Gauge::default(),
             rate_wait: Counter::default(),
             window_wait: Counter::default(),
+            window_waiting: Gauge::default(),
         };
         registry.register(
             "chunks",
@@ -118,8 +120,13 @@ impl Metrics {
         );
         registry.register(
             "offpeak_wait_seconds",
-            "Time the run waited with work left for an off-peak --window to open",
+            "Time the run waited with work left for an off-peak --window to open, added as each wait ends",
             m.window_wait.clone(),
+        );
+        registry.register(
+            "offpeak_waiting",
+            "1 while the run waits with work left for an off-peak --window to open",
+            m.window_waiting.clone(),
         );
         Self { registry, ..m }
     }
@@ -192,10 +199,12 @@ impl Metrics {
         self.rate_wait.inc_by(waited.as_secs_f64());
     }
 
-    /// Counts the time until the guard drops as waiting for an off-peak window.
+    /// Marks the run waiting for an off-peak window until the guard drops, which adds the
+    /// wait's length to the counter.
     pub fn waiting_for_window(&self) -> WindowWait<'_> {
+        self.window_waiting.set(1);
         WindowWait {
-            counter: &self.window_wait,
+            metrics: self,
             since: Instant::now(),
         }
     }
@@ -214,15 +223,17 @@ impl Drop for InFlight {
     }
 }
 
-/// A wait for an off-peak window; dropping it adds its length to the counter.
+/// A wait for an off-peak window; dropping it ends the wait and adds its length to the counter.
 pub struct WindowWait<'a> {
-    counter: &'a Counter<f64, AtomicU64>,
+    metrics: &'a Metrics,
     since: Instant,
 }
 
 impl Drop for WindowWait<'_> {
     fn drop(&mut self) {
-        self.counter.inc_by(self.since.elapsed().as_secs_f64());
+        self.metrics.window_waiting.set(0);
+        let waited = self.since.elapsed().as_secs_f64();
+        self.metrics.window_wait.inc_by(waited);
     }
 }
 

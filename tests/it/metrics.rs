@@ -220,3 +220,63 @@ fn a_bad_metrics_address_is_refused_before_any_request() {
     );
     assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waiting_for_its_window_says_so_having_sent_no_query() {
+    let org = start_default_fake().await;
+    let now = chrono::Utc::now();
+    let hours = |h| {
+        (now + chrono::Duration::hours(h))
+            .format("%H:%M")
+            .to_string()
+    };
+    let window = format!("{}-{}", hours(2), hours(3));
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut run = spawn_sfbackfill(
+        &org.url(),
+        &[
+            "backfill",
+            "--objects",
+            "Account",
+            "--start",
+            "2025-01-01",
+            "--end",
+            "2025-01-31",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--window",
+            &window,
+            "--window-tz",
+            "UTC",
+            "--metrics-addr",
+            &addr,
+            "--progress",
+            "off",
+        ],
+    );
+    let mut last = Scrape::new();
+    run.wait_for("the run to wait for its window", || {
+        let Some(s) = scrape(&addr) else {
+            return false;
+        };
+        let stats = org.stats();
+        let agree = KINDS.iter().all(|kind| {
+            let k = format!("kind=\"{kind}\"");
+            sum(&s, "sfbackfill_requests_total", &[&k]) == requests(&stats, &[kind]) as f64
+        });
+        let waiting = sum(&s, "sfbackfill_offpeak_waiting", &[]) == 1.0;
+        last = s;
+        agree && waiting && org.in_flight() == 0
+    })
+    .await;
+    assert_eq!(query_requests(&org.stats()), 0);
+    assert!(sum(&last, "sfbackfill_requests_total", &["kind=\"describe\""]) >= 1.0);
+    assert_eq!(
+        sum(&last, "sfbackfill_chunks_planned", &["object=\"Account\""]),
+        31.0
+    );
+    assert_eq!(sum(&last, "sfbackfill_chunks_total", &[]), 0.0);
+    run.signal(libc::SIGINT);
+    assert_exit(&run.wait().await, 3);
+}
