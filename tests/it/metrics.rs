@@ -280,3 +280,90 @@ async fn a_run_waiting_for_its_window_says_so_having_sent_no_query() {
     run.signal(libc::SIGINT);
     assert_exit(&run.wait().await, 3);
 }
+
+/// Rows of the steps the sync journal records, per object.
+fn sync_journal_rows(out: &Path) -> BTreeMap<String, u64> {
+    let text = std::fs::read_to_string(out.join("_sfbackfill/sync.journal")).unwrap_or_default();
+    let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+    for line in text.lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        if e["kind"] == "step" {
+            *rows
+                .entry(e["object"].as_str().unwrap().to_string())
+                .or_default() += e["rows"].as_u64().unwrap();
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_scraped_mid_run_counts_the_rows_its_journal_committed() {
+    let org = start_default_fake().await;
+    org.set_faults(Faults {
+        latency: Some(Duration::from_millis(20)),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut run = spawn_sfbackfill(
+        &org.url(),
+        &[
+            "sync",
+            "--objects",
+            "Account",
+            "--start",
+            "2025-01-01",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--batch-size",
+            "200",
+            "--step-rows",
+            "200",
+            "--rate-limit",
+            "1000",
+            "--request-timeout",
+            "3600",
+            "--metrics-addr",
+            &addr,
+        ],
+    );
+    run.wait_for("some rows committed", || {
+        scrape(&addr).is_some_and(|s| sum(&s, "sfbackfill_rows_written_total", &[]) > 0.0)
+    })
+    .await;
+    org.set_faults(Faults {
+        latency: Some(Duration::from_secs(3600)),
+        ..Faults::default()
+    });
+    let mut last = Scrape::new();
+    run.wait_for("the counts to agree", || {
+        let Some(s) = scrape(&addr) else {
+            return false;
+        };
+        let stats = org.stats();
+        let agree = KINDS.iter().all(|kind| {
+            let k = format!("kind=\"{kind}\"");
+            sum(&s, "sfbackfill_requests_total", &[&k])
+                + sum(&s, "sfbackfill_requests_in_flight", &[&k])
+                == requests(&stats, &[kind]) as f64
+        });
+        let rows = sync_journal_rows(dir.path())
+            .get("Account")
+            .copied()
+            .unwrap_or(0);
+        let written =
+            sum(&s, "sfbackfill_rows_written_total", &["object=\"Account\""]) == rows as f64;
+        last = s;
+        agree && written && org.in_flight() > 0
+    })
+    .await;
+    assert!(
+        sum(
+            &last,
+            "sfbackfill_bytes_written_total",
+            &["object=\"Account\""]
+        ) > 0.0
+    );
+    run.signal(libc::SIGINT);
+    assert_exit(&run.wait().await, 3);
+}
