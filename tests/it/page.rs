@@ -237,3 +237,31 @@ async fn a_year_of_five_objects_shows_each_days_state_in_a_browser() {
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     println!("status page and screenshot: {}", artefacts.display());
 }
+
+#[test]
+fn a_page_that_cannot_be_written_is_one_line_and_an_empty_folder_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let missing = dir.path().join("no-such-folder/status.html");
+    let o = sfbackfill(
+        "http://127.0.0.1:1",
+        &["status", "--out", out, "--html", missing.to_str().unwrap()],
+    );
+    assert_exit(&o, 2);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot write") && err.contains("--html"),
+        "{err}"
+    );
+
+    let page = dir.path().join("status.html");
+    let o = sfbackfill(
+        "http://127.0.0.1:1",
+        &["status", "--out", out, "--html", page.to_str().unwrap()],
+    );
+    assert_exit(&o, 0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("No chunk is recorded"), "{html}");
+    assert!(!html.contains("data-day"), "{html}");
+}
