@@ -20,6 +20,8 @@
 //! * [`checkpoint`]: the manifest journal, the sole truth on which chunks are done, and the
 //!   sync journal with each object's incremental cursor.
 //! * [`progress`]: bars on a terminal, log lines elsewhere.
+//! * [`status_page`]: the `status --html` page, drawn from the same model as the table.
+//! * [`metrics`]: the run's counters, served in the Prometheus text format on `--metrics-addr`.
 //!
 //! The fake org is a crate apart (`sfbackfill-fake-org`): it shares no code with the engine,
 //! so the two can disagree, which is what makes it a test.
@@ -30,10 +32,12 @@ pub mod cmd;
 pub mod config;
 pub mod decode;
 pub mod error;
+pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod read;
 pub mod salesforce;
 pub mod secret;
+pub mod status_page;
 pub mod sync;
 pub mod write;

@@ -388,6 +388,7 @@ pub async fn backfill(
                 run: run_id,
                 at: Utc::now(),
                 outcome: "refused".into(),
+                usage: None,
             });
             return Err(refused);
         }
@@ -447,6 +448,7 @@ pub async fn backfill(
             .with_null_columns(&nulls);
         jobs.insert(object, Arc::new(job));
     }
+    let sent = client.clone();
     let config = RunConfig {
         client,
         out: settings.out.clone(),
@@ -477,11 +479,24 @@ pub async fn backfill(
         run: run_id,
         at: chrono::Utc::now(),
         outcome: outcome.into(),
+        usage: Some(run_usage(&sent)),
     });
     // The run's own error says more than a journal that cannot take its last line.
     let summary = result?;
     ended?;
     Ok(summary)
+}
+
+/// What `client` sent this run, and the org's usage as last reported, for the journal.
+fn run_usage(client: &SalesforceClient) -> checkpoint::RunUsage {
+    let sent = client.request_counts();
+    let usage = client.usage();
+    checkpoint::RunUsage {
+        requests: sent.token + sent.data,
+        retries: sent.retries,
+        api_used: usage.map(|u| u.used),
+        api_max: usage.map(|u| u.max),
+    }
 }
 
 /// Fails the object's chunks this run was to write, for `change` (a type that cannot widen):
@@ -507,6 +522,7 @@ fn fail_chunks(
     let error = change.to_string();
     for chunk in not_done {
         manifest.append_failed(chunk, &error)?;
+        crate::metrics::global().chunk_failed(object);
     }
     Ok(requested.len() as u64)
 }

@@ -250,6 +250,8 @@ pub struct BackfillArgs {
     /// How progress is shown.
     #[arg(long, help_heading = "Run", value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -289,6 +291,17 @@ pub struct SyncArgs {
     /// Rows per committed step (tests use small values to cross step boundaries).
     #[arg(long, help_heading = "Run", hide = true, value_name = "N")]
     pub step_rows: Option<u64>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Where a run serves its metrics.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve the run's metrics for Prometheus at http://HOST:PORT/metrics while it runs. Keep it
+    /// on loopback (127.0.0.1:9464) unless a firewall guards the port.
+    #[arg(long, help_heading = "Run", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
 }
 
 /// What is read of each object: the same flags for `backfill`, `plan` and `sync`.
@@ -318,6 +331,9 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Write a self-contained HTML page instead: per object, a calendar of its days by state.
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

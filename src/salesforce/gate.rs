@@ -63,9 +63,11 @@ impl Gate {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        let waiting = std::time::Instant::now();
         while let Err(not_until) = self.limiter.check() {
             tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
         }
+        crate::metrics::global().rate_limiter_waited(waiting.elapsed());
         permit
     }
 }

@@ -8,6 +8,8 @@ mod cursors; // query locators that die mid-read: the read continues after its l
 mod disk; // a full disk and a folder that turns read-only mid-run
 mod drift; // fields hidden, added and retyped in the org between runs
 mod fake_org; // the fake org itself, so that what it fakes is faithful
+mod metrics; // the --metrics-addr endpoint scraped mid-run against the fake org's own counts
+mod page; // the status --html page in a headless browser, each day against the journal
 mod readers; // the output read back by an independent reader
 mod support; // helpers: start the fake org, run the binary, read output back
 mod sync; // the incremental run beside the backfill
