@@ -203,8 +203,8 @@ fn wants_dictionary(field: &arrow::datatypes::Field) -> bool {
         ))
 }
 
-/// The writer properties of a chunk file of `schema`.
-fn writer_properties(schema: &SchemaRef, meta: &FileMeta) -> WriterProperties {
+/// The writer properties of a chunk file of `schema`, its footer carrying `meta` and `extra`.
+fn writer_properties(schema: &SchemaRef, meta: &FileMeta, extra: Vec<KeyValue>) -> WriterProperties {
     let builder = schema
         .fields()
         .iter()
@@ -220,7 +220,7 @@ fn writer_properties(schema: &SchemaRef, meta: &FileMeta) -> WriterProperties {
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
-        .set_key_value_metadata(Some(meta.key_values()))
+        .set_key_value_metadata(Some(meta.key_values().into_iter().chain(extra).collect()))
         .set_created_by(format!("sfbackfill {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -235,13 +235,27 @@ impl ChunkFileWriter {
         schema: SchemaRef,
         meta: &FileMeta,
     ) -> Result<Self, WriteError> {
+        Self::create_with(staging_dir, schema, meta, Vec::new())
+    }
+
+    /// [`Self::create`], with `extra` key-value pairs in the footer after `meta`'s (how
+    /// `compact` says a file was compacted, and from how many).
+    ///
+    /// # Errors
+    /// [`WriteError::Io`] when the file cannot be created.
+    pub fn create_with(
+        staging_dir: &Path,
+        schema: SchemaRef,
+        meta: &FileMeta,
+        extra: Vec<KeyValue>,
+    ) -> Result<Self, WriteError> {
         let path = staged_path(staging_dir, meta, "parquet");
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| WriteError::from_io(&path, e))?;
-        let properties = writer_properties(&schema, meta);
+        let properties = writer_properties(&schema, meta, extra);
         let writer = ArrowWriter::try_new(file, schema, Some(properties));
         match writer {
             Ok(w) => Ok(Self {
@@ -474,7 +488,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), WriteError> {
 }
 
 /// fsyncs a folder, making renames and creations inside it durable.
-fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| WriteError::from_io(dir, e))
