@@ -204,7 +204,11 @@ fn wants_dictionary(field: &arrow::datatypes::Field) -> bool {
 }
 
 /// The writer properties of a chunk file of `schema`, its footer carrying `meta` and `extra`.
-fn writer_properties(schema: &SchemaRef, meta: &FileMeta, extra: Vec<KeyValue>) -> WriterProperties {
+fn writer_properties(
+    schema: &SchemaRef,
+    meta: &FileMeta,
+    extra: Vec<KeyValue>,
+) -> WriterProperties {
     let builder = schema
         .fields()
         .iter()

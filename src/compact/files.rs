@@ -68,9 +68,7 @@ pub fn object_days(
             if !meta.is_file() {
                 continue;
             }
-            let modified = meta
-                .modified()
-                .map_err(|e| WriteError::from_io(&path, e))?;
+            let modified = meta.modified().map_err(|e| WriteError::from_io(&path, e))?;
             files.push(DataFile {
                 name,
                 path,
@@ -206,13 +204,52 @@ pub fn layout(out: &Path) -> Result<Vec<ObjectFiles>, WriteError> {
             Ok(ObjectFiles {
                 days: days.len() as u64,
                 files: days.iter().map(|d| d.files.len() as u64).sum(),
-                most_in_a_day: days
-                    .iter()
-                    .map(|d| d.files.len() as u64)
-                    .max()
-                    .unwrap_or(0),
+                most_in_a_day: days.iter().map(|d| d.files.len() as u64).max().unwrap_or(0),
                 object,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_still_as_read_are_removed_and_empty_days_go() {
+        let out = tempfile::tempdir().unwrap();
+        let day = NaiveDate::from_ymd_opt(2025, 3, 1).unwrap();
+        let dir = write::partition_dir(out.path(), "Account", day);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["part-00000.parquet", "sync-r-0001.parquet", "x.parquet.tmp"] {
+            std::fs::write(dir.join(name), name).unwrap();
+        }
+        let days = object_days(out.path(), "Account", &BTreeSet::new()).unwrap();
+        assert_eq!(objects_in(out.path()).unwrap(), ["Account"]);
+        let names: Vec<&str> = days[0].files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Account/date=2025-03-01/part-00000.parquet",
+                "Account/date=2025-03-01/sync-r-0001.parquet"
+            ]
+        );
+        let old: Vec<OldFile> = days[0].files.iter().map(DataFile::old_file).collect();
+        // A repull rewrote the part file after the compaction read it: it stays.
+        std::fs::write(dir.join("part-00000.parquet"), "rewritten, longer").unwrap();
+        assert_eq!(remove_replaced(out.path(), &old, || {}).unwrap(), 1);
+        assert!(dir.join("part-00000.parquet").exists());
+        assert!(!dir.join("sync-r-0001.parquet").exists());
+        assert_eq!(
+            remove_replaced(out.path(), &old[1..], || {}).unwrap(),
+            0,
+            "gone: skipped"
+        );
+        remove_if_empty(&dir);
+        assert!(dir.exists(), "a folder with files stays");
+        std::fs::remove_file(dir.join("part-00000.parquet")).unwrap();
+        std::fs::remove_file(dir.join("x.parquet.tmp")).unwrap();
+        remove_if_empty(&dir);
+        assert!(!dir.exists());
+    }
 }

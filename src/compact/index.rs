@@ -136,8 +136,7 @@ impl Index {
         let mut offset = 0u32;
         for batch in reader {
             let batch = batch.reading(path)?;
-            self.add_batch(&batch, file, offset, order)
-                .reading(path)?;
+            self.add_batch(&batch, file, offset, order).reading(path)?;
             offset += batch.num_rows() as u32;
         }
         Ok(())
@@ -167,7 +166,9 @@ impl Index {
                 self.no_id.push((file, row));
                 continue;
             }
-            let is_deleted = deleted.as_ref().is_some_and(|d| d.is_valid(i) && d.value(i));
+            let is_deleted = deleted
+                .as_ref()
+                .is_some_and(|d| d.is_valid(i) && d.value(i));
             let version = Version {
                 cursor: value(&cursor, i),
                 second: value(&second, i),
@@ -267,8 +268,8 @@ fn millis(
 
 /// The schema of `path`, from its footer.
 pub fn file_schema(path: &Path) -> Result<SchemaRef, CompactError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).reading(path)?)
-        .reading(path)?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(File::open(path).reading(path)?).reading(path)?;
     Ok(builder.schema().clone())
 }
 
@@ -301,6 +302,9 @@ mod tests {
         assert!(v(1, 2, 0, 0).rank() > v(1, 1, 5, 5).rank());
         assert!(v(1, 1, 3, 0).rank() > v(1, 1, 2, 9).rank());
         assert!(v(1, 1, 3 | DELETED, 0).rank() == v(1, 1, 3, 0).rank());
-        assert!(v(i64::MIN, 5, 9, 0).rank() < v(0, 0, 0, 0).rank(), "null is oldest");
+        assert!(
+            v(i64::MIN, 5, 9, 0).rank() < v(0, 0, 0, 0).rank(),
+            "null is oldest"
+        );
     }
 }

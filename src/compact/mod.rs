@@ -162,7 +162,12 @@ pub fn compact(
         }
         let cursor = sync
             .and_then(|o| o.config.as_ref().map(|c| c.written.cursor_field.clone()))
-            .or_else(|| backfilled.objects.get(&object).map(|c| c.cursor_field.clone()))
+            .or_else(|| {
+                backfilled
+                    .objects
+                    .get(&object)
+                    .map(|c| c.cursor_field.clone())
+            })
             .unwrap_or_else(|| "SystemModstamp".to_string());
         let days = files::object_days(out, &object, &uncommitted)?;
         let job = ObjectJob {
@@ -372,8 +377,7 @@ mod test_hook {
         let Some((at, count)) = wanted.split_once(':') else {
             return;
         };
-        if at == step && REACHED.fetch_add(1, Ordering::SeqCst) + 1 == count.parse().unwrap_or(0)
-        {
+        if at == step && REACHED.fetch_add(1, Ordering::SeqCst) + 1 == count.parse().unwrap_or(0) {
             #[cfg(unix)]
             // SAFETY: raising a signal on this process has no memory-safety precondition.
             unsafe {

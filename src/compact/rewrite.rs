@@ -19,8 +19,8 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{CompactError, Reading};
 use super::index::{BATCH_ROWS, Kept};
+use super::{CompactError, Reading};
 use crate::decode::schema;
 use crate::write::{ChunkFileWriter, FileMeta, StagedFile};
 
@@ -37,16 +37,17 @@ pub fn unified_schema(object: &str, schemas: &[SchemaRef]) -> Result<SchemaRef, 
             match fields.iter_mut().find(|f| f.name() == field.name()) {
                 None => fields.push(field.as_ref().clone().with_nullable(true)),
                 Some(known) => {
-                    let wider = schema::widen(field.data_type(), known.data_type()).ok_or_else(
-                        || CompactError::TypeClash {
-                            object: object.to_string(),
-                            column: field.name().clone(),
-                            types: (
-                                schema::type_name(field.data_type()),
-                                schema::type_name(known.data_type()),
-                            ),
-                        },
-                    )?;
+                    let wider =
+                        schema::widen(field.data_type(), known.data_type()).ok_or_else(|| {
+                            CompactError::TypeClash {
+                                object: object.to_string(),
+                                column: field.name().clone(),
+                                types: (
+                                    schema::type_name(field.data_type()),
+                                    schema::type_name(known.data_type()),
+                                ),
+                            }
+                        })?;
                     *known = known.clone().with_data_type(wider);
                 }
             }
@@ -90,7 +91,11 @@ impl Inputs {
         if let Some(at) = time("sfbackfill.extracted_at") {
             self.extracted_at = Some(self.extracted_at.map_or(at, |e| e.max(at)));
         }
-        for query in pairs.get("sfbackfill.soql").into_iter().flat_map(|q| q.lines()) {
+        for query in pairs
+            .get("sfbackfill.soql")
+            .into_iter()
+            .flat_map(|q| q.lines())
+        {
             if !query.starts_with("-- ") && !self.queries.iter().any(|q| q == query) {
                 self.queries.push(query.to_string());
             }
@@ -235,7 +240,10 @@ fn create_writer(
 }
 
 /// `batch` with the `unified` columns: each cast to its unified type, nulls where it lacks one.
-fn conform(batch: &RecordBatch, unified: &SchemaRef) -> Result<RecordBatch, arrow::error::ArrowError> {
+fn conform(
+    batch: &RecordBatch,
+    unified: &SchemaRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
     let columns = unified
         .fields()
         .iter()
@@ -291,7 +299,7 @@ mod tests {
         );
         let clash = schema(&[("Count__c", DataType::Utf8)]);
         let e = unified_schema("Account", &[clash, unified]).unwrap_err();
-        assert!(e.to_string().contains("`Count__c`"), "{e}");
+        assert!(e.to_string().contains("`Account.Count__c`"), "{e}");
     }
 
     #[test]

@@ -108,7 +108,10 @@ fn newest(out: &Path, object: &str) -> BTreeMap<String, Row> {
     let stamp = |r: &Row| r["SystemModstamp"].parse::<i64>().unwrap_or(i64::MIN);
     let mut newest: BTreeMap<String, Row> = BTreeMap::new();
     for row in read_output(out, object) {
-        if newest.get(&row["Id"]).is_none_or(|old| stamp(old) < stamp(&row)) {
+        if newest
+            .get(&row["Id"])
+            .is_none_or(|old| stamp(old) < stamp(&row))
+        {
             newest.insert(row["Id"].clone(), row);
         }
     }
@@ -147,7 +150,10 @@ async fn assert_compacted_exactly(url: &str, out: &Path) {
         let per_day = files_per_day(out, object);
         assert!(per_day.len() > 100, "{object}: {} days", per_day.len());
         let crowded: Vec<_> = per_day.iter().filter(|(_, n)| **n != 1).collect();
-        assert!(crowded.is_empty(), "{object}: days with other than one file: {crowded:?}");
+        assert!(
+            crowded.is_empty(),
+            "{object}: days with other than one file: {crowded:?}"
+        );
         let got = by_id(read_output(out, object));
         let want = org_current(url, object).await;
         assert_eq!(got.len(), want.len(), "{object}: records");
@@ -185,7 +191,11 @@ async fn compact_after_a_backfill_and_three_syncs_leaves_one_file_a_day_and_each
         before > newest(dir.path(), "Account").len(),
         "the syncs wrote no second copy of a record"
     );
-    assert!(files_per_day(dir.path(), "Account").values().any(|n| *n > 1));
+    assert!(
+        files_per_day(dir.path(), "Account")
+            .values()
+            .any(|n| *n > 1)
+    );
     let doc = status_json(out);
     assert_eq!(files_status(&doc, "Account")["last_compacted"], Value::Null);
 
@@ -194,9 +204,16 @@ async fn compact_after_a_backfill_and_three_syncs_leaves_one_file_a_day_and_each
     let dry = stdout(&o);
     let line = dry.lines().find(|l| l.contains("Account")).unwrap();
     assert!(line.starts_with("compact --dry-run: Account"), "{dry}");
-    assert!(line.contains(&format!("{} files, ", files_before.len())), "{dry}");
+    assert!(
+        line.contains(&format!("{} files, ", files_before.len())),
+        "{dry}"
+    );
     assert!(line.contains(&format!("{before} rows ->")), "{dry}");
-    assert_eq!(parquet_files(dir.path(), "Account"), files_before, "a dry run changes nothing");
+    assert_eq!(
+        parquet_files(dir.path(), "Account"),
+        files_before,
+        "a dry run changes nothing"
+    );
 
     let o = compact(out, &[], &[]).await;
     assert_exit(&o, 0);
@@ -208,7 +225,12 @@ async fn compact_after_a_backfill_and_three_syncs_leaves_one_file_a_day_and_each
     assert!(account["last_compacted"].is_string(), "{account}");
     let rewritten: Vec<_> = parquet_files(dir.path(), "Account")
         .into_iter()
-        .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with("compact-"))
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("compact-")
+        })
         .collect();
     assert!(!rewritten.is_empty());
     let reader = parquet::file::reader::SerializedFileReader::new(
@@ -222,7 +244,10 @@ async fn compact_after_a_backfill_and_three_syncs_leaves_one_file_a_day_and_each
         .iter()
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
-    assert!(kv["sfbackfill.compacted_from"].parse::<u64>().unwrap() >= 1, "{kv:?}");
+    assert!(
+        kv["sfbackfill.compacted_from"].parse::<u64>().unwrap() >= 1,
+        "{kv:?}"
+    );
     assert_eq!(kv["sfbackfill.object"], "Account");
     assert_eq!(kv["sfbackfill.cursor_field"], "SystemModstamp");
 
@@ -238,7 +263,11 @@ async fn compact_after_a_backfill_and_three_syncs_leaves_one_file_a_day_and_each
     assert_exit(&o, 0);
     for object in ["Account", "Case"] {
         let got = newest(dir.path(), object);
-        assert_eq!(got, org_current(&url, object).await, "{object} after a sync");
+        assert_eq!(
+            got,
+            org_current(&url, object).await,
+            "{object} after a sync"
+        );
     }
     let o = compact(out, &[], &[]).await;
     assert_exit(&o, 0);
@@ -260,13 +289,53 @@ async fn a_compaction_killed_at_any_step_hides_no_record_and_the_same_command_fi
     // Each run is killed further on; each next run first finishes what the last one recorded.
     for kill_at in ["recorded:2", "published:3", "removed:4", "published:9"] {
         let o = compact(out, &[], &[(KILL_VARIABLE, kill_at)]).await;
-        assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{kill_at}: {}", stderr(&o));
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGKILL),
+            "{kill_at}: {}",
+            stderr(&o)
+        );
         for (object, want) in &want {
-            assert_eq!(&newest(dir.path(), object), want, "{object} after a kill at {kill_at}");
+            assert_eq!(
+                &newest(dir.path(), object),
+                want,
+                "{object} after a kill at {kill_at}"
+            );
         }
     }
+    // The last run died after renaming a day's new file in: the next run, even of the other
+    // object only, first removes that day's old files, as its journal line names them.
     let journal = std::fs::read_to_string(dir.path().join("_sfbackfill/compact.journal")).unwrap();
-    assert!(journal.contains(r#""kind":"replacing""#), "{journal}");
+    let last: Value = journal
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["kind"] == "replacing")
+        .unwrap();
+    let object = last["object"].as_str().unwrap();
+    let day_dir = dir
+        .path()
+        .join(object)
+        .join(format!("date={}", last["day"].as_str().unwrap()));
+    assert!(std::fs::read_dir(&day_dir).unwrap().count() > 1, "{last}");
+    let other = if object == "Account" {
+        "Case"
+    } else {
+        "Account"
+    };
+    let o = compact(out, &["--objects", other], &[]).await;
+    assert_exit(&o, 0);
+    let left: Vec<_> = std::fs::read_dir(&day_dir)
+        .unwrap()
+        .map(|e| {
+            format!(
+                "{object}/date={}/{}",
+                last["day"].as_str().unwrap(),
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    assert_eq!(left, [last["file"].as_str().unwrap()], "{last}");
     let o = compact(out, &[], &[]).await;
     assert_exit(&o, 0);
     assert_compacted_exactly(&url, dir.path()).await;
@@ -285,8 +354,17 @@ async fn a_sync_or_backfill_beside_a_compaction_is_refused_and_so_is_a_compactio
 
     let compaction = CompactJournal::open(dir.path(), "compact-held-by-test").unwrap();
     let backfill = [
-        "backfill", "--objects", "Account", "--start", "2025-06-01", "--end", "2025-06-30",
-        "--out", out, "--progress", "off",
+        "backfill",
+        "--objects",
+        "Account",
+        "--start",
+        "2025-06-01",
+        "--end",
+        "2025-06-30",
+        "--out",
+        out,
+        "--progress",
+        "off",
     ];
     for args in [sync_args(out, &[]), backfill.to_vec()] {
         let o = run(&url, &args).await;
@@ -301,7 +379,11 @@ async fn a_sync_or_backfill_beside_a_compaction_is_refused_and_so_is_a_compactio
     let files = parquet_files(dir.path(), "Account");
     let o = compact(out, &[], &[]).await;
     assert_exit(&o, 2);
-    assert!(stderr(&o).contains("run sync-held-by-test"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run sync-held-by-test"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(parquet_files(dir.path(), "Account"), files);
     drop(sync);
     let o = compact(out, &[], &[]).await;
