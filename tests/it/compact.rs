@@ -391,3 +391,53 @@ async fn a_sync_or_backfill_beside_a_compaction_is_refused_and_so_is_a_compactio
     let o = run(&url, &sync_args(out, &[])).await;
     assert_exit(&o, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_records_are_kept_at_their_newest_version_or_dropped_with_drop_deleted() {
+    let org = start_default_fake().await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "sync",
+            "--objects",
+            "Account",
+            "--out",
+            out,
+            "--fields",
+            "Account=Name,IsDeleted",
+            "--include-deleted",
+            "--safety-lag",
+            "2s",
+            "--rate-limit",
+            "1000",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let o = run(&url, &args(&["--start", "2025-09-01T00:00:00Z"])).await;
+    assert_exit(&o, 0);
+    assert!(org.modify_rows(100) > 0);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let o = run(&url, &args(&[])).await;
+    assert_exit(&o, 0);
+    let soql = "SELECT Id, SystemModstamp, Name, IsDeleted FROM Account WHERE SystemModstamp >= 2025-09-01T00:00:00Z";
+    let live = by_id(org_rows(&url, "Account", soql).await);
+
+    let o = compact(out, &[], &[]).await;
+    assert_exit(&o, 0);
+    let kept = by_id(read_output(dir.path(), "Account"));
+    let deleted: Vec<_> = kept.values().filter(|r| r["IsDeleted"] == "true").collect();
+    assert!(!deleted.is_empty(), "the org has soft-deleted Accounts");
+    assert!(
+        stdout(&o).contains(&format!(", {} deleted)", deleted.len())),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(kept.len(), live.len() + deleted.len());
+
+    let o = compact(out, &["--drop-deleted"], &[]).await;
+    assert_exit(&o, 0);
+    assert_eq!(by_id(read_output(dir.path(), "Account")), live);
+}
