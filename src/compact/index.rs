@@ -106,9 +106,22 @@ pub struct Index {
 }
 
 impl Index {
-    /// Reads `Id`, the order's columns and `IsDeleted` of `path` as file number `file`.
-    pub fn add_file(&mut self, path: &Path, order: &Order) -> Result<(), CompactError> {
-        let file = self.rows.len();
+    /// An index of `files` files, numbered in the order that breaks ties (a later file wins).
+    pub fn new(files: usize) -> Self {
+        Self {
+            rows: vec![0; files],
+            ..Self::default()
+        }
+    }
+
+    /// Reads `Id`, the order's columns and `IsDeleted` of `path`, file number `file`, in any
+    /// order of files; returns the file's schema.
+    pub fn add_file(
+        &mut self,
+        file: usize,
+        path: &Path,
+        order: &Order,
+    ) -> Result<SchemaRef, CompactError> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).reading(path)?)
             .reading(path)?;
         let rows = builder.metadata().file_metadata().num_rows();
@@ -132,14 +145,14 @@ impl Index {
             .with_batch_size(BATCH_ROWS)
             .build()
             .reading(path)?;
-        self.rows.push(rows);
+        self.rows[file] = rows;
         let mut offset = 0u32;
         for batch in reader {
             let batch = batch.reading(path)?;
             self.add_batch(&batch, file, offset, order).reading(path)?;
             offset += batch.num_rows() as u32;
         }
-        Ok(())
+        Ok(schema)
     }
 
     fn add_batch(
@@ -264,13 +277,6 @@ fn millis(
             .as_primitive::<Int64Type>()
             .clone(),
     ))
-}
-
-/// The schema of `path`, from its footer.
-pub fn file_schema(path: &Path) -> Result<SchemaRef, CompactError> {
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(File::open(path).reading(path)?).reading(path)?;
-    Ok(builder.schema().clone())
 }
 
 #[cfg(test)]

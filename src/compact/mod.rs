@@ -272,11 +272,12 @@ impl ObjectJob<'_> {
         // Files in the order that breaks ties: by day, then by name (`compact-` before `part-`
         // before `sync-`, earlier runs first), as `examples/duckdb.sql` orders them.
         let all: Vec<&files::DataFile> = days.iter().flat_map(|d| &d.files).collect();
-        let mut index = Index::default();
-        let mut schemas = Vec::with_capacity(all.len());
-        for file in &all {
-            index.add_file(&file.path, &self.order)?;
-            schemas.push(index::file_schema(&file.path)?);
+        let mut index = Index::new(all.len());
+        let mut union = rewrite::SchemaUnion::default();
+        // Newest first: the newest file's columns lead the unified schema.
+        for (number, file) in all.iter().enumerate().rev() {
+            let schema = index.add_file(number, &file.path, &self.order)?;
+            union.add_older(self.object, &schema)?;
         }
         let mut report = ObjectCompaction {
             object: self.object.to_string(),
@@ -284,8 +285,7 @@ impl ObjectJob<'_> {
             deleted: index.deleted(),
             ..ObjectCompaction::default()
         };
-        let unified = rewrite::unified_schema(self.object, &schemas)?;
-        drop(schemas);
+        let unified = union.schema();
         let kept = index.into_kept(self.drop_deleted);
         let mut first = 0;
         for day in days {

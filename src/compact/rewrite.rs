@@ -28,14 +28,20 @@ use crate::write::{ChunkFileWriter, FileMeta, StagedFile};
 /// synced every few minutes for months would otherwise carry thousands.
 const MAX_QUERIES: usize = 64;
 
-/// The columns of all `schemas`, newest (last) first: each column's first appearance sets its
-/// place, its type holds every file's type. Every column is nullable.
-pub fn unified_schema(object: &str, schemas: &[SchemaRef]) -> Result<SchemaRef, CompactError> {
-    let mut fields: Vec<Field> = Vec::new();
-    for s in schemas.iter().rev() {
-        for field in s.fields() {
-            match fields.iter_mut().find(|f| f.name() == field.name()) {
-                None => fields.push(field.as_ref().clone().with_nullable(true)),
+/// The object's unified columns, folded one file at a time, newest file first: each column's
+/// first appearance sets its place, its type holds every file's type ([`schema::widen`]), and
+/// every column is nullable. Holds one schema, however many files the object has.
+#[derive(Debug, Default)]
+pub struct SchemaUnion {
+    fields: Vec<Field>,
+}
+
+impl SchemaUnion {
+    /// Adds the columns of a file older than every file added before.
+    pub fn add_older(&mut self, object: &str, older: &Schema) -> Result<(), CompactError> {
+        for field in older.fields() {
+            match self.fields.iter_mut().find(|f| f.name() == field.name()) {
+                None => self.fields.push(field.as_ref().clone().with_nullable(true)),
                 Some(known) => {
                     let wider =
                         schema::widen(field.data_type(), known.data_type()).ok_or_else(|| {
@@ -52,8 +58,12 @@ pub fn unified_schema(object: &str, schemas: &[SchemaRef]) -> Result<SchemaRef, 
                 }
             }
         }
+        Ok(())
     }
-    Ok(Arc::new(Schema::new(fields)))
+
+    pub fn schema(self) -> SchemaRef {
+        Arc::new(Schema::new(self.fields))
+    }
 }
 
 /// What the footers of a day's input files say, gathered for the compacted file's.
@@ -268,6 +278,15 @@ mod tests {
                 .map(|(n, t)| Field::new(*n, t.clone(), false))
                 .collect::<Vec<_>>(),
         ))
+    }
+
+    /// The union of `schemas`, oldest first.
+    fn unified_schema(object: &str, schemas: &[SchemaRef]) -> Result<SchemaRef, CompactError> {
+        let mut union = SchemaUnion::default();
+        for s in schemas.iter().rev() {
+            union.add_older(object, s)?;
+        }
+        Ok(union.schema())
     }
 
     #[test]

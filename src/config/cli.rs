@@ -74,7 +74,7 @@ pub enum Command {
     /// Per object: chunks done, pending and failed, rows, bytes, the window and the sync cursor.
     #[command(after_help = "Example:\n  sfbackfill status --out ./sf --json")]
     Status(StatusArgs),
-    /// Rewrite each changed day folder as one file holding each record once, at its newest version.
+    /// One file per changed day folder, each record once at its newest version.
     #[command(after_help = COMPACT_EXAMPLES)]
     Compact(CompactArgs),
     /// Run a backfill against an embedded fake org: no credentials, no network.
