@@ -441,3 +441,93 @@ async fn deleted_records_are_kept_at_their_newest_version_or_dropped_with_drop_d
     assert_exit(&o, 0);
     assert_eq!(by_id(read_output(dir.path(), "Account")), live);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_file_has_the_union_of_the_columns_with_nulls_where_a_file_lacked_one() {
+    const ADDED: &str = "Compact_Region__c";
+    let org = start_default_fake().await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let sync = |fields: &'static str, extra: &[&'static str]| {
+        let mut a = vec![
+            "sync",
+            "--objects",
+            "Account",
+            "--out",
+            out,
+            "--fields",
+            fields,
+            "--safety-lag",
+            "2s",
+            "--rate-limit",
+            "1000",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let o = run(
+        &url,
+        &sync("Account=Name", &["--start", "2025-11-01T00:00:00Z"]),
+    )
+    .await;
+    assert_exit(&o, 0);
+    org.add_field(
+        "Account",
+        sfbackfill_fake_org::FieldSpec::new(ADDED, sfbackfill_fake_org::FieldType::Picklist),
+    )
+    .unwrap();
+    // Two syncs with the column: today's folder holds two files of it, and is rewritten.
+    for _ in 0..2 {
+        assert!(org.modify_rows(300) > 0);
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let o = run(&url, &sync("Account=Name,Compact_Region__c", &[])).await;
+        assert_exit(&o, 0);
+    }
+    // Rows without the column read as null there, as a reader with union_by_name sees them.
+    let without_nulls = |rows: BTreeMap<String, Row>| -> BTreeMap<String, Row> {
+        rows.into_iter()
+            .map(|(id, mut row)| {
+                if row.get(ADDED).is_some_and(|v| v == NULL) {
+                    row.remove(ADDED);
+                }
+                (id, row)
+            })
+            .collect()
+    };
+    let want = without_nulls(newest(dir.path(), "Account"));
+    assert!(want.values().any(|r| r.contains_key(ADDED)));
+
+    let o = compact(out, &[], &[]).await;
+    assert_exit(&o, 0);
+    let compacted: Vec<_> = parquet_files(dir.path(), "Account")
+        .into_iter()
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("compact-")
+        })
+        .collect();
+    assert!(!compacted.is_empty());
+    for file in &compacted {
+        let columns = file_columns(file);
+        assert!(
+            columns.contains(&(ADDED.to_string(), arrow::datatypes::DataType::Utf8)),
+            "{file:?}: {columns:?}"
+        );
+    }
+    let rows = read_files(&compacted);
+    assert!(
+        rows.iter().any(|r| r[ADDED] == NULL),
+        "rows of older files hold null"
+    );
+    assert!(
+        rows.iter().any(|r| r[ADDED] != NULL),
+        "rows of newer files hold values"
+    );
+    assert_eq!(
+        without_nulls(by_id(read_output(dir.path(), "Account"))),
+        want
+    );
+}
