@@ -144,7 +144,34 @@ pub fn compact(
         true => None,
         false => Some(CompactJournal::open(out, run)?),
     };
+    let compacted = compact_objects(out, &objects, options, run, journal.as_mut());
     if let Some(journal) = journal.as_mut() {
+        let outcome = match &compacted {
+            Ok(_) => "complete",
+            Err(_) => "failed",
+        };
+        let ended = journal.append(CompactEntry::RunEnded {
+            run: run.to_string(),
+            at: Utc::now(),
+            outcome: outcome.into(),
+        });
+        // A failure's own error is the one to report; the journal's comes second.
+        if compacted.is_ok() {
+            ended?;
+        }
+    }
+    compacted
+}
+
+/// Finishes what a killed compaction left, then compacts each of `objects` in turn.
+fn compact_objects(
+    out: &Path,
+    objects: &[String],
+    options: &CompactOptions,
+    run: &str,
+    mut journal: Option<&mut CompactJournal>,
+) -> Result<Vec<ObjectCompaction>, CompactError> {
+    if let Some(journal) = journal.as_deref_mut() {
         finish_unfinished(out, journal)?;
         write::clear_staging(&staging_dir(out))?;
     }
@@ -152,7 +179,7 @@ pub fn compact(
     let backfilled = checkpoint::read(out)?;
     let mut reports = Vec::new();
     for object in objects {
-        let sync = synced.objects.get(&object);
+        let sync = synced.objects.get(object);
         let uncommitted: BTreeSet<String> = sync
             .map(|o| o.uncommitted.iter().cloned().collect())
             .unwrap_or_default();
@@ -165,20 +192,20 @@ pub fn compact(
             .or_else(|| {
                 backfilled
                     .objects
-                    .get(&object)
+                    .get(object)
                     .map(|c| c.cursor_field.clone())
             })
             .unwrap_or_else(|| "SystemModstamp".to_string());
-        let days = files::object_days(out, &object, &uncommitted)?;
+        let days = files::object_days(out, object, &uncommitted)?;
         let job = ObjectJob {
             out,
-            object: &object,
+            object,
             order: Order::for_cursor(&cursor),
             run,
             drop_deleted: options.drop_deleted,
         };
-        let report = job.compact(&days, journal.as_mut())?;
-        if let Some(journal) = journal.as_mut() {
+        let report = job.compact(&days, journal.as_deref_mut())?;
+        if let Some(journal) = journal.as_deref_mut() {
             journal.append(CompactEntry::Compacted {
                 object: object.clone(),
                 run: run.to_string(),
@@ -191,13 +218,6 @@ pub fn compact(
             })?;
         }
         reports.push(report);
-    }
-    if let Some(journal) = journal.as_mut() {
-        journal.append(CompactEntry::RunEnded {
-            run: run.to_string(),
-            at: Utc::now(),
-            outcome: "complete".into(),
-        })?;
     }
     Ok(reports)
 }

@@ -531,3 +531,38 @@ async fn a_compacted_file_has_the_union_of_the_columns_with_nulls_where_a_file_l
         want
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_or_object_that_is_not_there_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    let o = compact(missing.to_str().unwrap(), &[], &[]).await;
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("is not a folder"), "{}", stderr(&o));
+    let o = compact(dir.path().to_str().unwrap(), &[], &[]).await;
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("is not an sfbackfill output folder"),
+        "{}",
+        stderr(&o)
+    );
+
+    let org = start_default_fake().await;
+    let out = dir.path().to_str().unwrap();
+    let o = run(&org.url(), &sync_args(out, &["--start", SYNC_START])).await;
+    assert_exit(&o, 0);
+    let files = parquet_files(dir.path(), "Account");
+    let o = compact(out, &["--objects", "Account,Acount"], &[]).await;
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("no files of `Acount`"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        parquet_files(dir.path(), "Account"),
+        files,
+        "nothing changed"
+    );
+    assert!(!dir.path().join("_sfbackfill/compact.journal").exists());
+}
