@@ -115,7 +115,7 @@ impl UserFacing for CompactError {
                 Some("name objects that have day folders there (`sfbackfill status` lists them)".into())
             }
             CompactError::Read { .. } | CompactError::NoId { .. } => Some(
-                "move the file out of the folder (or restore it), then run the same command again; nothing was changed in its day folder".into(),
+                "nothing in its day folder was changed: restore the file, or move it aside and `backfill --repull` its day, then run the same command again".into(),
             ),
             CompactError::TypeClash { object, .. } => Some(format!(
                 "compact the other objects with --objects; `{object}` is left as it is"
