@@ -4,9 +4,9 @@
 //! replacement a killed compaction left unfinished is finished; then per object:
 //! 1. the files of a sync step that never committed are removed (what the next sync would do);
 //! 2. a first pass over every file of the object finds each record's newest version
-//!    ([`index`]), whichever day folder holds it;
+//!    (`index`), whichever day folder holds it;
 //! 3. each day folder that changes (more than one file, or a row not kept) is rewritten, one
-//!    day at a time: its kept rows streamed into one staged file ([`rewrite`]), fsync'd; a
+//!    day at a time: its kept rows streamed into one staged file (`rewrite`), fsync'd; a
 //!    `Replacing` line naming it and the day's old files; the new file renamed into place; the
 //!    old files removed; a `Replaced` line.
 //!
