@@ -15,6 +15,7 @@
 //! * [`backfill`]: the historical run: the coordinator (the only writer of the journal during
 //!   a run), span readers, heavy days split, per-day sinks.
 //! * [`sync`]: the incremental run: rows changed since the cursor, in `(cursor, Id)` order.
+//! * [`compact`]: one file per day folder, each record once at its newest version.
 //! * [`decode`]: Salesforce JSON pages into Arrow record batches, typed by [`decode::schema`].
 //! * [`write`]: Parquet files, written aside and renamed into place.
 //! * [`checkpoint`]: the manifest journal, the sole truth on which chunks are done, and the
@@ -29,6 +30,7 @@
 pub mod backfill;
 pub mod checkpoint;
 pub mod cmd;
+pub mod compact;
 pub mod config;
 pub mod decode;
 pub mod error;

@@ -175,6 +175,8 @@ pub struct ChunkFileWriter {
     state: WriterState,
     schema: SchemaRef,
     meta: FileMeta,
+    /// Footer pairs after `meta`'s.
+    extra: Vec<KeyValue>,
     path: PathBuf,
     rows: u64,
     /// Set once the file is closed and fsync'd; until then, dropping deletes it.
@@ -254,8 +256,13 @@ fn wants_dictionary(field: &arrow::datatypes::Field) -> bool {
         ))
 }
 
-/// The writer properties of a chunk file of `schema`.
-fn writer_properties(schema: &SchemaRef, meta: &FileMeta, codec: Codec) -> WriterProperties {
+/// The writer properties of a chunk file of `schema`, its footer carrying `meta` and `extra`.
+fn writer_properties(
+    schema: &SchemaRef,
+    meta: &FileMeta,
+    extra: &[KeyValue],
+    codec: Codec,
+) -> WriterProperties {
     let builder = schema
         .fields()
         .iter()
@@ -269,7 +276,7 @@ fn writer_properties(schema: &SchemaRef, meta: &FileMeta, codec: Codec) -> Write
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
-        .set_key_value_metadata(Some(meta.key_values()))
+        .set_key_value_metadata(Some(meta.key_values().into_iter().chain(extra).collect()))
         .set_created_by(format!("sfbackfill {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -284,6 +291,20 @@ impl ChunkFileWriter {
         schema: SchemaRef,
         meta: &FileMeta,
     ) -> Result<Self, WriteError> {
+        Self::create_with(staging_dir, schema, meta, Vec::new())
+    }
+
+    /// [`Self::create`], with `extra` key-value pairs in the footer after `meta`'s (how
+    /// `compact` says a file was compacted, and from how many).
+    ///
+    /// # Errors
+    /// [`WriteError::Io`] when the file cannot be created.
+    pub fn create_with(
+        staging_dir: &Path,
+        schema: SchemaRef,
+        meta: &FileMeta,
+        extra: Vec<KeyValue>,
+    ) -> Result<Self, WriteError> {
         let path = staged_path(staging_dir, meta, "parquet");
         let file = OpenOptions::new()
             .write(true)
@@ -297,6 +318,7 @@ impl ChunkFileWriter {
             },
             schema,
             meta: meta.clone(),
+            extra,
             path,
             rows: 0,
             finished: false,
@@ -337,7 +359,7 @@ impl ChunkFileWriter {
         else {
             unreachable!("checked above");
         };
-        let properties = writer_properties(&self.schema, &self.meta, codec);
+        let properties = writer_properties(&self.schema, &self.meta, &self.extra, codec);
         let mut writer = ArrowWriter::try_new(file, self.schema.clone(), Some(properties))
             .map_err(|e| WriteError::from_parquet(&self.path, e))?;
         for batch in &batches {
@@ -556,7 +578,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), WriteError> {
 }
 
 /// fsyncs a folder, making renames and creations inside it durable.
-fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| WriteError::from_io(dir, e))

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ExitKind, UserFacing};
 
+pub mod compactions;
 pub mod cursors;
 pub mod status;
 use crate::plan::{Chunk, Window};
@@ -462,6 +463,7 @@ fn refuse_foreign_folder(out: &Path) -> Result<(), CheckpointError> {
             || name.ends_with(".lock")
             || name == cursors::SYNC_JOURNAL_FILE
             || name == cursors::SYNC_STAGING_DIR
+            || name == compactions::COMPACT_JOURNAL_FILE
     };
     let foreign = entries
         .filter_map(Result::ok)

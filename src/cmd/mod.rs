@@ -6,6 +6,7 @@
 
 pub mod backfill;
 mod check;
+mod compact;
 #[cfg(feature = "fake-org")]
 mod demo;
 #[cfg(feature = "fake-org")]
@@ -96,6 +97,7 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
             Some(page) => status::status_html(&args.out, page),
             None => status(&args.out, args.json),
         },
+        Command::Compact(args) => compact::compact(&args).await,
         #[cfg(feature = "fake-org")]
         Command::Demo(args) => demo::demo(&args).await,
         #[cfg(feature = "fake-org")]

@@ -75,11 +75,13 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
     let state = checkpoint::read(out)?;
     let statuses = object_statuses(&state, chrono::Utc::now());
     let synced = sync_statuses(&cursors::read(out)?);
+    let files = crate::compact::files_status(out)?;
     if json {
         let doc = serde_json::json!({
             "out": out,
             "objects": statuses,
             "sync": synced,
+            "files": files,
             "last_run_started": state.last_run_started,
             "last_run_ended": state.last_run_ended.as_ref().map(|(at, outcome)| serde_json::json!({"at": at, "outcome": outcome})),
         });
@@ -99,7 +101,29 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
     if !synced.is_empty() {
         print!("\n{}", sync_table(&synced));
     }
+    if !files.is_empty() {
+        print!("\n{}", files_table(&files));
+    }
     Ok(())
+}
+
+/// Per object its day folders, files, the most files in one day, and its last compaction.
+fn files_table(objects: &[crate::compact::FilesStatus]) -> String {
+    let mut s = format!(
+        "{:<20} {:>6} {:>8} {:>8}  {}\n",
+        "FILES OF OBJECT", "DAYS", "FILES", "MOST/DAY", "LAST COMPACTED"
+    );
+    for o in objects {
+        let last = o.last_compacted.map_or_else(
+            || "never".to_string(),
+            |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        );
+        s += &format!(
+            "{:<20} {:>6} {:>8} {:>8}  {last}\n",
+            o.files.object, o.files.days, o.files.files, o.files.most_in_a_day
+        );
+    }
+    s
 }
 
 fn sync_table(statuses: &[SyncStatus]) -> String {

@@ -74,6 +74,9 @@ pub enum Command {
     /// Per object: chunks done, pending and failed, rows, bytes, the window and the sync cursor.
     #[command(after_help = "Example:\n  sfbackfill status --out ./sf --json")]
     Status(StatusArgs),
+    /// One file per changed day folder, each record once at its newest version.
+    #[command(after_help = COMPACT_EXAMPLES)]
+    Compact(CompactArgs),
     /// Run a backfill against an embedded fake org: no credentials, no network.
     #[command(after_help = "Example:\n  sfbackfill demo --out ./sfbackfill-demo")]
     Demo(DemoArgs),
@@ -334,6 +337,30 @@ pub struct StatusArgs {
     /// Write a self-contained HTML page instead: per object, a calendar of its days by state.
     #[arg(long, value_name = "FILE", conflicts_with = "json")]
     pub html: Option<PathBuf>,
+}
+
+const COMPACT_EXAMPLES: &str = "\
+Examples:
+  sfbackfill compact --out ./sf --dry-run
+  sfbackfill compact --out ./sf --objects Account,Contact --drop-deleted
+
+A sync or backfill started on the folder while it runs is refused (exit 2), and it is refused
+while one of them runs; a killed compaction is finished by running the same command again.";
+
+#[derive(Debug, Clone, Args)]
+pub struct CompactArgs {
+    /// The output folder of a backfill or sync.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Objects to compact, comma-separated [default: every object with day folders].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub objects: Vec<String>,
+    /// Print per object the files and rows before and after; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave out records whose newest version is deleted (IsDeleted, from --include-deleted).
+    #[arg(long)]
+    pub drop_deleted: bool,
 }
 
 #[derive(Debug, Clone, Args)]
