@@ -515,10 +515,11 @@ mod tests {
     #[test]
     fn refining_needs_several_days_and_more_than_the_threshold_of_pages() {
         assert!(!should_refine(1, 1_000_000, 2000));
-        assert!(!should_refine(30, 20_000, 2000));
-        assert!(should_refine(30, 20_001, 2000));
+        assert!(!should_refine(30, 16_000, 2000), "8 pages: no room for two parts");
+        assert!(should_refine(30, 16_001, 2000));
         assert!(part_target(1_000_000, 2000, 4) >= 250_000.0);
-        assert_eq!(part_target(30_000, 2000, 4), 20_000.0);
+        assert_eq!(part_target(30_000, 2000, 4), 8_000.0, "at least 4 pages a part");
+        assert_eq!(part_target(160_000, 2000, 8), 20_000.0, "a share per slot");
     }
 
     #[test]
@@ -572,8 +573,13 @@ mod tests {
         assert_eq!(id_splits(&windows, &hours, 200, 4), [1, 4, 1]);
         assert_eq!(
             id_splits(&windows, &hours, 2_000, 4),
+            [1, 3, 1],
+            "12 pages: three ranges of 4"
+        );
+        assert_eq!(
+            id_splits(&windows, &hours, 5_000, 4),
             [1, 1, 1],
-            "parts under 10 pages"
+            "parts under 4 pages"
         );
         assert_eq!(id_splits(&[day], &hours, 200, 1), [1], "no other worker");
     }
@@ -666,8 +672,8 @@ mod tests {
             .collect();
         assert_eq!(starts, ["00", "06", "12", "18"]);
         assert_eq!(parts[3].end, day.end);
-        // Not enough rows for two sub-ranges of 10 pages: read whole.
-        let light: Vec<(u32, u64)> = (0..24).map(|h| (h, 1_000)).collect();
+        // Not enough rows for two sub-ranges of 4 pages: read whole.
+        let light: Vec<(u32, u64)> = (0..24).map(|h| (h, 500)).collect();
         assert_eq!(
             cut_day(day, &hours_of("2025-09-17", &light), 2000, 4),
             vec![day]
