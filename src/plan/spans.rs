@@ -702,7 +702,7 @@ mod tests {
             .map(|w| w.start.format("%H").to_string())
             .collect();
         assert_eq!(cuts, ["00", "16", "17"]);
-        // At 2,000 rows a page the light hours hold under 10 pages on either side: the day is
+        // At 2,000 rows a page the light hours hold under 4 pages on either side: the day is
         // read whole, since the heavy hour is the tail anyway and cannot be cut by time.
         assert_eq!(
             cut_day(day, &hours_of("2025-09-17", &shape), 2000, 4),
