@@ -164,12 +164,19 @@ fn sparse_year(
 ) -> Run {
     let (org, _) = start_org(org_runtime, SPARSE_SCALE);
     let dir = tempfile::tempdir().expect("temp dir");
-    let run = run_backfill(engine, &org, &sparse_settings(org.url(), dir.path(), start, end));
+    let run = run_backfill(
+        engine,
+        &org,
+        &sparse_settings(org.url(), dir.path(), start, end),
+    );
     let written: u64 = SPARSE_OBJECTS
         .iter()
         .map(|o| output_fields_and_rows(dir.path(), o).1)
         .sum();
-    assert_eq!(written, run.summary.rows, "rows written against the summary");
+    assert_eq!(
+        written, run.summary.rows,
+        "rows written against the summary"
+    );
     org_runtime.block_on(org.shutdown());
     run
 }
@@ -268,7 +275,9 @@ fn print_slow_responses(runs: &[SlowRun], latency: Duration, start: NaiveDate, e
     println!("|---|---|---|---|---|---|---|---|");
     for r in runs {
         let by_latency = r.requests as f64 * latency.as_secs_f64() / r.concurrency as f64;
-        let by_rate = r.rate.map_or(0.0, |rate| r.requests as f64 / f64::from(rate));
+        let by_rate = r
+            .rate
+            .map_or(0.0, |rate| r.requests as f64 / f64::from(rate));
         let (bound, which) = match by_rate > by_latency {
             true => (by_rate, "requests / rate"),
             false => (by_latency, "requests × latency / concurrency"),

@@ -412,7 +412,11 @@ fn bench_object(
         })
     });
     group.throughput(Throughput::Elements(SMALL_FILE_RECORDS as u64));
-    let small = decoder.decode(&body).unwrap().batch.slice(0, SMALL_FILE_RECORDS);
+    let small = decoder
+        .decode(&body)
+        .unwrap()
+        .batch
+        .slice(0, SMALL_FILE_RECORDS);
     group.bench_function("write a small file", |b| {
         b.iter(|| {
             let mut w =

@@ -71,7 +71,11 @@ fn main() -> ExitCode {
         return launch(Path::new(&result));
     }
     let scales: Vec<u32> = match std::env::var("SFB_MEM_SCALES") {
-        Ok(v) => match v.split(',').map(|s| s.trim().parse::<u32>()).collect::<Result<Vec<_>, _>>() {
+        Ok(v) => match v
+            .split(',')
+            .map(|s| s.trim().parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(list) if !list.is_empty() && !list.contains(&0) => list,
             _ => {
                 eprintln!("SFB_MEM_SCALES must be whole numbers ≥ 1, comma-separated, got `{v}`");

@@ -183,7 +183,10 @@ pub struct ChunkFileWriter {
 
 enum WriterState {
     /// The file exists, empty; its batches are held until the codec is chosen.
-    Holding { file: File, batches: Vec<RecordBatch> },
+    Holding {
+        file: File,
+        batches: Vec<RecordBatch>,
+    },
     Writing(Box<ArrowWriter<File>>),
     /// Between states, and after the writer is closed or failed.
     Closed,
@@ -354,23 +357,25 @@ impl ChunkFileWriter {
     /// # Errors
     /// [`WriteError::Io`] when the last bytes or the fsync fail.
     pub fn finish(mut self) -> Result<StagedFile, WriteError> {
-        let closed = self.start_writing(Codec::for_rows(self.rows)).and_then(|()| {
-            let WriterState::Writing(mut writer) =
-                std::mem::replace(&mut self.state, WriterState::Closed)
-            else {
-                return Err(WriteError::Parquet(format!(
-                    "`{}` was finished after it failed",
-                    self.path.display()
-                )));
-            };
-            writer
-                .finish()
-                .map_err(|e| WriteError::from_parquet(&self.path, e))?;
-            let file = writer.inner();
-            file.sync_all()
-                .and_then(|()| file.metadata())
-                .map_err(|e| WriteError::from_io(&self.path, e))
-        });
+        let closed = self
+            .start_writing(Codec::for_rows(self.rows))
+            .and_then(|()| {
+                let WriterState::Writing(mut writer) =
+                    std::mem::replace(&mut self.state, WriterState::Closed)
+                else {
+                    return Err(WriteError::Parquet(format!(
+                        "`{}` was finished after it failed",
+                        self.path.display()
+                    )));
+                };
+                writer
+                    .finish()
+                    .map_err(|e| WriteError::from_parquet(&self.path, e))?;
+                let file = writer.inner();
+                file.sync_all()
+                    .and_then(|()| file.metadata())
+                    .map_err(|e| WriteError::from_io(&self.path, e))
+            });
         let metadata = closed?;
         self.finished = true;
         Ok(StagedFile {
@@ -813,7 +818,11 @@ mod tests {
         assert_eq!(rows, SMALL_FILE_ROWS as u64);
         assert_eq!(codecs, vec![Compression::SNAPPY], "the bound is inclusive");
         let (rows, codecs) = codecs_of_a_file_of(SMALL_FILE_ROWS + 1);
-        assert_eq!(rows, SMALL_FILE_ROWS as u64 + 1, "held rows are all written");
+        assert_eq!(
+            rows,
+            SMALL_FILE_ROWS as u64 + 1,
+            "held rows are all written"
+        );
         assert!(
             matches!(codecs[..], [Compression::ZSTD(_)]),
             "a larger file is zstd: {codecs:?}"

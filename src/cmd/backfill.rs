@@ -55,8 +55,7 @@ pub(super) async fn prepare_objects(
         .map(|object| listed_name(&global, object))
         .collect::<Result<Vec<_>, _>>()?;
     // All describes at once (within the client's limits): on a slow org each is a round trip.
-    let describes =
-        futures::future::join_all(names.iter().map(|name| client.describe(name))).await;
+    let describes = futures::future::join_all(names.iter().map(|name| client.describe(name))).await;
     let mut prepared = Vec::new();
     for (object, describe) in request.objects.iter().zip(describes) {
         let describe = describe?;
