@@ -42,9 +42,10 @@ pub const MAX_ROW_GROUP_ROWS: usize = 65_536;
 
 /// Encoded bytes at which a row group is closed before [`MAX_ROW_GROUP_ROWS`]: an open file
 /// holds its row group in memory, so this, not the rows of a day, bounds a file's memory
-/// (a heavy day is written by `--concurrency` readers at once). At 64 MiB a day of 300,000
-/// rows took 1.7 times the memory of one of 90,000 at concurrency 16 (docs/benchmarks.md).
-pub const MAX_ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
+/// (a heavy day is written by `--concurrency` readers at once). At 8 MiB or more a heavy day of
+/// 300,000 rows took 1.4 times the memory of one of 90,000 at concurrency 4, at 2 MiB 1.19
+/// times (docs/benchmarks.md); a row group of a wide object still holds about 10,000 rows.
+pub const MAX_ROW_GROUP_BYTES: usize = 2 * 1024 * 1024;
 
 /// What a chunk file says about itself (Parquet key-value metadata).
 #[derive(Debug, Clone)]
