@@ -175,9 +175,8 @@ pub struct StagedFile {
 pub struct ChunkFileWriter {
     state: WriterState,
     schema: SchemaRef,
-    meta: FileMeta,
-    /// Footer pairs after `meta`'s.
-    extra: Vec<KeyValue>,
+    /// The footer's key-value pairs, kept until the writer opens.
+    key_values: Vec<KeyValue>,
     path: PathBuf,
     rows: u64,
     /// Set once the file is closed and fsync'd; until then, dropping deletes it.
@@ -260,11 +259,10 @@ fn wants_dictionary(field: &arrow::datatypes::Field) -> bool {
         ))
 }
 
-/// The writer properties of a chunk file of `schema`, its footer carrying `meta` and `extra`.
+/// The writer properties of a chunk file of `schema`, its footer carrying `key_values`.
 fn writer_properties(
     schema: &SchemaRef,
-    meta: &FileMeta,
-    extra: &[KeyValue],
+    key_values: &[KeyValue],
     codec: Codec,
 ) -> WriterProperties {
     let builder = schema
@@ -280,12 +278,7 @@ fn writer_properties(
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
-        .set_key_value_metadata(Some(
-            meta.key_values()
-                .into_iter()
-                .chain(extra.iter().cloned())
-                .collect(),
-        ))
+        .set_key_value_metadata(Some(key_values.to_vec()))
         .set_created_by(format!("sfbackfill {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -326,8 +319,7 @@ impl ChunkFileWriter {
                 batches: Vec::new(),
             },
             schema,
-            meta: meta.clone(),
-            extra,
+            key_values: meta.key_values().into_iter().chain(extra).collect(),
             path,
             rows: 0,
             finished: false,
@@ -360,15 +352,14 @@ impl ChunkFileWriter {
 
     /// Opens the Parquet writer with `codec` and hands it the held batches.
     fn start_writing(&mut self, codec: Codec) -> Result<(), WriteError> {
-        if !matches!(self.state, WriterState::Holding { .. }) {
-            return Ok(());
-        }
-        let WriterState::Holding { file, batches } =
-            std::mem::replace(&mut self.state, WriterState::Closed)
-        else {
-            unreachable!("checked above");
+        let (file, batches) = match std::mem::replace(&mut self.state, WriterState::Closed) {
+            WriterState::Holding { file, batches } => (file, batches),
+            open_or_closed => {
+                self.state = open_or_closed;
+                return Ok(());
+            }
         };
-        let properties = writer_properties(&self.schema, &self.meta, &self.extra, codec);
+        let properties = writer_properties(&self.schema, &self.key_values, codec);
         let mut writer = ArrowWriter::try_new(file, self.schema.clone(), Some(properties))
             .map_err(|e| WriteError::from_parquet(&self.path, e))?;
         for batch in &batches {
