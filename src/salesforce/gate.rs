@@ -63,11 +63,15 @@ impl Gate {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let waiting = std::time::Instant::now();
+        // Timed only when the limiter makes it wait: most requests pass at once.
+        let mut waiting = None;
         while let Err(not_until) = self.limiter.check() {
+            waiting.get_or_insert_with(std::time::Instant::now);
             tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
         }
-        crate::metrics::global().rate_limiter_waited(waiting.elapsed());
+        if let Some(since) = waiting {
+            crate::metrics::global().rate_limiter_waited(since.elapsed());
+        }
         permit
     }
 }
