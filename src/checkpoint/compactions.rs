@@ -193,7 +193,7 @@ pub fn read(out: &Path) -> Result<CompactState, CheckpointError> {
 }
 
 /// The open compaction journal, holding the backfill's and the sync's locks. Dropping it
-/// releases all three.
+/// releases both.
 #[derive(Debug)]
 pub struct CompactJournal {
     journal: Journal,

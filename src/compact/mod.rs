@@ -183,9 +183,8 @@ fn compact_objects(
         let uncommitted: BTreeSet<String> = sync
             .map(|o| o.uncommitted.iter().cloned().collect())
             .unwrap_or_default();
-        if journal.is_some() {
-            let files: Vec<String> = uncommitted.iter().cloned().collect();
-            crate::sync::discard_uncommitted(out, &files)?;
+        if let (true, Some(o)) = (journal.is_some(), sync) {
+            crate::sync::discard_uncommitted(out, &o.uncommitted)?;
         }
         let cursor = sync
             .and_then(|o| o.config.as_ref().map(|c| c.written.cursor_field.clone()))
@@ -352,6 +351,7 @@ impl ObjectJob<'_> {
         let staged = rewrite::rewrite_day(&plan, kept, unified, &staging_dir(self.out))?;
         let dir = write::partition_dir(self.out, self.object, day.day);
         let name = format!("{}.parquet", self.run);
+        let old: Vec<_> = day.files.iter().map(files::DataFile::old_file).collect();
         journal.append(CompactEntry::Replacing {
             object: self.object.to_string(),
             day: day.day,
@@ -359,7 +359,7 @@ impl ObjectJob<'_> {
             file: staged
                 .as_ref()
                 .map(|_| format!("{}/date={}/{name}", self.object, day.day)),
-            replaces: day.files.iter().map(files::DataFile::old_file).collect(),
+            replaces: old.clone(),
             rows: staged.as_ref().map_or(0, |s| s.rows),
             at: Utc::now(),
         })?;
@@ -368,7 +368,6 @@ impl ObjectJob<'_> {
             write::publish(staged, &dir.join(&name))?;
         }
         test_hook::reached("published");
-        let old: Vec<_> = day.files.iter().map(files::DataFile::old_file).collect();
         files::remove_replaced(self.out, &old, || test_hook::reached("removed"))?;
         files::remove_if_empty(&dir);
         journal.append(CompactEntry::Replaced {
