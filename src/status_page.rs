@@ -75,14 +75,15 @@ pub fn render(page: &Page) -> String {
     );
     html += &run_line(page);
     html += LEGEND;
-    if let Some((first, last)) = range(page.objects) {
+    let calendar = range(page.objects);
+    if let Some((first, last)) = calendar {
         let _ = writeln!(
             html,
             "<p class=\"meta\">Calendars from {first} to {last}, weeks from Monday.</p>"
         );
     }
     html += &overview(page.objects);
-    match range(page.objects) {
+    match calendar {
         Some((first, last)) => {
             html += "<div class=\"objects\">\n";
             for (object, drift) in page.objects.iter().zip(&page.drift) {
