@@ -196,6 +196,7 @@ async fn compact_after_a_backfill_and_three_syncs_leaves_one_file_a_day_and_each
             .values()
             .any(|n| *n > 1)
     );
+    let per_day_before = files_per_day(dir.path(), "Account");
     let doc = status_json(out);
     assert_eq!(files_status(&doc, "Account")["last_compacted"], Value::Null);
 
@@ -244,9 +245,11 @@ async fn compact_after_a_backfill_and_three_syncs_leaves_one_file_a_day_and_each
         .iter()
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
-    assert!(
-        kv["sfbackfill.compacted_from"].parse::<u64>().unwrap() >= 1,
-        "{kv:?}"
+    let day = rewritten[0].parent().unwrap().file_name().unwrap();
+    assert_eq!(
+        kv["sfbackfill.compacted_from"].parse::<usize>().unwrap(),
+        per_day_before[&*day.to_string_lossy()],
+        "the files its day held: {kv:?}"
     );
     assert_eq!(kv["sfbackfill.object"], "Account");
     assert_eq!(kv["sfbackfill.cursor_field"], "SystemModstamp");
