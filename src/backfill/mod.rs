@@ -17,9 +17,12 @@
 //!   they are concatenated in sub-range order into the day's one file, then recorded. A
 //!   sub-range that fails fails the day once; its siblings stop and their files are dropped.
 
+mod bulk;
 mod sink;
 mod span;
 mod split;
+
+pub use bulk::BulkSettings;
 
 use chrono::Utc;
 use std::collections::{HashMap, VecDeque};
@@ -120,6 +123,7 @@ struct Context {
     reporter: Arc<dyn Reporter>,
     /// Finished days and split-off spans, to the coordinator: the only writer of the journal.
     events: mpsc::UnboundedSender<Event>,
+    bulk: BulkSettings,
 }
 
 /// What a span task tells the coordinator while it runs.
@@ -136,12 +140,14 @@ enum Work {
     Span(Span),
     /// One sub-range of a heavy day, read beside the day's other sub-ranges.
     Part { day: Chunk, sub: SubRange },
+    /// Consecutive days of one object, read by one Bulk API 2.0 query job.
+    Bulk(Span),
 }
 
 impl Work {
     fn object(&self) -> &str {
         match self {
-            Work::Span(span) => &span.object,
+            Work::Span(span) | Work::Bulk(span) => &span.object,
             Work::Part { day, .. } => &day.object,
         }
     }
@@ -172,6 +178,9 @@ pub struct RunConfig {
     pub offpeak: Option<OffPeak>,
     pub exit_outside_window: bool,
     pub reporter: Arc<dyn Reporter>,
+    /// The objects whose spans Bulk API 2.0 jobs read; the others are read through REST.
+    pub bulk_objects: std::collections::HashSet<String>,
+    pub bulk: BulkSettings,
 }
 
 /// Where chunk files are written before they are published.
@@ -211,6 +220,7 @@ pub async fn run(
         budget: config.budget,
         reporter: config.reporter,
         events,
+        bulk: config.bulk,
     });
     let mut per_object: Vec<(String, u64)> = Vec::new();
     for c in &chunks {
@@ -222,7 +232,16 @@ pub async fn run(
     ctx.reporter.on_run_start(&per_object);
 
     let mut summary = RunSummary::default();
-    let mut pending: VecDeque<Work> = spans::spans(chunks).into_iter().map(Work::Span).collect();
+    let mut pending: VecDeque<Work> = spans::spans(chunks)
+        .into_iter()
+        .map(|span| {
+            if config.bulk_objects.contains(&span.object) {
+                Work::Bulk(span)
+            } else {
+                Work::Span(span)
+            }
+        })
+        .collect();
     let mut running = JoinSet::new();
     let mut waiting_reported = false;
     tokio::pin!(shutdown);
@@ -246,7 +265,10 @@ pub async fn run(
                 break;
             };
             let job = jobs[work.object()].clone();
-            running.spawn(span::read_work(ctx.clone(), job, work));
+            match work {
+                Work::Bulk(span) => running.spawn(bulk::read_span(ctx.clone(), job, span)),
+                work => running.spawn(span::read_work(ctx.clone(), job, work)),
+            };
             waiting_reported = false;
         }
         let opens = closed_until.filter(|_| summary.stopped.is_none());

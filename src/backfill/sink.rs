@@ -51,6 +51,17 @@ impl ChunkSink {
         }
     }
 
+    /// A new, empty sink of the same day and query: one staged part of a day whose rows
+    /// arrive in no order (a Bulk job's), published later with [`Self::publish_parts`].
+    pub(super) fn part(&self) -> Self {
+        Self {
+            writer: None,
+            staging: self.staging.clone(),
+            schema: self.schema.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+
     /// Writes rows of the files' schema (`ObjectJob::file_batch`).
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         if batch.num_rows() == 0 {

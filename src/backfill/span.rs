@@ -160,7 +160,9 @@ enum ReadEnd {
 impl SpanReader {
     fn new(work: Work) -> Self {
         let (days, reading) = match work {
-            Work::Span(span) => (span.days.into(), Reading::Days { may_refine: true }),
+            Work::Span(span) | Work::Bulk(span) => {
+                (span.days.into(), Reading::Days { may_refine: true })
+            }
             Work::Part { day, sub } => (VecDeque::from([day]), Reading::Part(sub)),
         };
         SpanReader {

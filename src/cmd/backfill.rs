@@ -432,6 +432,7 @@ pub async fn backfill(
             .with_null_columns(&nulls);
         jobs.insert(object, Arc::new(job));
     }
+    let bulk_objects = super::api::bulk_objects(&client, settings, &budget, &jobs, &chunks).await;
     let config = RunConfig {
         client,
         out: settings.out.clone(),
@@ -441,6 +442,8 @@ pub async fn backfill(
         offpeak: settings.offpeak.clone(),
         exit_outside_window: settings.exit_outside_window,
         reporter,
+        bulk_objects,
+        bulk: settings.bulk.clone(),
     };
     let mut result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown)
         .await

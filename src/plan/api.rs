@@ -103,19 +103,23 @@ pub fn rest_requests(rows: f64, rows_per_page: u64, groups: usize) -> u64 {
     pages * groups.max(1) as u64
 }
 
-/// Bulk requests to read `rows` in one job: create, polls, results pages, delete.
-pub fn bulk_requests(rows: f64) -> u64 {
-    let pages = (rows / BULK_PAGE_ROWS as f64).ceil().max(1.0) as u64;
-    1 + EXPECTED_POLLS + pages + 1
+/// Bulk requests to read `rows` with `jobs` jobs (one per span of pending days): each a
+/// create, polls, at least one results page and a delete.
+pub fn bulk_requests(rows: f64, jobs: usize) -> u64 {
+    let jobs = jobs.max(1) as u64;
+    let pages = ((rows / BULK_PAGE_ROWS as f64).ceil() as u64).max(jobs);
+    jobs * (1 + EXPECTED_POLLS + 1) + pages
 }
 
-/// The API for an object whose pending days hold about `rows` (`None`: not counted).
+/// The API for an object whose pending days, in `jobs` spans, hold about `rows` (`None`: not
+/// counted).
 pub fn choose(
     mode: ApiMode,
     selection: &Selection,
     rows: Option<f64>,
     rows_per_page: u64,
     groups: usize,
+    jobs: usize,
 ) -> ApiChoice {
     let rest = |reason: String| ApiChoice {
         api: Api::Rest,
@@ -138,7 +142,7 @@ pub fn choose(
     };
     let (by_rest, by_bulk) = (
         rest_requests(rows, rows_per_page, groups),
-        bulk_requests(rows),
+        bulk_requests(rows, jobs),
     );
     let numbers = format!("~{rows:.0} rows: {by_rest} REST requests, {by_bulk} Bulk");
     if by_bulk * 2 <= by_rest {
@@ -173,32 +177,40 @@ mod tests {
     #[test]
     fn auto_takes_bulk_only_where_it_halves_the_requests() {
         let s = selection("Case", None);
-        let heavy = choose(ApiMode::Auto, &s, Some(200_000.0), 2000, 1);
+        let heavy = choose(ApiMode::Auto, &s, Some(200_000.0), 2000, 1, 1);
         assert_eq!(heavy.api, Api::Bulk, "{}", heavy.reason);
         assert!(
             heavy.reason.contains("100 REST requests, 10 Bulk"),
             "{}",
             heavy.reason
         );
-        let small = choose(ApiMode::Auto, &s, Some(900.0), 2000, 1);
+        let small = choose(ApiMode::Auto, &s, Some(900.0), 2000, 1, 1);
         assert_eq!(small.api, Api::Rest, "{}", small.reason);
-        let edge = choose(ApiMode::Auto, &s, Some(28_000.0), 2000, 1);
+        let edge = choose(ApiMode::Auto, &s, Some(28_000.0), 2000, 1, 1);
         assert_eq!(
             edge.api,
             Api::Bulk,
             "14 pages vs 7 requests: {}",
             edge.reason
         );
-        let under = choose(ApiMode::Auto, &s, Some(26_000.0), 2000, 1);
+        let under = choose(ApiMode::Auto, &s, Some(26_000.0), 2000, 1, 1);
         assert_eq!(
             under.api,
             Api::Rest,
             "13 pages vs 7 requests: {}",
             under.reason
         );
-        assert_eq!(choose(ApiMode::Auto, &s, None, 2000, 1).api, Api::Rest);
-        assert_eq!(choose(ApiMode::Rest, &s, Some(1e7), 2000, 1).api, Api::Rest);
-        assert_eq!(choose(ApiMode::Bulk, &s, Some(1.0), 2000, 1).api, Api::Bulk);
+        assert_eq!(choose(ApiMode::Auto, &s, None, 2000, 1, 1).api, Api::Rest);
+        let scattered = choose(ApiMode::Auto, &s, Some(200_000.0), 2000, 1, 10);
+        assert_eq!(scattered.api, Api::Rest, "ten jobs: {}", scattered.reason);
+        assert_eq!(
+            choose(ApiMode::Rest, &s, Some(1e7), 2000, 1, 1).api,
+            Api::Rest
+        );
+        assert_eq!(
+            choose(ApiMode::Bulk, &s, Some(1.0), 2000, 1, 1).api,
+            Api::Bulk
+        );
     }
 
     #[test]
@@ -220,7 +232,14 @@ mod tests {
                 "UserRecordAccess is not served by the Bulk API",
             ),
         ] {
-            let c = choose(ApiMode::Bulk, &selection(object, extra), Some(1e7), 2000, 1);
+            let c = choose(
+                ApiMode::Bulk,
+                &selection(object, extra),
+                Some(1e7),
+                2000,
+                1,
+                1,
+            );
             assert_eq!(c.api, Api::Rest);
             assert!(c.reason.contains(said), "{}", c.reason);
         }

@@ -1,0 +1,504 @@
+//! One span of days read by a Bulk API 2.0 query job (salesforce-api.md §7.1): create the
+//! job, poll it with back-off, read its results pages by locator, route rows to their days,
+//! publish every day once the results are complete, then delete the job.
+//!
+//! Where Bulk cannot serve, the span goes back to the coordinator as REST work with a note,
+//! never as an error: the org refuses the job (a compound field, an object it does not
+//! serve), the daily query jobs are at the guarded share, the job fails (`QUERY_TIMEOUT`
+//! after Salesforce's own retries) or is not complete after `--bulk-wait` (then aborted), or
+//! the job is deleted under the reader twice.
+//!
+//! Invariants:
+//! * Rows arrive in no order: a day is published (and reported) only after the job's last
+//!   results page, so a day's file holds every row of the day or none.
+//! * Memory is bounded in bytes whatever the span: decoded rows wait per day until
+//!   [`BulkSettings::buffer_bytes`] is reached, then each waiting day's rows go to a staged
+//!   part file; a day with parts is published by concatenating them (no re-encoding).
+//! * A day that never spilled is written sorted by `(cursor, Id)`, as REST writes it.
+//! * Every request (create, poll, results page, abort, delete) takes one query from the
+//!   budget and passes the off-peak check, as a REST page does.
+
+use arrow::array::{Array, UInt32Array};
+use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use arrow::record_batch::RecordBatch;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::sink::{ChunkDone, ChunkSink};
+use super::{Context, Event, TaskEnd, Work};
+use crate::plan::Chunk;
+use crate::plan::spans::Span;
+use crate::read::{Halt, ObjectJob, ReadError, cursor_column, run_blocking, run_io};
+use crate::salesforce::FetchError;
+use crate::salesforce::bulk::JobState;
+use crate::salesforce::soql;
+use crate::write::StagedFile;
+
+/// How Bulk jobs are read.
+#[derive(Debug, Clone)]
+pub struct BulkSettings {
+    /// A job not complete after this long is aborted and its days read through REST.
+    pub wait: Duration,
+    /// Rows asked per results page (`maxRecords`).
+    pub page_rows: usize,
+    /// Decoded rows waiting for their day's end, per task, before they go to part files.
+    pub buffer_bytes: usize,
+}
+
+impl Default for BulkSettings {
+    /// Thirty minutes per job, [`crate::plan::api::BULK_PAGE_ROWS`] rows per page, 64 MiB of
+    /// waiting rows per task.
+    fn default() -> Self {
+        Self {
+            wait: Duration::from_secs(30 * 60),
+            page_rows: crate::plan::api::BULK_PAGE_ROWS,
+            buffer_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The first pause between polls; each next one is half again as long, up to [`MAX_POLL`].
+const FIRST_POLL: Duration = Duration::from_millis(200);
+const MAX_POLL: Duration = Duration::from_secs(10);
+/// A results page cut off is fetched again this many times before the span fails.
+const MAX_PAGE_REFETCHES: u32 = 4;
+/// Jobs deleted under the reader before its days go to REST.
+const MAX_JOBS: u32 = 2;
+
+/// Reads `span` through a Bulk job; says how it ended, as a REST span task does.
+pub(super) async fn read_span(ctx: Arc<Context>, job: Arc<ObjectJob>, span: Span) -> TaskEnd {
+    match read(&ctx, &job, &span).await {
+        Ok(None) => TaskEnd::Finished,
+        Ok(Some(why)) => {
+            tracing::warn!(
+                "{}: reading through REST instead of Bulk: {why}",
+                label(&span)
+            );
+            let _ = ctx.events.send(Event::Spawn(Work::Span(span)));
+            TaskEnd::Finished
+        }
+        Err(error) => {
+            if let Some(reason) = error.stop_reason(&ctx.budget) {
+                return TaskEnd::Stop(reason);
+            }
+            if matches!(error, ReadError::Halted(Halt::WindowClosed)) {
+                return TaskEnd::PutBack(span);
+            }
+            TaskEnd::Failed {
+                days: span.days,
+                error,
+            }
+        }
+    }
+}
+
+fn label(span: &Span) -> String {
+    let (first, last) = (&span.days[0], &span.days[span.days.len() - 1]);
+    if first.day == last.day {
+        first.to_string()
+    } else {
+        format!("{first}..{}", last.day)
+    }
+}
+
+/// Reads the span; `Some(reason)` when its days must go to REST instead.
+async fn read(ctx: &Context, job: &ObjectJob, span: &Span) -> Result<Option<String>, ReadError> {
+    if let Err(refused) = ctx.client.check_bulk_jobs() {
+        return Ok(Some(refused.to_string()));
+    }
+    let sel = &job.selection;
+    let window = span.window();
+    let soql = soql::bulk_range(
+        &sel.object,
+        &sel.identifiers(),
+        &sel.cursor,
+        window.start,
+        window.end,
+    );
+    for attempt in 1..=MAX_JOBS {
+        ctx.pages().take_request()?;
+        let id = match ctx
+            .client
+            .create_query_job(&soql, ctx.include_deleted)
+            .await
+        {
+            Ok(id) => id,
+            Err(e) if refuses_job(&e) => return Ok(Some(format!("the org refused the job: {e}"))),
+            Err(e) => return Err(e.into()),
+        };
+        tracing::debug!("{}: Bulk job {id} created", label(span));
+        match wait(ctx, &id).await? {
+            Waited::Complete => {}
+            Waited::Gone => continue,
+            Waited::Failed(message) => {
+                delete_quietly(ctx, &id).await;
+                return Ok(Some(format!("job {id} failed: {message}")));
+            }
+            Waited::TooLong => {
+                abort_quietly(ctx, &id).await;
+                return Ok(Some(format!(
+                    "job {id} was not complete after {}s (--bulk-wait); aborted",
+                    ctx.bulk.wait.as_secs()
+                )));
+            }
+        }
+        match download(ctx, job, span, &id, &soql).await {
+            Ok(()) => {
+                delete_quietly(ctx, &id).await;
+                return Ok(None);
+            }
+            Err(ReadError::Fetch(FetchError::NotFound { .. })) if attempt < MAX_JOBS => {
+                tracing::info!(
+                    "{}: job {id} was deleted while read; a new job",
+                    label(span)
+                );
+            }
+            Err(ReadError::Fetch(FetchError::NotFound { .. })) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(format!("{MAX_JOBS} jobs were deleted while read")))
+}
+
+/// The org's refusal of a job Bulk cannot run; REST may still read the range.
+fn refuses_job(e: &FetchError) -> bool {
+    match e {
+        FetchError::Api { status, code, .. } => {
+            *status == 400
+                && matches!(
+                    code.as_str(),
+                    "API_ERROR" | "INVALIDENTITY" | "INVALIDJOB" | "FEATURENOTENABLED"
+                )
+        }
+        FetchError::MalformedQuery { .. } | FetchError::AccessDenied { .. } => true,
+        _ => false,
+    }
+}
+
+enum Waited {
+    Complete,
+    Failed(String),
+    TooLong,
+    /// The job disappeared (deleted by someone else): a new one may serve.
+    Gone,
+}
+
+/// Polls the job until it completes, fails, or passes `--bulk-wait`.
+async fn wait(ctx: &Context, id: &str) -> Result<Waited, ReadError> {
+    let started = Instant::now();
+    let mut pause = FIRST_POLL;
+    loop {
+        tokio::time::sleep(pause.min(ctx.bulk.wait.saturating_sub(started.elapsed()))).await;
+        ctx.pages().take_request()?;
+        let state = match ctx.client.job_state(id).await {
+            Ok(state) => state,
+            Err(FetchError::NotFound { .. }) => return Ok(Waited::Gone),
+            Err(e) => return Err(e.into()),
+        };
+        match state {
+            JobState::JobComplete => return Ok(Waited::Complete),
+            JobState::Failed(message) => return Ok(Waited::Failed(message)),
+            JobState::Aborted => return Ok(Waited::Failed("aborted by someone else".into())),
+            _ if started.elapsed() >= ctx.bulk.wait => return Ok(Waited::TooLong),
+            _ => pause = (pause * 3 / 2).min(MAX_POLL),
+        }
+    }
+}
+
+async fn abort_quietly(ctx: &Context, id: &str) {
+    if ctx.pages().take_request().is_ok()
+        && let Err(e) = ctx.client.abort_job(id).await
+    {
+        tracing::info!("Bulk job {id}: the abort was refused ({e})");
+    }
+    delete_quietly(ctx, id).await;
+}
+
+/// Deletes a job whose rows are committed (or that is of no more use); a failure only leaves
+/// the job to Salesforce's 7-day expiry.
+async fn delete_quietly(ctx: &Context, id: &str) {
+    if ctx.pages().take_request().is_ok()
+        && let Err(e) = ctx.client.delete_job(id).await
+    {
+        tracing::info!("Bulk job {id}: not deleted ({e}); Salesforce removes it after 7 days");
+    }
+}
+
+/// Reads every results page of the job into the span's days, then publishes them.
+async fn download(
+    ctx: &Context,
+    job: &ObjectJob,
+    span: &Span,
+    id: &str,
+    soql: &str,
+) -> Result<(), ReadError> {
+    let mut days = DayRouter::new(ctx, job, span, soql);
+    let mut locator: Option<String> = None;
+    loop {
+        let (batch, next) = results_page(ctx, job, id, locator.as_deref()).await?;
+        ctx.reporter.on_rows(&span.object, batch.num_rows() as u64);
+        days.route(job, batch).await?;
+        if days.buffered > ctx.bulk.buffer_bytes {
+            days.spill().await?;
+        }
+        match next {
+            Some(next) => locator = Some(next),
+            None => break,
+        }
+    }
+    days.publish_all(ctx).await
+}
+
+/// One results page, decoded; a page cut off is fetched again from the same locator.
+async fn results_page(
+    ctx: &Context,
+    job: &ObjectJob,
+    id: &str,
+    locator: Option<&str>,
+) -> Result<(RecordBatch, Option<String>), ReadError> {
+    let mut refetches = 0;
+    loop {
+        ctx.pages().take_request()?;
+        let page = ctx
+            .client
+            .job_results(id, locator, ctx.bulk.page_rows)
+            .await?;
+        let decoder = job.decoder.clone();
+        let (body, records) = (page.body, page.records);
+        match run_blocking(move || Ok(decoder.decode_csv(&body, records)?)).await {
+            Ok(batch) => return Ok((batch, page.next)),
+            Err(ReadError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
+                refetches += 1;
+                tracing::info!(
+                    "Bulk job {id}: a results page arrived cut off ({e}); fetching it again"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The span's rows by day while the job's pages arrive.
+struct DayRouter {
+    days: Vec<Day>,
+    /// Each day's window start, in ms: a row's day is the last start at or before its cursor.
+    starts: Arc<Vec<i64>>,
+    end: i64,
+    /// Bytes of decoded rows waiting in `days`.
+    buffered: usize,
+}
+
+struct Day {
+    chunk: Chunk,
+    sink: ChunkSink,
+    waiting: Vec<RecordBatch>,
+    /// Staged part files of rows already spilled, with the query that read them.
+    parts: Vec<(Option<StagedFile>, String)>,
+}
+
+impl DayRouter {
+    fn new(ctx: &Context, job: &ObjectJob, span: &Span, soql: &str) -> Self {
+        let days = span
+            .days
+            .iter()
+            .map(|chunk| Day {
+                chunk: chunk.clone(),
+                sink: ChunkSink::new(ctx, job, chunk, soql),
+                waiting: Vec::new(),
+                parts: Vec::new(),
+            })
+            .collect();
+        Self {
+            days,
+            starts: Arc::new(
+                span.days
+                    .iter()
+                    .map(|d| d.window.start.timestamp_millis())
+                    .collect(),
+            ),
+            end: span.window().end.timestamp_millis(),
+            buffered: 0,
+        }
+    }
+
+    /// Splits a page's rows by day (off the runtime) and keeps them with their days.
+    async fn route(&mut self, job: &ObjectJob, batch: RecordBatch) -> Result<(), ReadError> {
+        let batch = job.file_batch(&batch);
+        let (starts, end) = (self.starts.clone(), self.end);
+        let by_day = run_blocking(move || split_by_day(&batch, &starts, end)).await?;
+        for (day, rows) in by_day {
+            self.buffered += rows.get_array_memory_size();
+            self.days[day].waiting.push(rows);
+        }
+        Ok(())
+    }
+
+    /// Writes every waiting day's rows to a new staged part file of that day.
+    async fn spill(&mut self) -> Result<(), ReadError> {
+        for day in &mut self.days {
+            if day.waiting.is_empty() {
+                continue;
+            }
+            let waiting = std::mem::take(&mut day.waiting);
+            let mut part = day.sink.part();
+            let part = run_blocking(move || {
+                for rows in &waiting {
+                    part.write(rows)?;
+                }
+                Ok(part)
+            })
+            .await?;
+            day.parts.push(run_io(move || Ok(part.finish()?)).await?);
+        }
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Publishes every day in order and reports each; a day that never spilled is sorted.
+    async fn publish_all(self, ctx: &Context) -> Result<(), ReadError> {
+        let out = ctx.out.clone();
+        for day in self.days {
+            let Day {
+                chunk,
+                mut sink,
+                waiting,
+                mut parts,
+            } = day;
+            let done: ChunkDone = if parts.is_empty() {
+                let sink = run_blocking(move || {
+                    if let Some(rows) = sorted(&waiting)? {
+                        sink.write(&rows)?;
+                    }
+                    Ok(sink)
+                })
+                .await?;
+                let out = out.clone();
+                run_io(move || Ok(sink.publish(&out)?)).await?
+            } else {
+                if !waiting.is_empty() {
+                    let mut part = sink.part();
+                    let part = run_blocking(move || {
+                        for rows in &waiting {
+                            part.write(rows)?;
+                        }
+                        Ok(part)
+                    })
+                    .await?;
+                    parts.push(run_io(move || Ok(part.finish()?)).await?);
+                }
+                let out = out.clone();
+                run_io(move || Ok(sink.publish_parts(parts, &out)?)).await?
+            };
+            let _ = ctx.events.send(Event::DayDone { chunk, done });
+        }
+        Ok(())
+    }
+}
+
+/// The rows of `batch` per day index, in row order within each day.
+fn split_by_day(
+    batch: &RecordBatch,
+    starts: &[i64],
+    end: i64,
+) -> Result<Vec<(usize, RecordBatch)>, ReadError> {
+    let cursor = cursor_column(batch)?;
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
+    for i in 0..batch.num_rows() {
+        let at = cursor.value(i);
+        let day = starts.partition_point(|&s| s <= at);
+        if cursor.is_null(i) || day == 0 || at >= end {
+            return Err(ReadError::Worker(format!(
+                "the Bulk job returned a row outside its range (cursor {at} ms)"
+            )));
+        }
+        rows[day - 1].push(i as u32);
+    }
+    rows.into_iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(day, r)| {
+            let taken = take_record_batch(batch, &UInt32Array::from(r))
+                .map_err(|e| ReadError::Worker(format!("routing rows to days: {e}")))?;
+            Ok((day, taken))
+        })
+        .collect()
+}
+
+/// The day's waiting rows as one batch ordered by `(cursor, Id)`; `None` for no rows.
+fn sorted(waiting: &[RecordBatch]) -> Result<Option<RecordBatch>, ReadError> {
+    let Some(first) = waiting.first() else {
+        return Ok(None);
+    };
+    let worker = |e: arrow::error::ArrowError| ReadError::Worker(format!("sorting a day: {e}"));
+    let all = arrow::compute::concat_batches(&first.schema(), waiting).map_err(worker)?;
+    let keys = [1, 0].map(|c| SortColumn {
+        values: all.column(c).clone(),
+        options: None,
+    });
+    let order = lexsort_to_indices(&keys, None).map_err(worker)?;
+    Ok(Some(take_record_batch(&all, &order).map_err(worker)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn batch(rows: &[(&str, i64)]) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("Id", DataType::Utf8, false),
+            Field::new(
+                "SystemModstamp",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(
+                    TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.1))
+                        .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn ids(b: &RecordBatch) -> Vec<String> {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn rows_go_to_the_day_whose_window_holds_their_cursor() {
+        let b = batch(&[("c", 250), ("a", 99), ("b", 100), ("d", 199)]);
+        let split = split_by_day(&b, &[0, 100, 200], 300).unwrap();
+        let got: Vec<(usize, Vec<String>)> = split.iter().map(|(d, b)| (*d, ids(b))).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, vec!["a".to_string()]),
+                (1, vec!["b".to_string(), "d".to_string()]),
+                (2, vec!["c".to_string()]),
+            ]
+        );
+        assert!(split_by_day(&batch(&[("x", 300)]), &[0, 100, 200], 300).is_err());
+        assert!(split_by_day(&batch(&[("x", -1)]), &[0, 100, 200], 300).is_err());
+    }
+
+    #[test]
+    fn a_day_is_sorted_by_cursor_then_id_across_pages() {
+        let pages = [batch(&[("b", 5), ("z", 1)]), batch(&[("a", 5), ("c", 3)])];
+        let day = sorted(&pages).unwrap().unwrap();
+        assert_eq!(ids(&day), ["z", "c", "a", "b"]);
+        assert!(sorted(&[]).unwrap().is_none());
+    }
+}

@@ -1,0 +1,424 @@
+//! Bulk API 2.0 query jobs end to end: the same Parquet as REST, `--api auto`'s choice, and
+//! every way Bulk cannot serve falling back to REST with a note.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use sfbackfill_fake_org::{BulkConfig, BulkFaults, FakeOrg, FakeOrgConfig, Faults};
+
+use crate::support::*;
+
+const OBJECTS: &[&str] = &[
+    "Account",
+    "Contact",
+    "Opportunity",
+    "Case",
+    "Lead",
+    "Invoice__c",
+];
+
+fn args<'a>(
+    out: &'a str,
+    objects: &'a str,
+    start: &'a str,
+    end: &'a str,
+    api: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "backfill",
+        "--objects",
+        objects,
+        "--start",
+        start,
+        "--end",
+        end,
+        "--out",
+        out,
+        "--all-fields",
+        "--api",
+        api,
+        "--rate-limit",
+        "1000",
+        "--concurrency",
+        "4",
+        "--progress",
+        "off",
+    ]
+}
+
+async fn fake_with(faults: BulkFaults) -> FakeOrg {
+    start_fake(FakeOrgConfig {
+        bulk: BulkConfig {
+            complete_after: Duration::from_millis(200),
+            faults,
+        },
+        ..Default::default()
+    })
+    .await
+}
+
+/// Each day's file of `object`, as its rows by `Id`.
+fn days(out: &Path, object: &str) -> BTreeMap<String, BTreeMap<String, Row>> {
+    parquet_files(out, object)
+        .into_iter()
+        .map(|f| {
+            let day = f
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (day, by_id(read_files(&[f])))
+        })
+        .collect()
+}
+
+/// Reads `object` over the window through REST into a folder of its own.
+async fn through_rest(
+    url: &str,
+    object: &str,
+    start: &str,
+    end: &str,
+) -> BTreeMap<String, BTreeMap<String, Row>> {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        url,
+        &args(dir.path().to_str().unwrap(), object, start, end, "rest"),
+    )
+    .await;
+    assert_exit(&o, 0);
+    days(dir.path(), object)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_and_rest_write_the_same_days_rows_and_values_for_every_object() {
+    let org = fake_with(BulkFaults::default()).await;
+    let url = org.url();
+    let (start, end) = ("2025-09-10", "2025-09-24");
+    for (object, extra) in OBJECTS
+        .iter()
+        .map(|o| (*o, None))
+        .chain([("LoginHistory", Some("LoginTime"))])
+    {
+        let rest_dir = tempfile::tempdir().unwrap();
+        let bulk_dir = tempfile::tempdir().unwrap();
+        let mut rest_args = args(
+            rest_dir.path().to_str().unwrap(),
+            object,
+            start,
+            end,
+            "rest",
+        );
+        // Small results pages and a small buffer: many pages, rows spilled to part files.
+        let mut bulk_args = args(
+            bulk_dir.path().to_str().unwrap(),
+            object,
+            start,
+            end,
+            "bulk",
+        );
+        bulk_args.extend(["--bulk-page-rows", "700", "--bulk-buffer-bytes", "200000"]);
+        if let Some(cursor) = extra {
+            rest_args.extend(["--cursor-field", cursor]);
+            bulk_args.extend(["--cursor-field", cursor]);
+        }
+        assert_exit(&run(&url, &rest_args).await, 0);
+        org.reset_stats();
+        let o = run(&url, &bulk_args).await;
+        assert_exit(&o, 0);
+        assert!(
+            stderr(&o).contains(&format!("{object} through bulk")),
+            "{}",
+            stderr(&o)
+        );
+        let stats = org.stats();
+        assert_eq!(query_requests(&stats), 0, "{object}: no REST page was read");
+        assert!(stats.bulk.result_pages > 0, "{object}: results were read");
+        assert_eq!(stats.bulk.jobs_open, 0, "{object}: every job deleted");
+        let (rest, bulk) = (days(rest_dir.path(), object), days(bulk_dir.path(), object));
+        assert!(!rest.is_empty(), "{object} has rows in the window");
+        assert_eq!(
+            rest.keys().collect::<Vec<_>>(),
+            bulk.keys().collect::<Vec<_>>(),
+            "{object}: the same days"
+        );
+        for (day, rows) in &rest {
+            assert_eq!(rows, &bulk[day], "{object} {day}: the same rows and values");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_that_fits_the_buffer_is_written_in_cursor_then_id_order_as_rest_writes_it() {
+    let org = fake_with(BulkFaults::default()).await;
+    let url = org.url();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for (dir, api) in dirs.iter().zip(["rest", "bulk"]) {
+        let o = run(
+            &url,
+            &args(
+                dir.path().to_str().unwrap(),
+                "Case",
+                "2025-09-16",
+                "2025-09-18",
+                api,
+            ),
+        )
+        .await;
+        assert_exit(&o, 0);
+    }
+    let order = |dir: &Path| -> Vec<String> {
+        read_output(dir, "Case")
+            .into_iter()
+            .map(|r| r["Id"].clone())
+            .collect()
+    };
+    assert_eq!(order(dirs[0].path()), order(dirs[1].path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_takes_bulk_for_the_heavy_object_and_rest_for_three_days_of_a_small_one() {
+    let org = fake_with(BulkFaults::default()).await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let mut plan = args(out, "Case", "2025-09-01", "2025-09-30", "auto");
+    plan[0] = "plan";
+    let o = run(&url, &plan).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("api: Case through bulk"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&url, &args(out, "Case", "2025-09-01", "2025-09-30", "auto")).await;
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains("Case through bulk: ~"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(org.stats().bulk.jobs_created > 0);
+
+    org.reset_stats();
+    let created = org.stats().bulk.jobs_created;
+    let small = tempfile::tempdir().unwrap();
+    let small_out = small.path().to_str().unwrap();
+    let mut plan = args(small_out, "Lead", "2025-03-03", "2025-03-05", "auto");
+    plan[0] = "plan";
+    let o = run(&url, &plan).await;
+    assert!(
+        stdout(&o).contains("api: Lead through rest"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(
+        &url,
+        &args(small_out, "Lead", "2025-03-03", "2025-03-05", "auto"),
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains("Lead through rest: ~"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        org.stats().bulk.jobs_created,
+        created,
+        "no job for three small days"
+    );
+    assert_eq!(
+        days(small.path(), "Lead"),
+        through_rest(&url, "Lead", "2025-03-03", "2025-03-05").await
+    );
+}
+
+/// Runs `--api bulk` for Lead over a fortnight with `faults`; asserts the note and that the
+/// output equals REST's. Returns the fake org's Bulk counters.
+async fn falls_back(
+    faults: BulkFaults,
+    extra: &[&str],
+    note: &str,
+) -> sfbackfill_fake_org::BulkStats {
+    let org = fake_with(faults).await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(
+        dir.path().to_str().unwrap(),
+        "Lead",
+        "2025-05-01",
+        "2025-05-14",
+        "bulk",
+    );
+    a.extend(extra);
+    let o = run(&url, &a).await;
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains(note),
+        "wanted `{note}` in:\n{}",
+        stderr(&o)
+    );
+    let stats = org.stats().bulk;
+    org.set_bulk_faults(BulkFaults::default());
+    assert_eq!(
+        days(dir.path(), "Lead"),
+        through_rest(&url, "Lead", "2025-05-01", "2025-05-14").await
+    );
+    stats
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_the_org_will_not_serve_through_bulk_is_read_through_rest() {
+    let stats = falls_back(
+        BulkFaults {
+            deny: vec!["Lead".into()],
+            ..Default::default()
+        },
+        &[],
+        "reading through REST instead of Bulk: the org refused the job",
+    )
+    .await;
+    assert_eq!(stats.jobs_created, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_sends_its_days_to_rest() {
+    let stats = falls_back(
+        BulkFaults {
+            fail_over: Some(0),
+            ..Default::default()
+        },
+        &[],
+        "QUERY_TIMEOUT",
+    )
+    .await;
+    assert!(stats.jobs_created > 0);
+    assert_eq!(stats.jobs_open, 0, "the failed job is deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_not_complete_within_bulk_wait_is_aborted_and_its_days_go_to_rest() {
+    let stats = falls_back(
+        BulkFaults {
+            never_complete: vec!["Lead".into()],
+            ..Default::default()
+        },
+        &["--bulk-wait", "1s"],
+        "was not complete after 1s (--bulk-wait); aborted",
+    )
+    .await;
+    assert!(stats.jobs_aborted > 0);
+    assert_eq!(stats.jobs_open, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_deleted_under_the_reader_is_created_again_then_left_to_rest() {
+    let stats = falls_back(
+        BulkFaults {
+            delete_after_pages: Some(1),
+            ..Default::default()
+        },
+        &["--bulk-page-rows", "100"],
+        "2 jobs were deleted while read",
+    )
+    .await;
+    assert_eq!(stats.jobs_created, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compound_field_selected_is_read_through_rest() {
+    let org = fake_with(BulkFaults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = run(
+        &org.url(),
+        &[
+            "backfill",
+            "--objects",
+            "Account",
+            "--fields",
+            "Account=Id,LastModifiedDate,Name,BillingAddress",
+            "--start",
+            "2025-05-01",
+            "--end",
+            "2025-05-07",
+            "--out",
+            out,
+            "--api",
+            "bulk",
+            "--progress",
+            "off",
+        ],
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains(
+            "Account through rest: the compound field Account.BillingAddress is selected"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(org.stats().bulk.jobs_created, 0);
+    assert!(!read_output(dir.path(), "Account").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_pages_cut_off_are_fetched_again_and_the_output_is_exact() {
+    let org = fake_with(BulkFaults {
+        cut_page_every: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(
+        dir.path().to_str().unwrap(),
+        "Case",
+        "2025-09-10",
+        "2025-09-20",
+        "bulk",
+    );
+    a.extend(["--bulk-page-rows", "500"]);
+    let o = run(&url, &a).await;
+    assert_exit(&o, 0);
+    assert!(org.stats().bulk.pages_cut > 0, "pages were cut");
+    org.set_bulk_faults(BulkFaults::default());
+    assert_eq!(
+        days(dir.path(), "Case"),
+        through_rest(&url, "Case", "2025-09-10", "2025-09-20").await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_results_download_then_the_same_command_completes_exactly() {
+    let org = start_fake(FakeOrgConfig {
+        faults: Faults {
+            latency: Some(Duration::from_millis(40)),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let mut a = args(out, "Case", "2025-09-01", "2025-09-30", "bulk");
+    a.extend(["--bulk-page-rows", "300"]);
+    let mut child = spawn_sfbackfill(&url, &a);
+    child
+        .wait_for("a results page", || org.stats().bulk.result_pages >= 3)
+        .await;
+    child.signal(libc::SIGKILL);
+    child.wait().await;
+    let o = run(&url, &a).await;
+    assert_exit(&o, 0);
+    org.set_faults(Faults::default());
+    assert_eq!(
+        days(dir.path(), "Case"),
+        through_rest(&url, "Case", "2025-09-01", "2025-09-30").await
+    );
+}
