@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use super::sink::{ChunkDone, ChunkSink};
 use super::{Context, Event, TaskEnd, Work};
 use crate::plan::Chunk;
+use crate::plan::api::{self, Api, ApiMode};
 use crate::plan::spans::Span;
 use crate::read::{Halt, ObjectJob, ReadError, cursor_column, run_blocking, run_io};
 use crate::salesforce::FetchError;
@@ -90,6 +91,43 @@ pub(super) async fn read_span(ctx: Arc<Context>, job: Arc<ObjectJob>, span: Span
             }
         }
     }
+}
+
+/// For `--api auto`: hands a REST span to a Bulk job when its first page (`first`, of a
+/// query matching `total_rows`) shows that Bulk needs at most half the requests; says so.
+pub(super) fn hand_over(
+    ctx: &Context,
+    job: &ObjectJob,
+    days: impl FnOnce() -> Vec<Chunk>,
+    total_rows: u64,
+    first: &RecordBatch,
+) -> bool {
+    let object = job.selection.object.as_str();
+    let rest_only = ctx
+        .rest_only
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(object);
+    if rest_only || !ctx.auto_bulk.contains(object) {
+        return false;
+    }
+    let choice = api::choose(
+        ApiMode::Auto,
+        &job.selection,
+        Some(total_rows as f64),
+        first.num_rows() as u64,
+        job.groups.len(),
+        1,
+    );
+    if choice.api != Api::Bulk {
+        return false;
+    }
+    let span = Span {
+        object: object.to_string(),
+        days: days(),
+    };
+    eprintln!("backfill: {} through bulk: {}", label(&span), choice.reason);
+    ctx.events.send(Event::Spawn(Work::Bulk(span))).is_ok()
 }
 
 fn label(span: &Span) -> String {

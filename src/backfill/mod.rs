@@ -124,6 +124,10 @@ struct Context {
     /// Finished days and split-off spans, to the coordinator: the only writer of the journal.
     events: mpsc::UnboundedSender<Event>,
     bulk: BulkSettings,
+    /// Objects whose spans `--api auto` hands to Bulk when their first page shows it pays.
+    auto_bulk: std::collections::HashSet<String>,
+    /// Objects a Bulk job could not serve this run: their spans stay with REST.
+    rest_only: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// What a span task tells the coordinator while it runs.
@@ -180,6 +184,8 @@ pub struct RunConfig {
     pub reporter: Arc<dyn Reporter>,
     /// The objects whose spans Bulk API 2.0 jobs read; the others are read through REST.
     pub bulk_objects: std::collections::HashSet<String>,
+    /// The objects whose REST spans go to Bulk when their first page shows it pays (`auto`).
+    pub auto_bulk: std::collections::HashSet<String>,
     pub bulk: BulkSettings,
 }
 
@@ -221,6 +227,8 @@ pub async fn run(
         reporter: config.reporter,
         events,
         bulk: config.bulk,
+        auto_bulk: config.auto_bulk,
+        rest_only: Default::default(),
     });
     let mut per_object: Vec<(String, u64)> = Vec::new();
     for c in &chunks {

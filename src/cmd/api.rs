@@ -1,94 +1,34 @@
-//! `--api` for `backfill`: which objects Bulk API 2.0 jobs read this run, and the line that
-//! says why for each object with days to read.
-//!
-//! With `auto`, an object's pending rows are counted with one `COUNT()` over its pending
-//! days (taken from the query budget); an object not counted is read through REST.
+//! `--api` for `backfill`: which objects Bulk API 2.0 jobs read from the start, which may be
+//! handed to Bulk after a span's first page (`auto`), and a line for each object Bulk cannot
+//! serve.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::config::BackfillSettings;
-use crate::plan::Chunk;
-use crate::plan::api::{self, Api, ApiMode};
-use crate::plan::spans;
-use crate::read::{ObjectJob, QueryBudget};
-use crate::salesforce::SalesforceClient;
-use crate::salesforce::soql;
+use crate::plan::api::{self, ApiMode};
+use crate::read::ObjectJob;
 
-/// The objects whose spans Bulk jobs read; prints `backfill: OBJECT through API: why`.
-pub(super) async fn bulk_objects(
-    client: &SalesforceClient,
-    settings: &BackfillSettings,
-    budget: &QueryBudget,
+/// The objects Bulk reads (`--api bulk`) and those `auto` may hand to Bulk; prints
+/// `backfill: OBJECT through API: why` for each object Bulk reads or cannot serve.
+pub(super) fn bulk_objects(
+    mode: ApiMode,
     jobs: &HashMap<String, Arc<ObjectJob>>,
-    chunks: &[Chunk],
-) -> HashSet<String> {
-    let mut bulk = HashSet::new();
+) -> (HashSet<String>, HashSet<String>) {
+    let (mut bulk, mut auto) = (HashSet::new(), HashSet::new());
+    if mode == ApiMode::Rest {
+        return (bulk, auto);
+    }
     let mut objects: Vec<&String> = jobs.keys().collect();
     objects.sort();
     for object in objects {
-        let pending: Vec<Chunk> = chunks
-            .iter()
-            .filter(|c| &c.object == object)
-            .cloned()
-            .collect();
-        let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
-            continue;
-        };
-        let job = &jobs[object];
-        let sel = &job.selection;
-        let rows = if settings.api == ApiMode::Auto && api::bulk_refusal(sel).is_none() {
-            count(client, settings, budget, job, first, last).await
-        } else {
-            None
-        };
-        let choice = api::choose(
-            settings.api,
-            sel,
-            rows,
-            sel.rows_per_page(settings.limits.batch_size),
-            job.groups.len(),
-            spans::spans(pending).len(),
-        );
-        eprintln!(
-            "backfill: {object} through {}: {}",
-            choice.api, choice.reason
-        );
-        if choice.api == Api::Bulk {
+        if let Some(refusal) = api::bulk_refusal(&jobs[object].selection) {
+            eprintln!("backfill: {object} through rest: {refusal}");
+        } else if mode == ApiMode::Bulk {
+            eprintln!("backfill: {object} through bulk: --api bulk");
             bulk.insert(object.clone());
+        } else {
+            auto.insert(object.clone());
         }
     }
-    bulk
-}
-
-/// Rows of the object between its first and last pending day; `None` when the budget is
-/// spent or the org would not count.
-async fn count(
-    client: &SalesforceClient,
-    settings: &BackfillSettings,
-    budget: &QueryBudget,
-    job: &ObjectJob,
-    first: &Chunk,
-    last: &Chunk,
-) -> Option<f64> {
-    if !budget.try_take() {
-        return None;
-    }
-    let sel = &job.selection;
-    let soql = soql::count_range(
-        &sel.object,
-        &sel.cursor,
-        first.window.start,
-        last.window.end,
-    );
-    match client.query_json_in(&soql, settings.include_deleted).await {
-        Ok(answer) => answer["totalSize"].as_u64().map(|n| n as f64),
-        Err(e) => {
-            tracing::info!(
-                "{}: rows not counted ({e}); reading through REST",
-                sel.object
-            );
-            None
-        }
-    }
+    (bulk, auto)
 }

@@ -432,7 +432,7 @@ pub async fn backfill(
             .with_null_columns(&nulls);
         jobs.insert(object, Arc::new(job));
     }
-    let bulk_objects = super::api::bulk_objects(&client, settings, &budget, &jobs, &chunks).await;
+    let (bulk_objects, auto_bulk) = super::api::bulk_objects(settings.api, &jobs);
     let config = RunConfig {
         client,
         out: settings.out.clone(),
@@ -443,6 +443,7 @@ pub async fn backfill(
         exit_outside_window: settings.exit_outside_window,
         reporter,
         bulk_objects,
+        auto_bulk,
         bulk: settings.bulk.clone(),
     };
     let mut result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown)
