@@ -164,10 +164,14 @@ async fn read(ctx: &Context, job: &ObjectJob, span: &Span) -> Result<Option<Stri
             Err(e) if refuses_job(&e) => return Ok(Some(format!("the org refused the job: {e}"))),
             Err(e) => return Err(e.into()),
         };
+        open_jobs(ctx).insert(id.clone());
         tracing::debug!("{}: Bulk job {id} created", label(span));
         match wait(ctx, &id).await? {
             Waited::Complete => {}
-            Waited::Gone => continue,
+            Waited::Gone => {
+                open_jobs(ctx).remove(&id);
+                continue;
+            }
             Waited::Failed(message) => {
                 delete_quietly(ctx, &id).await;
                 return Ok(Some(format!("job {id} failed: {message}")));
@@ -186,12 +190,16 @@ async fn read(ctx: &Context, job: &ObjectJob, span: &Span) -> Result<Option<Stri
                 return Ok(None);
             }
             Err(ReadError::Fetch(FetchError::NotFound { .. })) if attempt < MAX_JOBS => {
+                open_jobs(ctx).remove(&id);
                 tracing::info!(
                     "{}: job {id} was deleted while read; a new job",
                     label(span)
                 );
             }
-            Err(ReadError::Fetch(FetchError::NotFound { .. })) => break,
+            Err(ReadError::Fetch(FetchError::NotFound { .. })) => {
+                open_jobs(ctx).remove(&id);
+                break;
+            }
             Err(e) => return Err(e),
         }
     }
@@ -252,9 +260,26 @@ async fn abort_quietly(ctx: &Context, id: &str) {
     delete_quietly(ctx, id).await;
 }
 
+fn open_jobs(ctx: &Context) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    ctx.open_jobs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// After a run ends, aborts and deletes the jobs its stopped tasks left (a signal, a budget
+/// spent, the usage guard): their days stay pending and are read again by the next run.
+pub(super) async fn abort_open_jobs(ctx: &Context) {
+    let left: Vec<String> = open_jobs(ctx).drain().collect();
+    for id in left {
+        tracing::info!("Bulk job {id}: aborted, the run stopped before its rows were in");
+        abort_quietly(ctx, &id).await;
+    }
+}
+
 /// Deletes a job whose rows are committed (or that is of no more use); a failure only leaves
 /// the job to Salesforce's 7-day expiry.
 async fn delete_quietly(ctx: &Context, id: &str) {
+    open_jobs(ctx).remove(id);
     if ctx.pages().take_request().is_ok()
         && let Err(e) = ctx.client.delete_job(id).await
     {

@@ -128,6 +128,8 @@ struct Context {
     auto_bulk: std::collections::HashSet<String>,
     /// Objects a Bulk job could not serve this run: their spans stay with REST.
     rest_only: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Bulk jobs created and not yet deleted: a signal aborts them.
+    open_jobs: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// What a span task tells the coordinator while it runs.
@@ -229,6 +231,7 @@ pub async fn run(
         bulk: config.bulk,
         auto_bulk: config.auto_bulk,
         rest_only: Default::default(),
+        open_jobs: Default::default(),
     });
     let mut per_object: Vec<(String, u64)> = Vec::new();
     for c in &chunks {
@@ -329,6 +332,7 @@ pub async fn run(
     while let Ok(event) = inbox.try_recv() {
         on_event(&ctx, manifest, &mut summary, &mut pending, event)?;
     }
+    bulk::abort_open_jobs(&ctx).await;
     summary.query_requests = ctx.budget.used();
     ctx.reporter.on_run_end();
     Ok(summary)

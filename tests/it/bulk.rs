@@ -404,6 +404,48 @@ async fn results_pages_cut_off_are_fetched_again_and_the_output_is_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_aborts_and_deletes_the_running_job_and_leaves_its_days_pending() {
+    let org = fake_with(BulkFaults {
+        never_complete: vec!["Case".into()],
+        ..Default::default()
+    })
+    .await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let a = args(
+        dir.path().to_str().unwrap(),
+        "Case",
+        "2025-09-01",
+        "2025-09-30",
+        "bulk",
+    );
+    let mut child = spawn_sfbackfill(&url, &a);
+    child
+        .wait_for("a job polled", || {
+            org.stats().by_kind.get("bulk_job").copied().unwrap_or(0) >= 2
+        })
+        .await;
+    child.signal(libc::SIGTERM);
+    let o = child.wait().await;
+    assert_exit(&o, 3);
+    let stats = org.stats().bulk;
+    assert_eq!(
+        (stats.jobs_created, stats.jobs_aborted),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.jobs_open, 0, "the aborted job is deleted");
+    assert!(parquet_files(dir.path(), "Case").is_empty());
+    org.set_bulk_faults(BulkFaults::default());
+    assert_exit(&run(&url, &a).await, 0);
+    assert_same_days(
+        &days(dir.path(), "Case"),
+        &through_rest(&url, "Case", "2025-09-01", "2025-09-30").await,
+        "Case",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_results_download_then_the_same_command_completes_exactly() {
     let org = start_fake(FakeOrgConfig {
         faults: Faults {
