@@ -21,6 +21,7 @@
 use arrow::array::{Array, UInt32Array};
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -417,45 +418,57 @@ impl DayRouter {
         Ok(())
     }
 
-    /// Publishes every day in order and reports each; a day that never spilled is sorted.
+    /// Publishes every day, `concurrency` at a time (the files are independent), and reports
+    /// each as it is in place.
     async fn publish_all(self, ctx: &Context) -> Result<(), ReadError> {
-        let out = ctx.out.clone();
-        for day in self.days {
-            let Day {
-                chunk,
-                mut sink,
-                waiting,
-                mut parts,
-            } = day;
-            let done: ChunkDone = if parts.is_empty() {
-                let sink = run_blocking(move || {
-                    if let Some(rows) = sorted(&waiting)? {
-                        sink.write(&rows)?;
-                    }
-                    Ok(sink)
-                })
-                .await?;
-                let out = out.clone();
-                run_io(move || Ok(sink.publish(&out)?)).await?
-            } else {
-                if !waiting.is_empty() {
-                    let mut part = sink.part();
-                    let part = run_blocking(move || {
-                        for rows in &waiting {
-                            part.write(rows)?;
-                        }
-                        Ok(part)
-                    })
-                    .await?;
-                    parts.push(run_io(move || Ok(part.finish()?)).await?);
-                }
-                let out = out.clone();
-                run_io(move || Ok(sink.publish_parts(parts, &out)?)).await?
-            };
+        use futures::StreamExt;
+        let mut published = futures::stream::iter(
+            self.days
+                .into_iter()
+                .map(|day| publish_day(day, ctx.out.clone())),
+        )
+        .buffer_unordered(ctx.concurrency.max(1));
+        while let Some(done) = published.next().await {
+            let (chunk, done) = done?;
             let _ = ctx.events.send(Event::DayDone { chunk, done });
         }
         Ok(())
     }
+}
+
+/// Publishes one day: sorted from memory when it never spilled, else its parts (the rows
+/// still waiting as one more) concatenated.
+async fn publish_day(day: Day, out: PathBuf) -> Result<(Chunk, ChunkDone), ReadError> {
+    let Day {
+        chunk,
+        mut sink,
+        waiting,
+        mut parts,
+    } = day;
+    if parts.is_empty() {
+        let sink = run_blocking(move || {
+            if let Some(rows) = sorted(&waiting)? {
+                sink.write(&rows)?;
+            }
+            Ok(sink)
+        })
+        .await?;
+        let done = run_io(move || Ok(sink.publish(&out)?)).await?;
+        return Ok((chunk, done));
+    }
+    if !waiting.is_empty() {
+        let mut part = sink.part();
+        let part = run_blocking(move || {
+            for rows in &waiting {
+                part.write(rows)?;
+            }
+            Ok(part)
+        })
+        .await?;
+        parts.push(run_io(move || Ok(part.finish()?)).await?);
+    }
+    let done = run_io(move || Ok(sink.publish_parts(parts, &out)?)).await?;
+    Ok((chunk, done))
 }
 
 /// The rows of `batch` per day index, in row order within each day.
