@@ -207,7 +207,13 @@ mod tests {
             ("/services/data/v62.0/queryAll", Kind::Query),
             ("/services/data/v62.0/query/01gABC-2000", Kind::QueryMore),
             ("/services/data/v62.0/limits", Kind::Limits),
-            ("/services/data/v62.0/jobs/query", Kind::Other),
+            ("/services/data/v62.0/jobs/query", Kind::BulkCreate),
+            ("/services/data/v62.0/jobs/query/750ABC", Kind::BulkJob),
+            (
+                "/services/data/v62.0/jobs/query/750ABC/results",
+                Kind::BulkResults,
+            ),
+            ("/services/data/v62.0/jobs/ingest", Kind::Other),
             ("/elsewhere", Kind::Other),
         ];
         for (path, kind) in cases {
