@@ -1,8 +1,8 @@
 //! Salesforce query pages → typed Arrow record batches.
 //!
 //! Owns reading a REST query page (`records`, `totalSize`, `done`, `nextRecordsUrl`,
-//! salesforce-api.md §4.2) into one `RecordBatch` of the schema `schema::arrow_schema` gives
-//! the field list. It does not own the type mapping (`schema`), fetching (`fetch`) or files
+//! salesforce-api.md §4.2), or a Bulk API 2.0 results page (CSV, §7.1), into one
+//! `RecordBatch` of the schema `schema::arrow_schema` gives the field list. It does not own the type mapping (`schema`), fetching (`fetch`) or files
 //! (`write`).
 //!
 //! Layout: [`columns`] holds typed column builders that take values typed or as text;

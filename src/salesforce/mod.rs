@@ -1,7 +1,8 @@
 //! The Salesforce client: the only code that speaks HTTP to the org.
 //!
 //! Owns sign-in (OAuth 2.0 client credentials against the My Domain host), the data calls the
-//! engine needs (describeGlobal, describe, one query page, one JSON query), and everything that
+//! engine needs (describeGlobal, describe, one query page, one JSON query, Bulk API 2.0 query
+//! jobs in [`bulk`]), and everything that
 //! keeps them polite and robust: the rate limiter and in-flight bound ([`gate`]), retries with
 //! back-off ([`retry`]), renewal of an expired token ([`auth`]), and the daily-API-usage guard
 //! ([`limits`]). Failures are classified in [`error`]. It does not own paging decisions (the
