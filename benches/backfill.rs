@@ -25,8 +25,17 @@
 //! `SFB_BENCH_SPREAD_SCALE` (100), a day whose rows spread over its hours. Checked: the rows
 //! written equal the org's, and each day is one file.
 //!
-//! `cargo bench --bench backfill`. `SFB_BENCH_PARTS` picks parts (`thrift,rate,heavy`, all by
-//! default). Overrides: `SFB_BENCH_SCALE` (10), `SFB_BENCH_START` /
+//! Part 4 (sparse, not run by default) backfills a year of `Account` and `Contact` at scale 2,
+//! every field: most day files hold a few hundred rows, so the engine's CPU per record there
+//! includes the fixed cost of a file.
+//!
+//! Part 5 (slow, not run by default) backfills the same year against an org that answers every
+//! request after `SFB_BENCH_SLOW_MS` (500): at concurrency 4 and 8 without a rate limit, whose
+//! bound is requests × latency / concurrency, and at concurrency 4 with the default rate limit,
+//! whose bound is requests / rate.
+//!
+//! `cargo bench --bench backfill`. `SFB_BENCH_PARTS` picks parts (`thrift,rate,heavy` by
+//! default; `sparse` and `slow` on demand). Overrides: `SFB_BENCH_SCALE` (10), `SFB_BENCH_START` /
 //! `SFB_BENCH_END` (2025-01-01 / 2025-12-31, inclusive days), `SFB_BENCH_RATE_START` /
 //! `SFB_BENCH_RATE_END` (2025-03-01 / 2025-03-31), `SFB_BENCH_RATE` (10 per second).
 
@@ -120,6 +129,171 @@ fn main() {
         ];
         print_heavy_days(&days, latency);
     }
+    if parts.contains(&"sparse") {
+        let year = sparse_year(&engine, &org_runtime, start, end);
+        print_sparse_year(&year, start, end);
+    }
+    if parts.contains(&"slow") {
+        let latency = Duration::from_millis(env_or("SFB_BENCH_SLOW_MS", 500));
+        let runs = slow_responses(&engine, &org_runtime, start, end, latency);
+        print_slow_responses(&runs, latency, start, end);
+    }
+}
+
+/// The objects and scale of the sparse-year and slow-response parts: a year of `Account` and
+/// `Contact` at twice the demo density, every field (issue "Speed per core").
+const SPARSE_OBJECTS: [&str; 2] = ["Account", "Contact"];
+const SPARSE_SCALE: u32 = 2;
+
+fn sparse_settings(url: String, out: &Path, start: NaiveDate, end: NaiveDate) -> BackfillSettings {
+    let mut settings = settings(url, out, start, end, 100_000);
+    settings.objects = SPARSE_OBJECTS
+        .iter()
+        .map(|o| Identifier::parse(o).expect("object name"))
+        .collect();
+    settings
+}
+
+/// Engine CPU per record on sparse days: most day files hold a few hundred rows, so the
+/// per-file cost weighs as much as the per-row cost.
+fn sparse_year(
+    engine: &tokio::runtime::Runtime,
+    org_runtime: &tokio::runtime::Runtime,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Run {
+    let (org, _) = start_org(org_runtime, SPARSE_SCALE);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = run_backfill(
+        engine,
+        &org,
+        &sparse_settings(org.url(), dir.path(), start, end),
+    );
+    let written: u64 = SPARSE_OBJECTS
+        .iter()
+        .map(|o| output_fields_and_rows(dir.path(), o).1)
+        .sum();
+    assert_eq!(
+        written, run.summary.rows,
+        "rows written against the summary"
+    );
+    org_runtime.block_on(org.shutdown());
+    run
+}
+
+fn print_sparse_year(run: &Run, start: NaiveDate, end: NaiveDate) {
+    let engine_cpu = run.cpu_total - run.cpu_org;
+    let engine_sys = run.sys_total - run.sys_org;
+    let rows = run.summary.rows;
+    let files = run.summary.chunks_done.max(1) as f64;
+    println!(
+        "## Sparse year: {start} .. {end}, {}, --all-fields, scale {SPARSE_SCALE}, concurrency 4, no rate limit\n",
+        SPARSE_OBJECTS.join(" + ")
+    );
+    println!(
+        "| rows | day files | wall | engine CPU (user + system) | records per engine CPU-second | per file: user, system |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.2} s | {engine_cpu:.2} s ({:.2} + {engine_sys:.2}) | {} | {:.0} µs, {:.0} µs |\n",
+        thousands(rows),
+        thousands(run.summary.chunks_done),
+        run.wall.as_secs_f64(),
+        engine_cpu - engine_sys,
+        thousands((rows as f64 / engine_cpu) as u64),
+        (engine_cpu - engine_sys) * 1e6 / files,
+        engine_sys * 1e6 / files,
+    );
+}
+
+/// Round trips one after another before a span can be cut (see [`print_slow_responses`]).
+const PLAN_ROUND_TRIPS: u32 = 6;
+
+/// One backfill against an org that answers every request after the same latency.
+struct SlowRun {
+    concurrency: usize,
+    rate: Option<u32>,
+    rows: u64,
+    requests: u64,
+    wall: Duration,
+}
+
+/// The sparse year against an org answering every request after `latency`: at two
+/// concurrencies without a rate limit (bound: requests × latency / concurrency) and at the
+/// default rate (bound: requests / rate).
+fn slow_responses(
+    engine: &tokio::runtime::Runtime,
+    org_runtime: &tokio::runtime::Runtime,
+    start: NaiveDate,
+    end: NaiveDate,
+    latency: Duration,
+) -> Vec<SlowRun> {
+    let default_rate = sfbackfill::config::DEFAULT_RATE_LIMIT;
+    [(4, None), (8, None), (4, Some(default_rate))]
+        .into_iter()
+        .map(|(concurrency, rate)| {
+            let org = org_runtime
+                .block_on(FakeOrg::start(FakeOrgConfig {
+                    scale: SPARSE_SCALE,
+                    daily_api_max: u64::MAX / 2,
+                    faults: sfbackfill_fake_org::Faults {
+                        latency: Some(latency),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }))
+                .expect("fake org starts");
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut settings = sparse_settings(org.url(), dir.path(), start, end);
+            settings.limits.concurrency = concurrency;
+            settings.limits.rate_limit = rate.unwrap_or(100_000);
+            let run = run_backfill(engine, &org, &settings);
+            org_runtime.block_on(org.shutdown());
+            SlowRun {
+                concurrency,
+                rate,
+                rows: run.summary.rows,
+                requests: run.after.requests - run.before.requests,
+                wall: run.wall,
+            }
+        })
+        .collect()
+}
+
+fn print_slow_responses(runs: &[SlowRun], latency: Duration, start: NaiveDate, end: NaiveDate) {
+    println!(
+        "## Slow responses: {start} .. {end}, {}, --all-fields, scale {SPARSE_SCALE}, every response after {} ms\n",
+        SPARSE_OBJECTS.join(" + "),
+        latency.as_millis()
+    );
+    // Round trips in a row before an object's first cut: sign-in, `limits`, `describeGlobal`,
+    // the describes (side by side), the first page, the count by day.
+    let plan = PLAN_ROUND_TRIPS as f64 * latency.as_secs_f64();
+    println!(
+        "| concurrency | rate limit | rows | requests (all, at the org) | bound | wall | wall / bound | wall / (bound + {PLAN_ROUND_TRIPS} round trips) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        let by_latency = r.requests as f64 * latency.as_secs_f64() / r.concurrency as f64;
+        let by_rate = r
+            .rate
+            .map_or(0.0, |rate| r.requests as f64 / f64::from(rate));
+        let (bound, which) = match by_rate > by_latency {
+            true => (by_rate, "requests / rate"),
+            false => (by_latency, "requests × latency / concurrency"),
+        };
+        let wall = r.wall.as_secs_f64();
+        println!(
+            "| {} | {} | {} | {} | {bound:.2} s ({which}) | {wall:.2} s | {:.2} | {:.2} |",
+            r.concurrency,
+            r.rate.map_or("none".to_string(), |r| format!("{r}/s")),
+            thousands(r.rows),
+            r.requests,
+            wall / bound,
+            wall / (bound + plan)
+        );
+    }
+    println!();
 }
 
 /// One heavy day read at several concurrencies.
@@ -297,6 +471,9 @@ struct Run {
     cpu_total: f64,
     /// CPU of the org's threads during the run.
     cpu_org: f64,
+    /// The system (kernel) part of each: file creation, fsync, renames, sockets.
+    sys_total: f64,
+    sys_org: f64,
     before: Stats,
     after: Stats,
 }
@@ -308,6 +485,7 @@ fn run_backfill(
 ) -> Run {
     let before = org.stats();
     let (cpu0, org0) = (process_cpu(), threads_cpu(ORG_THREAD));
+    let (sys0, org_sys0) = (process_cpu_sys(), threads_cpu_sys(ORG_THREAD));
     let started = Instant::now();
     let summary = engine
         .block_on(cmd::backfill::backfill(
@@ -318,6 +496,7 @@ fn run_backfill(
         .unwrap_or_else(|f| panic!("backfill failed: {}", f.message));
     let wall = started.elapsed();
     let (cpu1, org1) = (process_cpu(), threads_cpu(ORG_THREAD));
+    let (sys1, org_sys1) = (process_cpu_sys(), threads_cpu_sys(ORG_THREAD));
     let after = org.stats();
     assert_eq!(summary.chunks_failed, 0, "chunks failed");
     assert!(summary.stopped.is_none(), "the run stopped early");
@@ -326,6 +505,8 @@ fn run_backfill(
         wall,
         cpu_total: cpu1 - cpu0,
         cpu_org: org1 - org0,
+        sys_total: sys1 - sys0,
+        sys_org: org_sys1 - org_sys0,
         before,
         after,
     }
@@ -562,6 +743,16 @@ async fn rows_per_day(
 
 /// User + system CPU seconds of the whole process so far.
 fn process_cpu() -> f64 {
+    let (user, sys) = rusage_self();
+    user + sys
+}
+
+/// System CPU seconds of the whole process so far.
+fn process_cpu_sys() -> f64 {
+    rusage_self().1
+}
+
+fn rusage_self() -> (f64, f64) {
     // SAFETY: getrusage only writes the struct it is given.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
@@ -569,14 +760,25 @@ fn process_cpu() -> f64 {
         usage
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
+    (secs(usage.ru_utime), secs(usage.ru_stime))
 }
 
 /// User + system CPU seconds of this process's live threads whose name starts with `prefix`.
 fn threads_cpu(prefix: &str) -> f64 {
+    let (user, sys) = threads_ticks(prefix);
+    user + sys
+}
+
+/// System CPU seconds of this process's live threads whose name starts with `prefix`.
+fn threads_cpu_sys(prefix: &str) -> f64 {
+    threads_ticks(prefix).1
+}
+
+/// User and system CPU seconds of this process's live threads whose name starts with `prefix`.
+fn threads_ticks(prefix: &str) -> (f64, f64) {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let mut total = 0u64;
+    let (mut user, mut sys) = (0u64, 0u64);
     for task in std::fs::read_dir("/proc/self/task")
         .expect("/proc")
         .flatten()
@@ -594,9 +796,10 @@ fn threads_cpu(prefix: &str) -> f64 {
         let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
         // Fields 14 and 15 (utime, stime); `rest[0]` is field 3.
         let field = |n: usize| rest.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-        total += field(14).unwrap_or(0) + field(15).unwrap_or(0);
+        user += field(14).unwrap_or(0);
+        sys += field(15).unwrap_or(0);
     }
-    total as f64 / ticks
+    (user as f64 / ticks, sys as f64 / ticks)
 }
 
 fn thousands(n: u64) -> String {

@@ -9,13 +9,14 @@
 //! checked: the rows in the Parquet files written for the day must equal the org's
 //! `SELECT COUNT()` for that day, or the bench exits with status 1.
 //!
-//! Runs: the heavy day at scale 1 (30,000 rows) and at `SFB_MEM_SCALE` (default 34, ~1,000,000
-//! rows), each at concurrency 4 and 16, plus a light day (2025-09-16) for the engine's floor. If peak RSS
-//! followed rows per day, the 1M-row run would need ~33× the 30k-row run; it must not.
+//! Runs: the heavy day at each of `SFB_MEM_SCALES` (default `1,3,10,34`: about 30,000,
+//! 90,000, 300,000 and 1,000,000 rows), each at concurrency 4 and 16, plus a light day
+//! (2025-09-16) at the last scale for the engine's floor. The growth of peak RSS from the first
+//! scale to each other is printed: it must stay near flat, not follow the rows.
 //!
 //! ```text
 //! cargo build --release && cargo bench --bench memory
-//! SFB_MEM_SCALE=4 cargo bench --bench memory          # quick run
+//! SFB_MEM_SCALES=3,10 cargo bench --bench memory          # the issue's ×3 and ×10
 //! cargo build && cargo bench --bench memory --profile dev
 //! ```
 //!
@@ -23,17 +24,10 @@
 //! bench lives in `target/<profile>/deps/`), so build the binary with the same profile first;
 //! `SFB_MEM_BIN=/path/to/sfbackfill` overrides.
 //!
-//! Measured (dev profile, 2 cores, other builds running; `cargo build && cargo bench --bench
-//! memory --profile dev`): floor 5.0 MB; heavy day at scale 1, 30,053 rows: 34.0 MB (c=4),
-//! 33.3 MB (c=16); at scale 34, 1,021,581 rows in 511 pages: 49.9 MB (c=4, 12.2 s), 50.5 MB
-//! (c=16, 13.4 s); light day at scale 34, 1,800 rows: 18.2 MB. Rows ×34, peak RSS ×1.5. The
-//! growth from 30k to 1M rows is the Parquet writer's row group (`write::MAX_ROW_GROUP_ROWS`,
-//! 65,536 rows), which a 30k-row day never fills: the bound is pages in flight plus one row
-//! group per open day file, not rows per day.
-//!
-//! Note: a single day is read by ONE span query (a day is not split into sub-ranges), so the
-//! heavy day is one cursor paged serially whatever `--concurrency` says; concurrency can only
-//! change the figures through the HTTP client and runtime, not through more pages in flight.
+//! What bounds the memory: a page of JSON and its Arrow batch per running reader (at most
+//! `--concurrency`; a heavy day is read in sub-ranges side by side) and each open file's row
+//! group, closed at `write::MAX_ROW_GROUP_BYTES` of encoded data or `MAX_ROW_GROUP_ROWS` rows,
+//! whichever comes first. Figures: docs/benchmarks.md.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -49,7 +43,9 @@ const OBJECT: &str = "Case";
 const FIELDS: &str = "Case=Subject,Status,Priority,Origin,Description";
 const HEAVY_DAY: &str = "2025-09-17";
 const LIGHT_DAY: &str = "2025-09-16";
-const DEFAULT_SCALE: u32 = 34;
+/// Scales of the fake org the heavy day is read at: ~30,000, ~90,000, ~300,000 and ~1,000,000
+/// rows.
+const DEFAULT_SCALES: [u32; 4] = [1, 3, 10, 34];
 const CONCURRENCIES: [u32; 2] = [4, 16];
 const CLIENT_ID: &str = "fake-client-id";
 const CLIENT_SECRET: &str = "fake-client-secret";
@@ -74,15 +70,19 @@ fn main() -> ExitCode {
     if let Some(result) = std::env::var_os(LAUNCH_ENV) {
         return launch(Path::new(&result));
     }
-    let scale = match std::env::var("SFB_MEM_SCALE") {
-        Ok(v) => match v.parse::<u32>() {
-            Ok(s) if s >= 1 => s,
+    let scales: Vec<u32> = match std::env::var("SFB_MEM_SCALES") {
+        Ok(v) => match v
+            .split(',')
+            .map(|s| s.trim().parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(list) if !list.is_empty() && !list.contains(&0) => list,
             _ => {
-                eprintln!("SFB_MEM_SCALE must be a whole number ≥ 1, got `{v}`");
+                eprintln!("SFB_MEM_SCALES must be whole numbers ≥ 1, comma-separated, got `{v}`");
                 return ExitCode::from(2);
             }
         },
-        Err(_) => DEFAULT_SCALE,
+        Err(_) => DEFAULT_SCALES.to_vec(),
     };
     let bin = match binary() {
         Ok(bin) => bin,
@@ -106,10 +106,6 @@ fn main() -> ExitCode {
         floor_kb as f64 / 1024.0
     );
     let mut runs = Vec::new();
-    let mut scales = vec![1];
-    if scale != 1 {
-        scales.push(scale);
-    }
     for &s in &scales {
         let started = Instant::now();
         let org = runtime
@@ -192,23 +188,26 @@ fn main() -> ExitCode {
         }
     }
 
-    // Growth of the heavy day from scale 1 to `scale`, per concurrency.
-    if scale != 1 {
-        for c in CONCURRENCIES {
-            let find = |s: u32| {
-                runs.iter()
-                    .find(|r| r.scale == s && r.day == HEAVY_DAY && r.concurrency == c)
-            };
-            if let (Some(small), Some(big)) = (find(1), find(scale)) {
-                let rows = big.written_rows as f64 / small.written_rows.max(1) as f64;
-                let rss = big.peak_rss_kb as f64 / small.peak_rss_kb.max(1) as f64;
-                println!(
-                    "concurrency {c}: rows ×{rows:.1} (scale 1 → {scale}), peak RSS ×{rss:.2} \
-                     ({:.1} → {:.1} MB)",
-                    small.peak_rss_kb as f64 / 1024.0,
-                    big.peak_rss_kb as f64 / 1024.0
-                );
-            }
+    // Growth of the heavy day from the first scale to each other, per concurrency.
+    for c in CONCURRENCIES {
+        let find = |s: u32| {
+            runs.iter()
+                .find(|r| r.scale == s && r.day == HEAVY_DAY && r.concurrency == c)
+        };
+        let Some(small) = find(scales[0]) else {
+            continue;
+        };
+        for big in scales[1..].iter().filter_map(|&s| find(s)) {
+            let rows = big.written_rows as f64 / small.written_rows.max(1) as f64;
+            let rss = big.peak_rss_kb as f64 / small.peak_rss_kb.max(1) as f64;
+            println!(
+                "concurrency {c}: rows ×{rows:.1} (scale {} → {}), peak RSS ×{rss:.2} \
+                 ({:.1} → {:.1} MB)",
+                small.scale,
+                big.scale,
+                small.peak_rss_kb as f64 / 1024.0,
+                big.peak_rss_kb as f64 / 1024.0
+            );
         }
     }
     if ok {

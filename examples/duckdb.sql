@@ -43,6 +43,11 @@ ORDER BY n DESC;
 -- the org added) with NULL.
 -- With `--include-deleted`, a deleted record's newest version has IsDeleted = true: the last
 -- line drops it.
+-- `sfbackfill compact --out sfbackfill-demo` (docs/compact.md) keeps exactly the rows this view
+-- keeps (same order: cursor, then SystemModstamp, then the later file) and leaves one file per
+-- day folder; after it, and until the next sync, a plain read_parquet sees each record once
+-- (add `--drop-deleted` to drop deleted ones too). The view stays correct either way: a sync
+-- after a compaction adds new versions beside the compacted files.
 --
 -- Checked with DuckDB 2.0.1 (the Python package) against `sfbackfill fake-org`: a backfill of
 -- June 2025 of Account and Invoice__c with --all-fields (the demo's), 3,000 rows modified, a

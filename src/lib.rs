@@ -15,11 +15,14 @@
 //! * [`backfill`]: the historical run: the coordinator (the only writer of the journal during
 //!   a run), span readers, heavy days split, per-day sinks.
 //! * [`sync`]: the incremental run: rows changed since the cursor, in `(cursor, Id)` order.
+//! * [`compact`]: one file per day folder, each record once at its newest version.
 //! * [`decode`]: Salesforce JSON pages into Arrow record batches, typed by [`decode::schema`].
 //! * [`write`]: Parquet files, written aside and renamed into place.
 //! * [`checkpoint`]: the manifest journal, the sole truth on which chunks are done, and the
 //!   sync journal with each object's incremental cursor.
 //! * [`progress`]: bars on a terminal, log lines elsewhere.
+//! * [`status_page`]: the `status --html` page, drawn from the same model as the table.
+//! * [`metrics`]: the run's counters, served in the Prometheus text format on `--metrics-addr`.
 //!
 //! The fake org is a crate apart (`sfbackfill-fake-org`): it shares no code with the engine,
 //! so the two can disagree, which is what makes it a test.
@@ -27,13 +30,16 @@
 pub mod backfill;
 pub mod checkpoint;
 pub mod cmd;
+pub mod compact;
 pub mod config;
 pub mod decode;
 pub mod error;
+pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod read;
 pub mod salesforce;
 pub mod secret;
+pub mod status_page;
 pub mod sync;
 pub mod write;

@@ -32,12 +32,20 @@ use crate::error::{ExitKind, UserFacing};
 /// of decode + write (spec: ≥ 300,000 records/s, measured by benches/decode.rs).
 pub const ZSTD_LEVEL: i32 = 1;
 
+/// Rows up to which a file is written with Snappy rather than zstd ([`Codec::for_rows`]); also
+/// the most rows an open file holds back before its codec is chosen.
+pub const SMALL_FILE_ROWS: usize = 4_096;
+
 /// Rows per row group: large enough for good compression and statistics, small enough that
 /// an open file buffers a bounded amount however many rows its day holds.
 pub const MAX_ROW_GROUP_ROWS: usize = 65_536;
 
-/// Buffered bytes at which a row group is closed early (wide objects with long text).
-pub const MAX_ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+/// Encoded bytes at which a row group is closed before [`MAX_ROW_GROUP_ROWS`]: an open file
+/// holds its row group in memory, so this, not the rows of a day, bounds a file's memory
+/// (a heavy day is written by `--concurrency` readers at once). At 8 MiB or more a heavy day of
+/// 300,000 rows took 1.4 times the memory of one of 90,000 at concurrency 4, at 2 MiB 1.19
+/// times (docs/benchmarks.md); a row group of a wide object still holds about 10,000 rows.
+pub const MAX_ROW_GROUP_BYTES: usize = 2 * 1024 * 1024;
 
 /// What a chunk file says about itself (Parquet key-value metadata).
 #[derive(Debug, Clone)]
@@ -161,11 +169,59 @@ pub struct StagedFile {
 ///
 /// Created by `backfill` and `sync` when a chunk's first rows arrive; [`Self::finish`] closes and
 /// fsyncs it. Dropped unfinished (a failed or abandoned chunk), it deletes its file.
+///
+/// The first [`SMALL_FILE_ROWS`] rows are held back until the file is known to be large: a file
+/// that ends below that is written with Snappy ([`Codec::for_rows`]), a larger one with zstd.
 pub struct ChunkFileWriter {
-    /// `None` once finished.
-    writer: Option<ArrowWriter<File>>,
+    state: WriterState,
+    schema: SchemaRef,
+    /// The footer's key-value pairs, kept until the writer opens.
+    key_values: Vec<KeyValue>,
     path: PathBuf,
     rows: u64,
+    /// Set once the file is closed and fsync'd; until then, dropping deletes it.
+    finished: bool,
+}
+
+enum WriterState {
+    /// The file exists, empty; its batches are held until the codec is chosen.
+    Holding {
+        file: File,
+        batches: Vec<RecordBatch>,
+    },
+    Writing(Box<ArrowWriter<File>>),
+    /// Between states, and after the writer is closed or failed.
+    Closed,
+}
+
+/// The compression of a file, chosen from its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Zstd,
+    Snappy,
+}
+
+impl Codec {
+    /// zstd, but for files of at most [`SMALL_FILE_ROWS`] rows: zstd builds a context per
+    /// column chunk, and each context asks the CPU for its features (`cpuid`), which a virtual
+    /// machine answers slowly (about 25 µs each on the bench machine): for a file of a few
+    /// hundred rows that fixed cost outweighs encoding them. Snappy has no such cost, and
+    /// every Parquet reader reads it.
+    pub fn for_rows(rows: u64) -> Self {
+        match rows as usize > SMALL_FILE_ROWS {
+            true => Codec::Zstd,
+            false => Codec::Snappy,
+        }
+    }
+
+    fn compression(self) -> Compression {
+        match self {
+            Codec::Zstd => {
+                Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("a valid zstd level"))
+            }
+            Codec::Snappy => Compression::SNAPPY,
+        }
+    }
 }
 
 impl std::fmt::Debug for ChunkFileWriter {
@@ -203,8 +259,12 @@ fn wants_dictionary(field: &arrow::datatypes::Field) -> bool {
         ))
 }
 
-/// The writer properties of a chunk file of `schema`.
-fn writer_properties(schema: &SchemaRef, meta: &FileMeta) -> WriterProperties {
+/// The writer properties of a chunk file of `schema`, its footer carrying `key_values`.
+fn writer_properties(
+    schema: &SchemaRef,
+    key_values: &[KeyValue],
+    codec: Codec,
+) -> WriterProperties {
     let builder = schema
         .fields()
         .iter()
@@ -213,14 +273,12 @@ fn writer_properties(schema: &SchemaRef, meta: &FileMeta) -> WriterProperties {
             b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false)
         });
     builder
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(ZSTD_LEVEL).expect("a valid zstd level"),
-        ))
+        .set_compression(codec.compression())
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
-        .set_key_value_metadata(Some(meta.key_values()))
+        .set_key_value_metadata(Some(key_values.to_vec()))
         .set_created_by(format!("sfbackfill {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -235,25 +293,37 @@ impl ChunkFileWriter {
         schema: SchemaRef,
         meta: &FileMeta,
     ) -> Result<Self, WriteError> {
+        Self::create_with(staging_dir, schema, meta, Vec::new())
+    }
+
+    /// [`Self::create`], with `extra` key-value pairs in the footer after `meta`'s (how
+    /// `compact` says a file was compacted, and from how many).
+    ///
+    /// # Errors
+    /// [`WriteError::Io`] when the file cannot be created.
+    pub fn create_with(
+        staging_dir: &Path,
+        schema: SchemaRef,
+        meta: &FileMeta,
+        extra: Vec<KeyValue>,
+    ) -> Result<Self, WriteError> {
         let path = staged_path(staging_dir, meta, "parquet");
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| WriteError::from_io(&path, e))?;
-        let properties = writer_properties(&schema, meta);
-        let writer = ArrowWriter::try_new(file, schema, Some(properties));
-        match writer {
-            Ok(w) => Ok(Self {
-                writer: Some(w),
-                path,
-                rows: 0,
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err(WriteError::from_parquet(&path, e))
-            }
-        }
+        Ok(Self {
+            state: WriterState::Holding {
+                file,
+                batches: Vec::new(),
+            },
+            schema,
+            key_values: meta.key_values().into_iter().chain(extra).collect(),
+            path,
+            rows: 0,
+            finished: false,
+        })
     }
 
     /// Appends a batch of the file's schema.
@@ -261,11 +331,43 @@ impl ChunkFileWriter {
     /// # Errors
     /// [`WriteError::Io`] when the disk refuses the bytes of a finished row group.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
-        let writer = self.writer.as_mut().expect("not finished");
-        writer
-            .write(batch)
-            .map_err(|e| WriteError::from_parquet(&self.path, e))?;
         self.rows += batch.num_rows() as u64;
+        match &mut self.state {
+            WriterState::Writing(writer) => writer
+                .write(batch)
+                .map_err(|e| WriteError::from_parquet(&self.path, e)),
+            WriterState::Holding { batches, .. } => {
+                batches.push(batch.clone());
+                match Codec::for_rows(self.rows) {
+                    Codec::Zstd => self.start_writing(Codec::Zstd),
+                    Codec::Snappy => Ok(()),
+                }
+            }
+            WriterState::Closed => Err(WriteError::Parquet(format!(
+                "`{}` was written to after it failed",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// Opens the Parquet writer with `codec` and hands it the held batches.
+    fn start_writing(&mut self, codec: Codec) -> Result<(), WriteError> {
+        let (file, batches) = match std::mem::replace(&mut self.state, WriterState::Closed) {
+            WriterState::Holding { file, batches } => (file, batches),
+            open_or_closed => {
+                self.state = open_or_closed;
+                return Ok(());
+            }
+        };
+        let properties = writer_properties(&self.schema, &self.key_values, codec);
+        let mut writer = ArrowWriter::try_new(file, self.schema.clone(), Some(properties))
+            .map_err(|e| WriteError::from_parquet(&self.path, e))?;
+        for batch in &batches {
+            writer
+                .write(batch)
+                .map_err(|e| WriteError::from_parquet(&self.path, e))?;
+        }
+        self.state = WriterState::Writing(Box::new(writer));
         Ok(())
     }
 
@@ -274,34 +376,38 @@ impl ChunkFileWriter {
     /// # Errors
     /// [`WriteError::Io`] when the last bytes or the fsync fail.
     pub fn finish(mut self) -> Result<StagedFile, WriteError> {
-        let mut writer = self.writer.take().expect("finished once");
-        let path = self.path.clone();
-        let closed = writer
-            .finish()
-            .map_err(|e| WriteError::from_parquet(&path, e))
-            .and_then(|_| {
+        let closed = self
+            .start_writing(Codec::for_rows(self.rows))
+            .and_then(|()| {
+                let WriterState::Writing(mut writer) =
+                    std::mem::replace(&mut self.state, WriterState::Closed)
+                else {
+                    return Err(WriteError::Parquet(format!(
+                        "`{}` was finished after it failed",
+                        self.path.display()
+                    )));
+                };
+                writer
+                    .finish()
+                    .map_err(|e| WriteError::from_parquet(&self.path, e))?;
                 let file = writer.inner();
                 file.sync_all()
                     .and_then(|()| file.metadata())
-                    .map_err(|e| WriteError::from_io(&path, e))
+                    .map_err(|e| WriteError::from_io(&self.path, e))
             });
-        match closed {
-            Ok(metadata) => Ok(StagedFile {
-                path,
-                rows: self.rows,
-                bytes: metadata.len(),
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err(e)
-            }
-        }
+        let metadata = closed?;
+        self.finished = true;
+        Ok(StagedFile {
+            path: self.path.clone(),
+            rows: self.rows,
+            bytes: metadata.len(),
+        })
     }
 }
 
 impl Drop for ChunkFileWriter {
     fn drop(&mut self) {
-        if self.writer.is_some() {
+        if !self.finished {
             // Unfinished: the chunk failed or was abandoned; its partial file must not linger.
             let _ = std::fs::remove_file(&self.path);
         }
@@ -474,7 +580,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), WriteError> {
 }
 
 /// fsyncs a folder, making renames and creations inside it durable.
-fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| WriteError::from_io(dir, e))
@@ -551,7 +657,8 @@ mod tests {
         assert!(rg.column(0).statistics().is_some(), "statistics on");
         assert_eq!(
             rg.column(0).compression(),
-            Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap())
+            Compression::SNAPPY,
+            "a file of a few rows is Snappy"
         );
 
         let batches: Vec<RecordBatch> =
@@ -697,11 +804,58 @@ mod tests {
         assert_eq!(ids, ["a00", "a01", "a02", "a10", "a20", "a21"]);
     }
 
+    /// A file of `rows` one-column rows written in batches of 1,000, and its column chunks' codecs.
+    fn codecs_of_a_file_of(rows: usize) -> (u64, Vec<parquet::basic::Compression>) {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = crate::decode::schema::arrow_schema(&[field("Id", FieldType::Id)]);
+        let mut w = ChunkFileWriter::create(dir.path(), schema.clone(), &meta()).unwrap();
+        for start in (0..rows).step_by(1_000) {
+            let ids: Vec<String> = (start..rows.min(start + 1_000))
+                .map(|i| format!("a{i:014}"))
+                .collect();
+            let array = arrow::array::StringArray::from(ids);
+            w.write(&RecordBatch::try_new(schema.clone(), vec![Arc::new(array)]).unwrap())
+                .unwrap();
+        }
+        let staged = w.finish().unwrap();
+        let reader = SerializedFileReader::new(File::open(&staged.path).unwrap()).unwrap();
+        let codecs = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.column(0).compression())
+            .collect();
+        (reader.metadata().file_metadata().num_rows() as u64, codecs)
+    }
+
+    #[test]
+    fn small_files_are_written_with_snappy_and_larger_ones_with_zstd() {
+        use parquet::basic::Compression;
+        let (rows, codecs) = codecs_of_a_file_of(300);
+        assert_eq!((rows, codecs), (300, vec![Compression::SNAPPY]));
+        let (rows, codecs) = codecs_of_a_file_of(SMALL_FILE_ROWS);
+        assert_eq!(rows, SMALL_FILE_ROWS as u64);
+        assert_eq!(codecs, vec![Compression::SNAPPY], "the bound is inclusive");
+        let (rows, codecs) = codecs_of_a_file_of(SMALL_FILE_ROWS + 1);
+        assert_eq!(
+            rows,
+            SMALL_FILE_ROWS as u64 + 1,
+            "held rows are all written"
+        );
+        assert!(
+            matches!(codecs[..], [Compression::ZSTD(_)]),
+            "a larger file is zstd: {codecs:?}"
+        );
+    }
+
     #[test]
     fn an_unfinished_writer_removes_its_staged_file() {
         let dir = tempfile::tempdir().unwrap();
         let schema = crate::decode::schema::arrow_schema(&[field("Id", FieldType::Id)]);
-        let w = ChunkFileWriter::create(dir.path(), schema.clone(), &meta()).unwrap();
+        let mut w = ChunkFileWriter::create(dir.path(), schema.clone(), &meta()).unwrap();
+        let ids = arrow::array::StringArray::from(vec!["a01"]);
+        w.write(&RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)]).unwrap())
+            .unwrap();
         let w2 = ChunkFileWriter::create(dir.path(), schema, &meta()).unwrap();
         assert_ne!(w.path, w2.path, "staged names are unique");
         drop(w);

@@ -241,6 +241,7 @@ pub async fn run(
         }
     }
     ctx.reporter.on_run_start(&per_object);
+    crate::metrics::global().chunks_planned(&per_object);
 
     let mut summary = RunSummary::default();
     let mut pending: VecDeque<Work> = spans::spans(chunks)
@@ -297,6 +298,7 @@ pub async fn run(
             waiting_reported = true;
         }
         let wait = opens.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
+        let _waiting = wait.map(|_| crate::metrics::global().waiting_for_window());
         tokio::select! {
             biased;
             Some(event) = inbox.recv() => {
@@ -370,6 +372,7 @@ fn on_event(
             summary.rows += done.rows;
             summary.bytes += done.bytes;
             ctx.reporter.on_chunk_done(&chunk, done.rows);
+            crate::metrics::global().chunk_done(&chunk.object, done.rows, done.bytes);
         }
     }
     Ok(())
@@ -408,6 +411,7 @@ fn record_end(
         manifest.append_failed(&chunk, &error)?;
         summary.chunks_failed += 1;
         ctx.reporter.on_chunk_failed(&chunk, &error);
+        crate::metrics::global().chunk_failed(&chunk.object);
     }
     Ok(())
 }

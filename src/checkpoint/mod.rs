@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ExitKind, UserFacing};
 
+pub mod compactions;
 pub mod cursors;
 pub mod status;
 use crate::plan::{Chunk, Window};
@@ -110,7 +111,24 @@ pub enum Entry {
         run: String,
         at: DateTime<Utc>,
         outcome: String,
+        /// What it sent; absent in journals of older versions and for runs refused early.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<RunUsage>,
     },
+}
+
+/// What a run sent to Salesforce, and the org's daily API usage as Salesforce last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunUsage {
+    /// Requests sent, token requests and retries included.
+    pub requests: u64,
+    /// Of them, those that repeated a failed attempt.
+    pub retries: u64,
+    /// The org's daily requests used and allocated, when Salesforce reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_used: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_max: Option<u64>,
 }
 
 /// What the manifest knows of one chunk: the latest entry about it.
@@ -214,6 +232,8 @@ pub struct ManifestState {
     pub planned: BTreeMap<String, Vec<PlannedWindow>>,
     pub last_run_started: Option<DateTime<Utc>>,
     pub last_run_ended: Option<(DateTime<Utc>, String)>,
+    /// What the last run that ended sent, if it recorded that.
+    pub last_run_usage: Option<RunUsage>,
 }
 
 impl ManifestState {
@@ -221,7 +241,12 @@ impl ManifestState {
         match entry {
             Entry::Header { .. } => {}
             Entry::RunStarted { at, .. } => self.last_run_started = Some(at),
-            Entry::RunEnded { at, outcome, .. } => self.last_run_ended = Some((at, outcome)),
+            Entry::RunEnded {
+                at, outcome, usage, ..
+            } => {
+                self.last_run_ended = Some((at, outcome));
+                self.last_run_usage = usage;
+            }
             Entry::Planned {
                 object,
                 start,
@@ -438,6 +463,7 @@ fn refuse_foreign_folder(out: &Path) -> Result<(), CheckpointError> {
             || name.ends_with(".lock")
             || name == cursors::SYNC_JOURNAL_FILE
             || name == cursors::SYNC_STAGING_DIR
+            || name == compactions::COMPACT_JOURNAL_FILE
     };
     let foreign = entries
         .filter_map(Result::ok)

@@ -39,6 +39,39 @@ pub struct ObjectStatus {
     pub failed: Vec<FailedChunk>,
     /// How the object's columns drifted between runs.
     pub columns: ColumnDrift,
+    /// Each day done, failed or planned, in order: the calendar of `status --html`.
+    #[serde(skip)]
+    pub days: BTreeMap<NaiveDate, DayState>,
+}
+
+/// What one day of an object is, as the counts above count it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DayState {
+    Done {
+        rows: u64,
+        bytes: u64,
+    },
+    Failed {
+        error: String,
+    },
+    /// Planned, over, and not done yet.
+    Pending,
+    /// Planned, and its end less than the safety lag ago: it closes at this instant (UTC).
+    NotOver {
+        closes: DateTime<Utc>,
+    },
+}
+
+impl DayState {
+    /// Its name in words and in the page's `data-state`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DayState::Done { .. } => "done",
+            DayState::Failed { .. } => "failed",
+            DayState::Pending => "pending",
+            DayState::NotOver { .. } => "not-over",
+        }
+    }
 }
 
 /// How an object's columns drifted, folded from its recorded configs (spec "Schema drift").
@@ -178,6 +211,8 @@ pub fn object_statuses(state: &ManifestState, now: DateTime<Utc>) -> Vec<ObjectS
                 s.chunks_done += 1;
                 s.rows += rows;
                 s.bytes += bytes;
+                let (rows, bytes) = (*rows, *bytes);
+                s.days.insert(*day, DayState::Done { rows, bytes });
                 let start = soql::datetime_literal(window.start);
                 let end = soql::datetime_literal(window.end);
                 if s.window_start.as_ref().is_none_or(|w| *w > start) {
@@ -193,6 +228,8 @@ pub fn object_statuses(state: &ManifestState, now: DateTime<Utc>) -> Vec<ObjectS
                     day: day.to_string(),
                     error: error.clone(),
                 });
+                let error = error.clone();
+                s.days.insert(*day, DayState::Failed { error });
             }
         }
     }
@@ -219,9 +256,11 @@ pub fn object_statuses(state: &ManifestState, now: DateTime<Utc>) -> Vec<ObjectS
             }
             if closes <= now {
                 s.chunks_pending += 1;
+                s.days.insert(day, DayState::Pending);
                 continue;
             }
             s.chunks_not_over += 1;
+            s.days.insert(day, DayState::NotOver { closes });
             if first.is_none_or(|(at, _)| closes < at) {
                 first = Some((closes, tz));
             }
@@ -330,7 +369,7 @@ mod tests {
     use crate::checkpoint::PlannedWindow;
     use crate::checkpoint::cursors::{ObjectCursor, Position, SyncState};
     use crate::plan::Window;
-    use chrono::TimeZone;
+    use chrono::{Datelike, TimeZone};
 
     fn planned(window: Window, zone: &str, lag_minutes: i64) -> PlannedWindow {
         PlannedWindow {
@@ -417,6 +456,19 @@ mod tests {
         assert_eq!(s.failed.len(), 1);
         assert_eq!(s.failed[0].day, "2025-03-04");
         assert_eq!(s.failed[0].error, "INVALID_FIELD");
+        let states: Vec<_> = s.days.iter().map(|(d, st)| (d.day(), st.name())).collect();
+        assert_eq!(
+            states,
+            [
+                (1, "pending"),
+                (2, "done"),
+                (3, "done"),
+                (4, "failed"),
+                (5, "pending"),
+                (6, "pending")
+            ]
+        );
+        assert_eq!(s.days[&day(3)], DayState::Done { rows: 7, bytes: 70 });
     }
 
     fn version(fields: &[&str], missing: &[&str], at: Option<DateTime<Utc>>) -> ConfigVersion {
@@ -519,6 +571,13 @@ mod tests {
             (s.chunks_done, s.chunks_pending, s.chunks_not_over),
             (1, 1, 3)
         );
+        let not_over: Vec<_> = s
+            .days
+            .iter()
+            .filter(|(_, st)| matches!(st, DayState::NotOver { .. }))
+            .map(|(d, _)| d.day())
+            .collect();
+        assert_eq!(not_over, [3, 4, 5]);
         assert_eq!(s.first_closes.as_deref(), Some("2025-03-03T23:05:00.000Z"));
         assert_eq!(
             s.first_closes_text.as_deref(),
@@ -528,6 +587,7 @@ mod tests {
         let s = &object_statuses(&state, at(6, 0))[0];
         assert_eq!((s.chunks_pending, s.chunks_not_over), (4, 0));
         assert_eq!(s.first_closes, None);
+        assert!(s.days.values().all(|d| d.name() != "not-over"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::plan::{self, Chunk, Window};
 use crate::read::drift::{self, Drift, Files, TypeChange};
 use crate::read::{ObjectJob, QueryBudget, StopReason};
 use crate::salesforce::SalesforceClient;
-use crate::salesforce::describe::ObjectDescribe;
+use crate::salesforce::describe::{GlobalObject, ObjectDescribe};
 use crate::salesforce::select::{self, Selection};
 use crate::salesforce::soql::{self, Identifier};
 
@@ -49,25 +49,16 @@ pub(super) async fn prepare_objects(
     cursor_of: impl Fn(&ObjectDescribe) -> Result<Identifier, Failure>,
 ) -> Result<Vec<Prepared>, Failure> {
     let global = client.describe_global().await?;
+    let names = request
+        .objects
+        .iter()
+        .map(|object| listed_name(&global, object))
+        .collect::<Result<Vec<_>, _>>()?;
+    // All describes at once (within the client's limits): on a slow org each is a round trip.
+    let describes = futures::future::join_all(names.iter().map(|name| client.describe(name))).await;
     let mut prepared = Vec::new();
-    for object in request.objects {
-        let Some(entry) = global
-            .iter()
-            .find(|o| o.name.eq_ignore_ascii_case(object.as_str()))
-        else {
-            let close =
-                select::close_matches(object.as_str(), global.iter().map(|o| o.name.as_str()));
-            let hint = match close.as_slice() {
-                [] => "check the API name in Setup → Object Manager; the Run-As user needs Read on it (a permission set)".to_string(),
-                some => format!("did you mean {}?", quoted(some)),
-            };
-            return Err(Failure::new(
-                ExitKind::Usage,
-                format!("object `{object}` does not exist or the Run-As user cannot read it"),
-                Some(hint),
-            ));
-        };
-        let describe = client.describe(&entry.name).await?;
+    for (object, describe) in request.objects.iter().zip(describes) {
+        let describe = describe?;
         let listed = request
             .fields
             .iter()
@@ -93,6 +84,26 @@ pub(super) async fn prepare_objects(
         });
     }
     Ok(prepared)
+}
+
+/// The org's name of `object`, or the usage error naming close matches.
+fn listed_name(global: &[GlobalObject], object: &Identifier) -> Result<String, Failure> {
+    let Some(entry) = global
+        .iter()
+        .find(|o| o.name.eq_ignore_ascii_case(object.as_str()))
+    else {
+        let close = select::close_matches(object.as_str(), global.iter().map(|o| o.name.as_str()));
+        let hint = match close.as_slice() {
+            [] => "check the API name in Setup → Object Manager; the Run-As user needs Read on it (a permission set)".to_string(),
+            some => format!("did you mean {}?", quoted(some)),
+        };
+        return Err(Failure::new(
+            ExitKind::Usage,
+            format!("object `{object}` does not exist or the Run-As user cannot read it"),
+            Some(hint),
+        ));
+    };
+    Ok(entry.name.clone())
 }
 
 /// Prints what drifted in an object's columns, one line per field (added and removed ones
@@ -154,24 +165,27 @@ pub(super) async fn object_windows(
     budget: Option<&QueryBudget>,
 ) -> Result<Vec<ObjectWindow>, Failure> {
     let tz = settings.chunk_timezone;
+    // One query per object, all at once (within the client's limits).
+    let earliest = futures::future::join_all(selections.iter().map(|selection| async move {
+        if settings.start.is_some() {
+            return Ok(None);
+        }
+        if let Some(budget) = budget.filter(|b| !b.try_take()) {
+            return Err(Failure::new(
+                ExitKind::Resumable,
+                format!(
+                    "stopped: the query limit of {} requests is reached before every object's history start is known",
+                    budget.limit().unwrap_or_default()
+                ),
+                Some("raise --query-limit, or give --start".into()),
+            ));
+        }
+        earliest_cursor(client, selection, settings.include_deleted).await
+    }))
+    .await;
     let mut out = Vec::new();
-    for selection in selections {
-        let earliest = match settings.start {
-            Some(_) => None,
-            None => {
-                if let Some(budget) = budget.filter(|b| !b.try_take()) {
-                    return Err(Failure::new(
-                        ExitKind::Resumable,
-                        format!(
-                            "stopped: the query limit of {} requests is reached before every object's history start is known",
-                            budget.limit().unwrap_or_default()
-                        ),
-                        Some("raise --query-limit, or give --start".into()),
-                    ));
-                }
-                earliest_cursor(client, selection, settings.include_deleted).await?
-            }
-        };
+    for (selection, earliest) in selections.iter().zip(earliest) {
+        let earliest = earliest?;
         let window = history::object_window(
             settings.start,
             settings.end,
@@ -373,6 +387,7 @@ pub async fn backfill(
                 run: run_id,
                 at: Utc::now(),
                 outcome: "refused".into(),
+                usage: None,
             });
             return Err(refused);
         }
@@ -433,6 +448,7 @@ pub async fn backfill(
         jobs.insert(object, Arc::new(job));
     }
     let (bulk_objects, auto_bulk) = super::api::bulk_objects(settings.api, &jobs);
+    let sent = client.clone();
     let config = RunConfig {
         client,
         out: settings.out.clone(),
@@ -466,11 +482,24 @@ pub async fn backfill(
         run: run_id,
         at: chrono::Utc::now(),
         outcome: outcome.into(),
+        usage: Some(run_usage(&sent)),
     });
     // The run's own error says more than a journal that cannot take its last line.
     let summary = result?;
     ended?;
     Ok(summary)
+}
+
+/// What `client` sent this run, and the org's usage as last reported, for the journal.
+fn run_usage(client: &SalesforceClient) -> checkpoint::RunUsage {
+    let sent = client.request_counts();
+    let usage = client.usage();
+    checkpoint::RunUsage {
+        requests: sent.token + sent.data,
+        retries: sent.retries,
+        api_used: usage.map(|u| u.used),
+        api_max: usage.map(|u| u.max),
+    }
 }
 
 /// Fails the object's chunks this run was to write, for `change` (a type that cannot widen):
@@ -496,6 +525,7 @@ fn fail_chunks(
     let error = change.to_string();
     for chunk in not_done {
         manifest.append_failed(chunk, &error)?;
+        crate::metrics::global().chunk_failed(object);
     }
     Ok(requested.len() as u64)
 }

@@ -7,6 +7,7 @@
 mod api;
 pub mod backfill;
 mod check;
+mod compact;
 #[cfg(feature = "fake-org")]
 mod demo;
 #[cfg(feature = "fake-org")]
@@ -78,6 +79,7 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
         }
         Command::Backfill(args) => {
             let settings = config::backfill(&args, &ProcessEnv)?;
+            let _metrics = serve_metrics(&args.metrics).await?;
             // Listening before the first request: a Ctrl-C from here on stops the run (exit 3).
             let shutdown = shutdown_signal();
             let reporter: Arc<dyn Reporter> = Arc::from(progress::reporter(settings.progress));
@@ -86,12 +88,17 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
         }
         Command::Sync(args) => {
             let settings = config::sync(&args, &ProcessEnv)?;
+            let _metrics = serve_metrics(&args.metrics).await?;
             // Listening before the first request: a Ctrl-C from here on stops the run (exit 3).
             let shutdown = shutdown_signal();
             let summary = sync::sync(&settings, shutdown).await?;
             sync::finish_sync(&settings, &summary)
         }
-        Command::Status(args) => status(&args.out, args.json),
+        Command::Status(args) => match &args.html {
+            Some(page) => status::status_html(&args.out, page),
+            None => status(&args.out, args.json),
+        },
+        Command::Compact(args) => compact::compact(&args).await,
         #[cfg(feature = "fake-org")]
         Command::Demo(args) => demo::demo(&args).await,
         #[cfg(feature = "fake-org")]
@@ -106,6 +113,18 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
             ),
         )),
     }
+}
+
+/// Serves the run's metrics on `--metrics-addr`, if given, until the handle drops.
+async fn serve_metrics(
+    args: &cli::MetricsArgs,
+) -> Result<Option<crate::metrics::Listening>, Failure> {
+    let Some(addr) = &args.metrics_addr else {
+        return Ok(None);
+    };
+    let listening = crate::metrics::serve(addr).await?;
+    eprintln!("metrics: http://{}/metrics", listening.addr());
+    Ok(Some(listening))
 }
 
 /// Runs this process has started: the binary starts one, a library caller may start more.

@@ -9,26 +9,79 @@ use crate::checkpoint::status::{
 };
 use crate::error::{ExitKind, quoted};
 use crate::read::drift::Files;
+use crate::status_page;
 
 use super::Failure;
 
+/// `status --html FILE`: the same status as one self-contained page, written to `page`.
+pub fn status_html(out: &Path, page: &Path) -> Result<(), Failure> {
+    check_folder(out)?;
+    let state = checkpoint::read(out)?;
+    let now = chrono::Utc::now();
+    let statuses = object_statuses(&state, now);
+    let synced = sync_statuses(&cursors::read(out)?);
+    let lines = |drift: &ColumnDrift, files: Files| -> Vec<String> {
+        drift_lines(drift, files)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let html = status_page::render(&status_page::Page {
+        out,
+        now,
+        drift: statuses
+            .iter()
+            .map(|o| lines(&o.columns, Files::Backfill))
+            .collect(),
+        objects: &statuses,
+        sync_drift: synced
+            .iter()
+            .map(|o| lines(&o.columns, Files::Sync))
+            .collect(),
+        synced: &synced,
+        last_run_ended: state.last_run_ended.as_ref(),
+        usage: state.last_run_usage,
+    });
+    std::fs::write(page, html).map_err(|e| {
+        Failure::new(
+            ExitKind::Usage,
+            format!("cannot write `{}`: {e}", page.display()),
+            Some("give --html a file in an existing folder you can write to".into()),
+        )
+    })?;
+    println!(
+        "wrote {} ({} objects, {} synced)",
+        page.display(),
+        statuses.len(),
+        synced.len()
+    );
+    Ok(())
+}
+
+fn check_folder(out: &Path) -> Result<(), Failure> {
+    if out.is_dir() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        ExitKind::Usage,
+        format!("`{}` is not a folder", out.display()),
+        Some("pass the --out folder of a backfill".into()),
+    ))
+}
+
 /// `status`: per object chunks done, pending and failed, rows, bytes, window, errors.
 pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
-    if !out.is_dir() {
-        return Err(Failure::new(
-            ExitKind::Usage,
-            format!("`{}` is not a folder", out.display()),
-            Some("pass the --out folder of a backfill".into()),
-        ));
-    }
+    check_folder(out)?;
     let state = checkpoint::read(out)?;
     let statuses = object_statuses(&state, chrono::Utc::now());
     let synced = sync_statuses(&cursors::read(out)?);
+    let files = crate::compact::files_status(out)?;
     if json {
         let doc = serde_json::json!({
             "out": out,
             "objects": statuses,
             "sync": synced,
+            "files": files,
             "last_run_started": state.last_run_started,
             "last_run_ended": state.last_run_ended.as_ref().map(|(at, outcome)| serde_json::json!({"at": at, "outcome": outcome})),
         });
@@ -48,7 +101,29 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
     if !synced.is_empty() {
         print!("\n{}", sync_table(&synced));
     }
+    if !files.is_empty() {
+        print!("\n{}", files_table(&files));
+    }
     Ok(())
+}
+
+/// Per object its day folders, files, the most files in one day, and its last compaction.
+fn files_table(objects: &[crate::compact::FilesStatus]) -> String {
+    let mut s = format!(
+        "{:<20} {:>6} {:>8} {:>8}  {}\n",
+        "FILES OF OBJECT", "DAYS", "FILES", "MOST/DAY", "LAST COMPACTED"
+    );
+    for o in objects {
+        let last = o.last_compacted.map_or_else(
+            || "never".to_string(),
+            |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        );
+        s += &format!(
+            "{:<20} {:>6} {:>8} {:>8}  {last}\n",
+            o.files.object, o.files.days, o.files.files, o.files.most_in_a_day
+        );
+    }
+    s
 }
 
 fn sync_table(statuses: &[SyncStatus]) -> String {

@@ -74,6 +74,9 @@ pub enum Command {
     /// Per object: chunks done, pending and failed, rows, bytes, the window and the sync cursor.
     #[command(after_help = "Example:\n  sfbackfill status --out ./sf --json")]
     Status(StatusArgs),
+    /// One file per changed day folder, each record once at its newest version.
+    #[command(after_help = COMPACT_EXAMPLES)]
+    Compact(CompactArgs),
     /// Run a backfill against an embedded fake org: no credentials, no network.
     #[command(after_help = "Example:\n  sfbackfill demo --out ./sfbackfill-demo")]
     Demo(DemoArgs),
@@ -265,6 +268,8 @@ pub struct BackfillArgs {
     /// values).
     #[arg(long, help_heading = "Run", hide = true, value_name = "BYTES")]
     pub bulk_buffer_bytes: Option<usize>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -304,6 +309,17 @@ pub struct SyncArgs {
     /// Rows per committed step (tests use small values to cross step boundaries).
     #[arg(long, help_heading = "Run", hide = true, value_name = "N")]
     pub step_rows: Option<u64>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Where a run serves its metrics.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve the run's metrics for Prometheus at http://HOST:PORT/metrics while it runs. Keep it
+    /// on loopback (127.0.0.1:9464) unless a firewall guards the port.
+    #[arg(long, help_heading = "Run", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
 }
 
 /// What is read of each object: the same flags for `backfill`, `plan` and `sync`.
@@ -333,6 +349,33 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Write a self-contained HTML page instead: per object, a calendar of its days by state.
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    pub html: Option<PathBuf>,
+}
+
+const COMPACT_EXAMPLES: &str = "\
+Examples:
+  sfbackfill compact --out ./sf --dry-run
+  sfbackfill compact --out ./sf --objects Account,Contact --drop-deleted
+
+A sync or backfill started on the folder while it runs is refused (exit 2), and it is refused
+while one of them runs; a killed compaction is finished by running the same command again.";
+
+#[derive(Debug, Clone, Args)]
+pub struct CompactArgs {
+    /// The output folder of a backfill or sync.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Objects to compact, comma-separated [default: every object with day folders].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub objects: Vec<String>,
+    /// Print per object the files and rows before and after; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave out records whose newest version is deleted (IsDeleted, from --include-deleted).
+    #[arg(long)]
+    pub drop_deleted: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -26,10 +26,21 @@ use std::ops::Range;
 use crate::plan::{Chunk, Window};
 use crate::salesforce::soql::IdRange;
 
+/// The fewest pages a part of a cut span or day is given. Parts are otherwise sized from the
+/// pages and `--concurrency` ([`part_target`]), so every slot has a chain of pages to follow
+/// when each response takes long; this floor keeps a part's partial last page to about an
+/// eighth of its requests.
+pub const MIN_PART_PAGES: u64 = 4;
+
 /// A span is refined (counted and cut into parts fetched in parallel) only when its first page
-/// says it needs more than this many pages: below it, one more query costs more than the
-/// parallelism gains, and the count query plus a part's partial last page stay under 10 %.
-pub const REFINE_OVER_PAGES: u64 = 10;
+/// says it needs more than this many pages: room for two parts.
+pub const REFINE_OVER_PAGES: u64 = 2 * MIN_PART_PAGES;
+
+/// The fewest pages a sub-range of one heavy day is given, and the pages above which a day is
+/// counted by hour. Higher than a span's floor: a day's cut costs more (a count by hour, two
+/// edge-id queries per `Id`-cut hour, a partial page per sub-range), and a heavy day is rare,
+/// so the slots it leaves idle are few.
+pub const DAY_PART_MIN_PAGES: u64 = 10;
 
 /// Salesforce returns at most 2,000 groups from an aggregate query (salesforce-api.md §4.6);
 /// a span longer than this many days is cut evenly instead of counted.
@@ -139,10 +150,10 @@ pub fn split_evenly(days: usize, parts: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// The rows a part should hold: enough pages that its partial last page wastes little, and
-/// small enough that `concurrency` parts run side by side.
+/// The rows a part should hold: a share of the span that lets `concurrency` parts run side by
+/// side, and at least [`MIN_PART_PAGES`] pages so its partial last page wastes little.
 pub fn part_target(total_rows: u64, page_rows: u64, concurrency: usize) -> f64 {
-    let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
+    let floor = (MIN_PART_PAGES * page_rows.max(1)) as f64;
     (total_rows as f64 / concurrency.max(1) as f64).max(floor)
 }
 
@@ -179,7 +190,7 @@ pub fn spread_evenly(window: Window, total: u64) -> BTreeMap<NaiveDate, u64> {
 /// the same threshold as a span's, since a cut costs the same (a count query, a partial page
 /// per sub-range and at most one page read past the first one).
 pub fn should_cut_day(rows: f64, page_rows: u64) -> bool {
-    rows > (REFINE_OVER_PAGES * page_rows.max(1)) as f64
+    rows > (DAY_PART_MIN_PAGES * page_rows.max(1)) as f64
 }
 
 /// The rows per UTC hour in an answer to `soql::count_by_hour` (`AggregateResult` rows
@@ -234,7 +245,7 @@ pub fn window_rows(window: Window, hours: &BTreeMap<DateTime<Utc>, u64>) -> f64 
 
 /// How many `Id` ranges to read each of a day's sub-range `windows` in: more than one only
 /// where a window holds over twice the rows of a fair part (the day's rows over `max_parts`,
-/// at least `REFINE_OVER_PAGES` pages). Those are rows no cut between hours can share out,
+/// at least [`DAY_PART_MIN_PAGES`] pages). Those are rows no cut between hours can share out,
 /// such as a bulk update that stamped them all with one second.
 pub fn id_splits(
     windows: &[Window],
@@ -243,7 +254,7 @@ pub fn id_splits(
     max_parts: usize,
 ) -> Vec<usize> {
     let rows: Vec<f64> = windows.iter().map(|w| window_rows(*w, hours)).collect();
-    let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
+    let floor = (DAY_PART_MIN_PAGES * page_rows.max(1)) as f64;
     let fair = (rows.iter().sum::<f64>() / max_parts.max(1) as f64).max(floor);
     rows.iter()
         .map(|&r| match r > 2.0 * fair {
@@ -317,7 +328,7 @@ fn id_text(mut n: u128) -> String {
 
 /// Cuts one day's `window` into contiguous sub-ranges of about equal rows, from its rows per
 /// UTC hour, to be read side by side: at most `max_parts` of them, each estimated at no fewer
-/// than `REFINE_OVER_PAGES` pages of `page_rows` (fewer would cost more in partial pages than
+/// than [`DAY_PART_MIN_PAGES`] pages of `page_rows` (fewer would cost more in partial pages than
 /// the parallelism gains). Cuts fall on UTC hour boundaries inside the window, so a zoned day
 /// (crossing a UTC midnight, 23 or 25 hours long) is cut like any other; an hour's rows are
 /// assumed spread evenly over it where the window holds only part of that hour. One window
@@ -333,7 +344,7 @@ pub fn cut_day(
         .map(|(_, slot)| (slot, window_rows(slot, hours)))
         .collect();
     let total: f64 = slots.iter().map(|s| s.1).sum();
-    let floor = (REFINE_OVER_PAGES * page_rows.max(1)) as f64;
+    let floor = (DAY_PART_MIN_PAGES * page_rows.max(1)) as f64;
     // A quarter of slack: cuts snap to hours, so parts come out a little uneven.
     let wanted = ((total / (floor * 1.25)) as usize)
         .min(max_parts)
@@ -510,10 +521,18 @@ mod tests {
     #[test]
     fn refining_needs_several_days_and_more_than_the_threshold_of_pages() {
         assert!(!should_refine(1, 1_000_000, 2000));
-        assert!(!should_refine(30, 20_000, 2000));
-        assert!(should_refine(30, 20_001, 2000));
+        assert!(
+            !should_refine(30, 16_000, 2000),
+            "8 pages: no room for two parts"
+        );
+        assert!(should_refine(30, 16_001, 2000));
         assert!(part_target(1_000_000, 2000, 4) >= 250_000.0);
-        assert_eq!(part_target(30_000, 2000, 4), 20_000.0);
+        assert_eq!(
+            part_target(30_000, 2000, 4),
+            8_000.0,
+            "at least 4 pages a part"
+        );
+        assert_eq!(part_target(160_000, 2000, 8), 20_000.0, "a share per slot");
     }
 
     #[test]

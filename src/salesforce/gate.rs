@@ -63,8 +63,14 @@ impl Gate {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        // Timed only when the limiter makes it wait: most requests pass at once.
+        let mut waiting = None;
         while let Err(not_until) = self.limiter.check() {
+            waiting.get_or_insert_with(std::time::Instant::now);
             tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+        }
+        if let Some(since) = waiting {
+            crate::metrics::global().rate_limiter_waited(since.elapsed());
         }
         permit
     }

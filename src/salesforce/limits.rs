@@ -84,6 +84,7 @@ impl UsageMeter {
     /// count, so the newest to arrive is as good as any.
     pub fn record(&self, usage: ApiUsage) {
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
+        crate::metrics::global().api_usage(usage.used, usage.max);
     }
 
     /// Remembers that Salesforce refused a request for the daily total.

@@ -634,6 +634,7 @@ impl Inner {
 
     async fn back_off(&self, url: &Url, error: &FetchError, delay: Duration, failures: u32) {
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::global().retry();
         tracing::info!(
             path = url.path(),
             attempt = failures + 1,
@@ -740,16 +741,19 @@ impl Inner {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("{method} {}", loggable(url));
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(url, &e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(url, &e))?;
+        let metrics = crate::metrics::global();
+        let metrics_kind = crate::metrics::request_kind(url.path());
+        let answered = async {
+            let _in_flight = metrics.in_flight(metrics_kind);
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok((status, headers, body))
+        }
+        .await;
+        metrics.request(metrics_kind, answered.as_ref().ok().map(|(s, _, _)| *s));
+        let (status, headers, body) = answered.map_err(|e| self.transport_error(url, &e))?;
         tracing::debug!(status, bytes = body.len(), "answer from {}", url.path());
         Ok((status, headers, body))
     }

@@ -514,6 +514,7 @@ impl<'a> PassReader<'a> {
             .map(|(day, _)| format!("{object}/date={day}/{name}"))
             .collect();
         let rows: u64 = step.finished.iter().map(|(_, f)| f.rows).sum();
+        let bytes: u64 = step.finished.iter().map(|(_, f)| f.bytes).sum();
         record(
             &self.run.journal,
             SyncEntry::Publishing {
@@ -549,6 +550,7 @@ impl<'a> PassReader<'a> {
         .await?;
         self.summary.rows += rows;
         self.summary.files += files.len() as u64;
+        crate::metrics::global().written(&self.summary.object, rows, bytes);
         self.summary.reached = Some(self.read_to.clone());
         Ok(())
     }

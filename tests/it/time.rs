@@ -348,11 +348,11 @@ async fn a_field_hidden_mid_run_fails_that_objects_days_and_the_others_are_copie
             "off",
         ],
     );
-    // Objects are described in order: once Contact's describe arrives, Account's is answered,
-    // and Account's queries come after Contact's (delayed) describe.
+    // Queries go out only once every describe is answered; the org answers each request after
+    // its delay, so the first queries, still waiting, see the field hidden.
     running
-        .wait_for("two describes", || {
-            requests(&org.stats(), &["describe"]) >= 2
+        .wait_for("the first query", || {
+            requests(&org.stats(), &["query"]) >= 1
         })
         .await;
     org.hide_field("Account", "Industry").unwrap();
