@@ -79,6 +79,8 @@ pub struct BulkStats {
     pub jobs_deleted: u64,
     pub jobs_aborted: u64,
     pub result_pages: u64,
+    /// Rows in the results pages served (a page cut off counts whole).
+    pub rows_served: u64,
     pub pages_cut: u64,
     /// Jobs alive now.
     pub jobs_open: u64,
@@ -121,6 +123,16 @@ impl Jobs {
 
     fn count(&self, f: impl FnOnce(&mut BulkStats)) {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Deletes every job, as the 7-day expiry or another user would; returns how many.
+    pub fn delete_all(&self) -> usize {
+        let mut table = self.lock();
+        let n = table.len();
+        table.clear();
+        drop(table);
+        self.count(|c| c.jobs_deleted += n as u64);
+        n
     }
 
     pub fn stats(&self) -> BulkStats {
@@ -490,6 +502,7 @@ pub async fn results(
     s.stats.records(end - offset);
     s.bulk.count(|c| {
         c.result_pages += 1;
+        c.rows_served += (end - offset) as u64;
         c.pages_cut += u64::from(cut);
     });
     let next = if end < total {

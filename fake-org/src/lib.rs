@@ -269,6 +269,12 @@ impl FakeOrg {
         self.shared.bulk.stats()
     }
 
+    /// Deletes every Bulk job, as their 7-day expiry or another user would: a reader's next
+    /// request for one gets `404 NOT_FOUND`. Returns how many there were.
+    pub fn delete_bulk_jobs(&self) -> usize {
+        self.shared.bulk.delete_all()
+    }
+
     /// Invalidates every open query locator, as org maintenance does: each answers
     /// `400 INVALID_QUERY_LOCATOR` from then on (salesforce-api.md §4.4). Returns how many
     /// were open.

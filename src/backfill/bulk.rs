@@ -8,12 +8,18 @@
 //! after Salesforce's own retries) or is not complete after `--bulk-wait` (then aborted), or
 //! the job is deleted under the reader twice.
 //!
+//! A job is journaled (`checkpoint::bulk_jobs`) when created, at each commit point and when
+//! it ends, so a killed run's successor reads on from the last commit ([`super::resume`]).
+//!
 //! Invariants:
 //! * Rows arrive in no order: a day is published (and reported) only after the job's last
 //!   results page, so a day's file holds every row of the day or none.
 //! * Memory is bounded in bytes whatever the span: decoded rows wait per day until
-//!   [`BulkSettings::buffer_bytes`] is reached, then each waiting day's rows go to a staged
-//!   part file; a day with parts is published by concatenating them (no re-encoding).
+//!   [`BulkSettings::buffer_bytes`] is reached, then each waiting day's rows go to a part
+//!   file; a day with parts is published by concatenating them (no re-encoding).
+//! * Each such spill is a commit point: the parts are fsync'd in the parts folder, then the
+//!   coordinator journals them with the locator of the next page. Commit points come by bytes
+//!   of decoded rows, not by page, so a part holds a buffer's share of its day, never a page's.
 //! * A day that never spilled is written sorted by `(cursor, Id)`, as REST writes it.
 //! * Every request (create, poll, results page, abort, delete) takes one query from the
 //!   budget and passes the off-peak check, as a REST page does.
@@ -21,15 +27,17 @@
 use arrow::array::{Array, UInt32Array};
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::resume::Resume;
 use super::sink::{ChunkDone, ChunkSink};
 use super::{Context, Event, TaskEnd, Work};
-use crate::plan::Chunk;
+use crate::checkpoint::bulk_jobs::{BulkEntry, PartFile};
 use crate::plan::api::{self, Api, ApiMode};
 use crate::plan::spans::Span;
+use crate::plan::{Chunk, Window};
 use crate::read::{Halt, ObjectJob, ReadError, cursor_column, run_blocking, run_io};
 use crate::salesforce::FetchError;
 use crate::salesforce::bulk::JobState;
@@ -67,9 +75,15 @@ const MAX_PAGE_REFETCHES: u32 = 4;
 /// Jobs deleted under the reader before its days go to REST.
 const MAX_JOBS: u32 = 2;
 
-/// Reads `span` through a Bulk job; says how it ended, as a REST span task does.
-pub(super) async fn read_span(ctx: Arc<Context>, job: Arc<ObjectJob>, span: Span) -> TaskEnd {
-    match read(&ctx, &job, &span).await {
+/// Reads `span` through a Bulk job, a new one or the one `resume` names; says how it ended, as
+/// a REST span task does. A job still open when the task fails or stops stays journaled.
+pub(super) async fn read_span(
+    ctx: Arc<Context>,
+    job: Arc<ObjectJob>,
+    span: Span,
+    resume: Option<Box<Resume>>,
+) -> TaskEnd {
+    match read(&ctx, &job, &span, resume.map(|r| *r)).await {
         Ok(None) => TaskEnd::Finished,
         Ok(Some(why)) => {
             tracing::warn!(
@@ -128,7 +142,9 @@ pub(super) fn hand_over(
         days: days(),
     };
     eprintln!("backfill: {} through bulk: {}", label(&span), choice.reason);
-    ctx.events.send(Event::Spawn(Work::Bulk(span))).is_ok()
+    ctx.events
+        .send(Event::Spawn(Work::Bulk(span, None)))
+        .is_ok()
 }
 
 fn label(span: &Span) -> String {
@@ -141,36 +157,43 @@ fn label(span: &Span) -> String {
 }
 
 /// Reads the span; `Some(reason)` when its days must go to REST instead.
-async fn read(ctx: &Context, job: &ObjectJob, span: &Span) -> Result<Option<String>, ReadError> {
-    if let Err(refused) = ctx.client.check_bulk_jobs() {
-        return Ok(Some(refused.to_string()));
-    }
+async fn read(
+    ctx: &Context,
+    job: &ObjectJob,
+    span: &Span,
+    mut resume: Option<Resume>,
+) -> Result<Option<String>, ReadError> {
     let sel = &job.selection;
-    let window = span.window();
-    let soql = soql::bulk_range(
-        &sel.object,
-        &sel.identifiers(),
-        &sel.cursor,
-        window.start,
-        window.end,
-    );
+    let (soql, window) = match &resume {
+        Some(r) => (r.soql.clone(), r.window),
+        None => {
+            let w = span.window();
+            let soql =
+                soql::bulk_range(&sel.object, &sel.identifiers(), &sel.cursor, w.start, w.end);
+            (soql, w)
+        }
+    };
     for attempt in 1..=MAX_JOBS {
-        ctx.pages().take_request()?;
-        let id = match ctx
-            .client
-            .create_query_job(&soql, ctx.include_deleted)
-            .await
-        {
-            Ok(id) => id,
-            Err(e) if refuses_job(&e) => return Ok(Some(format!("the org refused the job: {e}"))),
-            Err(e) => return Err(e.into()),
+        let (id, from) = match resume.take() {
+            Some(r) => {
+                tracing::info!(
+                    "{}: reading on Bulk job {} after {} committed rows",
+                    label(span),
+                    r.id,
+                    r.rows
+                );
+                open_jobs(ctx).insert(r.id.clone());
+                (r.id.clone(), Some(r))
+            }
+            None => match create(ctx, span, &soql, window).await? {
+                Ok(id) => (id, None),
+                Err(why) => return Ok(Some(why)),
+            },
         };
-        open_jobs(ctx).insert(id.clone());
-        tracing::debug!("{}: Bulk job {id} created", label(span));
         match wait(ctx, &id).await? {
             Waited::Complete => {}
             Waited::Gone => {
-                open_jobs(ctx).remove(&id);
+                end_job(ctx, &id);
                 continue;
             }
             Waited::Failed(message) => {
@@ -185,26 +208,66 @@ async fn read(ctx: &Context, job: &ObjectJob, span: &Span) -> Result<Option<Stri
                 )));
             }
         }
-        match download(ctx, job, span, &id, &soql).await {
+        match download(ctx, job, span, &id, &soql, window, from).await {
             Ok(()) => {
                 delete_quietly(ctx, &id).await;
                 return Ok(None);
             }
             Err(ReadError::Fetch(FetchError::NotFound { .. })) if attempt < MAX_JOBS => {
-                open_jobs(ctx).remove(&id);
+                end_job(ctx, &id);
                 tracing::info!(
                     "{}: job {id} was deleted while read; a new job",
                     label(span)
                 );
             }
             Err(ReadError::Fetch(FetchError::NotFound { .. })) => {
-                open_jobs(ctx).remove(&id);
+                end_job(ctx, &id);
                 break;
             }
             Err(e) => return Err(e),
         }
     }
     Ok(Some(format!("{MAX_JOBS} jobs were deleted while read")))
+}
+
+/// Creates the span's job and has it journaled; `Err(reason)` when Bulk cannot serve.
+async fn create(
+    ctx: &Context,
+    span: &Span,
+    soql: &str,
+    window: Window,
+) -> Result<Result<String, String>, ReadError> {
+    if let Err(refused) = ctx.client.check_bulk_jobs() {
+        return Ok(Err(refused.to_string()));
+    }
+    ctx.pages().take_request()?;
+    let id = match ctx.client.create_query_job(soql, ctx.include_deleted).await {
+        Ok(id) => id,
+        Err(e) if refuses_job(&e) => return Ok(Err(format!("the org refused the job: {e}"))),
+        Err(e) => return Err(e.into()),
+    };
+    open_jobs(ctx).insert(id.clone());
+    let _ = ctx.events.send(Event::Bulk(BulkEntry::JobCreated {
+        job: id.clone(),
+        object: span.object.clone(),
+        soql: soql.to_string(),
+        include_deleted: ctx.include_deleted,
+        start: window.start,
+        end: window.end,
+        run: ctx.run.clone(),
+        at: chrono::Utc::now(),
+    }));
+    tracing::debug!("{}: Bulk job {id} created", label(span));
+    Ok(Ok(id))
+}
+
+/// The job is of no more use: no longer open in this run, nor in the journal.
+fn end_job(ctx: &Context, id: &str) {
+    open_jobs(ctx).remove(id);
+    let _ = ctx.events.send(Event::Bulk(BulkEntry::JobEnded {
+        job: id.to_string(),
+        at: chrono::Utc::now(),
+    }));
 }
 
 /// The org's refusal of a job Bulk cannot run; REST may still read the range.
@@ -267,8 +330,9 @@ fn open_jobs(ctx: &Context) -> std::sync::MutexGuard<'_, std::collections::HashS
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// After a run ends, aborts and deletes the jobs its stopped tasks left (a signal, a budget
-/// spent, the usage guard): their days stay pending and are read again by the next run.
+/// After a run stopped by a signal, aborts and deletes the jobs its stopped tasks left: their
+/// days stay pending and the next run reads them with a new job. (A run stopped by the budget
+/// or the usage guard, or failed, leaves its jobs journaled for the next run to read on.)
 pub(super) async fn abort_open_jobs(ctx: &Context) {
     let left: Vec<String> = open_jobs(ctx).drain().collect();
     for id in left {
@@ -277,10 +341,10 @@ pub(super) async fn abort_open_jobs(ctx: &Context) {
     }
 }
 
-/// Deletes a job whose rows are committed (or that is of no more use); a failure only leaves
-/// the job to Salesforce's 7-day expiry.
-async fn delete_quietly(ctx: &Context, id: &str) {
-    open_jobs(ctx).remove(id);
+/// Deletes a job whose rows are committed (or that is of no more use) and ends it in the
+/// journal; a failed delete only leaves the job to Salesforce's 7-day expiry.
+pub(super) async fn delete_quietly(ctx: &Context, id: &str) {
+    end_job(ctx, id);
     if ctx.pages().take_request().is_ok()
         && let Err(e) = ctx.client.delete_job(id).await
     {
@@ -288,29 +352,57 @@ async fn delete_quietly(ctx: &Context, id: &str) {
     }
 }
 
-/// Reads every results page of the job into the span's days, then publishes them.
+/// Reads the job's results pages into the span's days, from the start or from the commit
+/// `from` names, committing at each spill; then publishes the days.
 async fn download(
     ctx: &Context,
     job: &ObjectJob,
     span: &Span,
     id: &str,
     soql: &str,
+    window: Window,
+    from: Option<Resume>,
 ) -> Result<(), ReadError> {
-    let mut days = DayRouter::new(ctx, job, span, soql);
-    let mut locator: Option<String> = None;
+    let mut days = DayRouter::new(ctx, job, span, soql, window);
+    let (mut locator, mut rows) = (None, 0);
+    if let Some(from) = from {
+        days.adopt(from.parts, soql);
+        (locator, rows) = (from.locator, from.rows);
+    }
     loop {
         let (batch, next) = results_page(ctx, job, id, locator.as_deref()).await?;
+        rows += batch.num_rows() as u64;
         ctx.reporter.on_rows(&span.object, batch.num_rows() as u64);
         days.route(job, batch).await?;
+        let Some(next) = next else { break };
         if days.buffered > ctx.bulk.buffer_bytes {
-            days.spill().await?;
+            let parts = days.spill(&ctx.parts_dir).await?;
+            commit(ctx, id, &next, rows, parts).await?;
         }
-        match next {
-            Some(next) => locator = Some(next),
-            None => break,
-        }
+        locator = Some(next);
     }
     days.publish_all(ctx).await
+}
+
+/// Has the journal record that the job's `rows` before `locator` are in the parts spilled so
+/// far, once the parts folder's new entries are durable.
+async fn commit(
+    ctx: &Context,
+    id: &str,
+    locator: &str,
+    rows: u64,
+    parts: Vec<PartFile>,
+) -> Result<(), ReadError> {
+    let dir = ctx.parts_dir.clone();
+    run_io(move || Ok(crate::write::sync_dir(&dir)?)).await?;
+    let _ = ctx.events.send(Event::Bulk(BulkEntry::Committed {
+        job: id.to_string(),
+        locator: locator.to_string(),
+        rows,
+        parts,
+        at: chrono::Utc::now(),
+    }));
+    Ok(())
 }
 
 /// One results page, decoded; a page cut off is fetched again from the same locator.
@@ -348,6 +440,8 @@ struct DayRouter {
     /// Each day's window start, in ms: a row's day is the last start at or before its cursor.
     starts: Arc<Vec<i64>>,
     end: i64,
+    /// The job's window, in ms: its rows outside the span's days are of days recorded since.
+    job: (i64, i64),
     /// Bytes of decoded rows waiting in `days`.
     buffered: usize,
 }
@@ -361,7 +455,7 @@ struct Day {
 }
 
 impl DayRouter {
-    fn new(ctx: &Context, job: &ObjectJob, span: &Span, soql: &str) -> Self {
+    fn new(ctx: &Context, job: &ObjectJob, span: &Span, soql: &str, window: Window) -> Self {
         let days = span
             .days
             .iter()
@@ -381,15 +475,28 @@ impl DayRouter {
                     .collect(),
             ),
             end: span.window().end.timestamp_millis(),
+            job: (
+                window.start.timestamp_millis(),
+                window.end.timestamp_millis(),
+            ),
             buffered: 0,
+        }
+    }
+
+    /// Takes committed parts of a job read on as the first parts of their days.
+    fn adopt(&mut self, parts: Vec<(chrono::NaiveDate, StagedFile)>, soql: &str) {
+        for (day, part) in parts {
+            if let Some(d) = self.days.iter_mut().find(|d| d.chunk.day == day) {
+                d.parts.push((Some(part), soql.to_string()));
+            }
         }
     }
 
     /// Splits a page's rows by day (off the runtime) and keeps them with their days.
     async fn route(&mut self, job: &ObjectJob, batch: RecordBatch) -> Result<(), ReadError> {
         let batch = job.file_batch(&batch);
-        let (starts, end) = (self.starts.clone(), self.end);
-        let by_day = run_blocking(move || split_by_day(&batch, &starts, end)).await?;
+        let (starts, end, window) = (self.starts.clone(), self.end, self.job);
+        let by_day = run_blocking(move || split_by_day(&batch, &starts, end, window)).await?;
         for (day, rows) in by_day {
             self.buffered += rows.get_array_memory_size();
             self.days[day].waiting.push(rows);
@@ -397,14 +504,16 @@ impl DayRouter {
         Ok(())
     }
 
-    /// Writes every waiting day's rows to a new staged part file of that day.
-    async fn spill(&mut self) -> Result<(), ReadError> {
+    /// Writes every waiting day's rows to a new part file of that day in `dir`, fsync'd;
+    /// returns the new parts.
+    async fn spill(&mut self, dir: &Path) -> Result<Vec<PartFile>, ReadError> {
+        let mut spilled = Vec::new();
         for day in &mut self.days {
             if day.waiting.is_empty() {
                 continue;
             }
             let waiting = std::mem::take(&mut day.waiting);
-            let mut part = day.sink.part();
+            let mut part = day.sink.part_in(dir);
             let part = run_blocking(move || {
                 for rows in &waiting {
                     part.write(rows)?;
@@ -412,10 +521,23 @@ impl DayRouter {
                 Ok(part)
             })
             .await?;
-            day.parts.push(run_io(move || Ok(part.finish()?)).await?);
+            let (staged, soql) = run_io(move || Ok(part.finish()?)).await?;
+            if let Some(staged) = &staged {
+                spilled.push(PartFile {
+                    day: day.chunk.day,
+                    file: staged
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    rows: staged.rows,
+                    bytes: staged.bytes,
+                });
+            }
+            day.parts.push((staged, soql));
         }
         self.buffered = 0;
-        Ok(())
+        Ok(spilled)
     }
 
     /// Publishes every day, `concurrency` at a time (the files are independent), and reports
@@ -471,21 +593,26 @@ async fn publish_day(day: Day, out: PathBuf) -> Result<(Chunk, ChunkDone), ReadE
     Ok((chunk, done))
 }
 
-/// The rows of `batch` per day index, in row order within each day.
+/// The rows of `batch` per day index, in row order within each day; rows of the job's
+/// `window` before the first day's start or at or after `end` are dropped.
 fn split_by_day(
     batch: &RecordBatch,
     starts: &[i64],
     end: i64,
+    window: (i64, i64),
 ) -> Result<Vec<(usize, RecordBatch)>, ReadError> {
     let cursor = cursor_column(batch)?;
     let mut rows: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
     for i in 0..batch.num_rows() {
         let at = cursor.value(i);
-        let day = starts.partition_point(|&s| s <= at);
-        if cursor.is_null(i) || day == 0 || at >= end {
+        if cursor.is_null(i) || at < window.0 || at >= window.1 {
             return Err(ReadError::Worker(format!(
                 "the Bulk job returned a row outside its range (cursor {at} ms)"
             )));
+        }
+        let day = starts.partition_point(|&s| s <= at);
+        if day == 0 || at >= end {
+            continue;
         }
         rows[day - 1].push(i as u32);
     }
@@ -556,7 +683,7 @@ mod tests {
     #[test]
     fn rows_go_to_the_day_whose_window_holds_their_cursor() {
         let b = batch(&[("c", 250), ("a", 99), ("b", 100), ("d", 199)]);
-        let split = split_by_day(&b, &[0, 100, 200], 300).unwrap();
+        let split = split_by_day(&b, &[0, 100, 200], 300, (0, 300)).unwrap();
         let got: Vec<(usize, Vec<String>)> = split.iter().map(|(d, b)| (*d, ids(b))).collect();
         assert_eq!(
             got,
@@ -566,8 +693,16 @@ mod tests {
                 (2, vec!["c".to_string()]),
             ]
         );
-        assert!(split_by_day(&batch(&[("x", 300)]), &[0, 100, 200], 300).is_err());
-        assert!(split_by_day(&batch(&[("x", -1)]), &[0, 100, 200], 300).is_err());
+        assert!(split_by_day(&batch(&[("x", 300)]), &[0, 100, 200], 300, (0, 300)).is_err());
+        assert!(split_by_day(&batch(&[("x", -1)]), &[0, 100, 200], 300, (0, 300)).is_err());
+    }
+
+    #[test]
+    fn rows_of_the_jobs_days_recorded_since_are_dropped() {
+        let b = batch(&[("a", 50), ("b", 150), ("c", 250)]);
+        let split = split_by_day(&b, &[100], 200, (0, 300)).unwrap();
+        let got: Vec<(usize, Vec<String>)> = split.iter().map(|(d, b)| (*d, ids(b))).collect();
+        assert_eq!(got, vec![(0, vec!["b".to_string()])]);
     }
 
     #[test]

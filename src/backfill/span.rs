@@ -162,7 +162,7 @@ enum ReadEnd {
 impl SpanReader {
     fn new(work: Work) -> Self {
         let (days, reading) = match work {
-            Work::Span(span) | Work::Bulk(span) => {
+            Work::Span(span) | Work::Bulk(span, _) => {
                 (span.days.into(), Reading::Days { may_refine: true })
             }
             Work::Part { day, sub } => (VecDeque::from([day]), Reading::Part(sub)),

@@ -445,8 +445,54 @@ async fn sigterm_aborts_and_deletes_the_running_job_and_leaves_its_days_pending(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_a_results_download_then_the_same_command_completes_exactly() {
+/// The Bulk journal's lines, parsed (a torn last line is left out).
+fn bulk_journal(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("_sfbackfill/bulk.journal"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The last commit journaled: the job, and the rows read through its locator.
+fn last_commit(out: &Path) -> Option<(String, u64)> {
+    bulk_journal(out)
+        .into_iter()
+        .rev()
+        .find(|e| e["kind"] == "committed")
+        .map(|e| {
+            (
+                e["job"].as_str().unwrap().to_string(),
+                e["rows"].as_u64().unwrap(),
+            )
+        })
+}
+
+/// Jobs journaled as created and not ended.
+fn open_jobs(out: &Path) -> Vec<String> {
+    let mut open = Vec::new();
+    for e in bulk_journal(out) {
+        let job = e["job"].as_str().unwrap_or_default().to_string();
+        match e["kind"].as_str() {
+            Some("job_created") => open.push(job),
+            Some("job_ended") => open.retain(|j| *j != job),
+            _ => {}
+        }
+    }
+    open
+}
+
+/// Files in the folder of committed Bulk parts.
+fn bulk_parts(out: &Path) -> usize {
+    std::fs::read_dir(out.join("_sfbackfill/bulk-parts"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0)
+}
+
+/// A Case backfill through Bulk in small results pages and a small buffer, so it commits
+/// every page or two, killed -9 once a commit is journaled; returns the org, the folder and
+/// the arguments of the same command.
+async fn killed_after_a_commit() -> (FakeOrg, tempfile::TempDir, Vec<String>) {
     let org = start_fake(FakeOrgConfig {
         faults: Faults {
             latency: Some(Duration::from_millis(40)),
@@ -459,19 +505,92 @@ async fn kill_9_during_a_results_download_then_the_same_command_completes_exactl
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let mut a = args(out, "Case", "2025-09-01", "2025-09-30", "bulk");
-    a.extend(["--bulk-page-rows", "300"]);
-    let mut child = spawn_sfbackfill(&url, &a);
+    a.extend(["--bulk-page-rows", "300", "--bulk-buffer-bytes", "100000"]);
+    let a: Vec<String> = a.into_iter().map(String::from).collect();
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut child = spawn_sfbackfill(&url, &refs);
     child
-        .wait_for("a results page", || org.stats().bulk.result_pages >= 3)
+        .wait_for("a commit journaled", || last_commit(dir.path()).is_some())
         .await;
     child.signal(libc::SIGKILL);
     child.wait().await;
-    let o = run(&url, &a).await;
+    assert!(
+        parquet_files(dir.path(), "Case").is_empty(),
+        "the kill landed before the job's days were published"
+    );
+    (org, dir, a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_results_download_reads_on_from_the_journaled_locator_with_the_same_job() {
+    let (org, dir, a) = killed_after_a_commit().await;
+    let url = org.url();
+    let (job, committed) = last_commit(dir.path()).unwrap();
+    let before = org.stats();
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = run(&url, &refs).await;
     assert_exit(&o, 0);
+    let after = org.stats();
+    assert_eq!(
+        after.bulk.jobs_created, 1,
+        "no second job: {:?}",
+        after.bulk
+    );
+    assert_eq!(
+        requests(&after, &["bulk_create"]) - requests(&before, &["bulk_create"]),
+        0
+    );
     org.set_faults(Faults::default());
+    let got = days(dir.path(), "Case");
+    let total: u64 = got.values().map(|d| d.len() as u64).sum();
+    assert!(committed > 0 && committed < total, "{committed} of {total}");
+    assert_eq!(
+        after.bulk.rows_served - before.bulk.rows_served,
+        total - committed,
+        "the second run reads on after the {committed} rows committed, not from the start"
+    );
     assert_same_days(
-        &days(dir.path(), "Case"),
+        &got,
         &through_rest(&url, "Case", "2025-09-01", "2025-09-30").await,
         "Case",
+    );
+    assert!(open_jobs(dir.path()).is_empty(), "job {job} ended");
+    assert_eq!(after.bulk.jobs_open, 0, "job {job} deleted");
+    assert_eq!(
+        bulk_parts(dir.path()),
+        0,
+        "the parts are in the days' files"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_deleted_after_the_kill_is_replaced_by_a_new_job_for_the_pending_days() {
+    let (org, dir, a) = killed_after_a_commit().await;
+    let url = org.url();
+    assert_eq!(org.delete_bulk_jobs(), 1);
+    let before = org.stats();
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = run(&url, &refs).await;
+    assert_exit(&o, 0);
+    let after = org.stats();
+    assert_eq!(after.bulk.jobs_created, 2, "{:?}", after.bulk);
+    org.set_faults(Faults::default());
+    let got = days(dir.path(), "Case");
+    let total: u64 = got.values().map(|d| d.len() as u64).sum();
+    assert_eq!(
+        after.bulk.rows_served - before.bulk.rows_served,
+        total,
+        "the new job reads every pending day"
+    );
+    assert_same_days(
+        &got,
+        &through_rest(&url, "Case", "2025-09-01", "2025-09-30").await,
+        "Case",
+    );
+    assert!(open_jobs(dir.path()).is_empty());
+    assert_eq!(
+        bulk_parts(dir.path()),
+        0,
+        "the lost job's parts are removed"
     );
 }
