@@ -594,3 +594,41 @@ async fn a_job_deleted_after_the_kill_is_replaced_by_a_new_job_for_the_pending_d
         "the lost job's parts are removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_the_query_limit_leaves_its_job_for_the_next_run_to_read_on() {
+    let org = fake_with(BulkFaults::default()).await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let mut a = args(out, "Case", "2025-09-01", "2025-09-30", "bulk");
+    a.extend(["--bulk-page-rows", "300", "--bulk-buffer-bytes", "100000"]);
+    let mut limited = a.clone();
+    limited.extend(["--query-limit", "12"]);
+    let o = run(&url, &limited).await;
+    assert_exit(&o, 3);
+    let (job, committed) = last_commit(dir.path()).expect("a commit before the limit");
+    assert_eq!(open_jobs(dir.path()), [job.clone()], "the job is left open");
+    assert_eq!(org.stats().bulk.jobs_open, 1, "and not deleted");
+    let before = org.stats();
+    assert_exit(&run(&url, &a).await, 0);
+    let after = org.stats();
+    assert_eq!(
+        after.bulk.jobs_created, 1,
+        "no second job: {:?}",
+        after.bulk
+    );
+    let got = days(dir.path(), "Case");
+    let total: u64 = got.values().map(|d| d.len() as u64).sum();
+    assert_eq!(
+        after.bulk.rows_served - before.bulk.rows_served,
+        total - committed
+    );
+    assert_same_days(
+        &got,
+        &through_rest(&url, "Case", "2025-09-01", "2025-09-30").await,
+        "Case",
+    );
+    assert!(open_jobs(dir.path()).is_empty());
+    assert_eq!(bulk_parts(dir.path()), 0);
+}
