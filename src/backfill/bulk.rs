@@ -108,8 +108,10 @@ pub(super) async fn read_span(
     }
 }
 
-/// For `--api auto`: hands a REST span to a Bulk job when its first page (`first`, of a
-/// query matching `total_rows`) shows that Bulk needs at most half the requests; says so.
+/// For `--api auto`: hands a REST span to Bulk jobs when its first page (`first`, of a query
+/// matching `total_rows`) shows that Bulk needs at most half the requests; says so. A heavy
+/// span is cut into consecutive parts of about equal days, a job each ([`api::jobs_for`], as
+/// many as keep Bulk at most half of REST's requests), so their results are read side by side.
 pub(super) fn hand_over(
     ctx: &Context,
     job: &ObjectJob,
@@ -126,25 +128,48 @@ pub(super) fn hand_over(
     if rest_only || !ctx.auto_bulk.contains(object) {
         return false;
     }
-    let choice = api::choose(
-        ApiMode::Auto,
-        &job.selection,
-        Some(total_rows as f64),
-        first.num_rows() as u64,
-        job.groups.len(),
-        1,
-    );
-    if choice.api != Api::Bulk {
-        return false;
-    }
     let span = Span {
         object: object.to_string(),
         days: days(),
     };
-    eprintln!("backfill: {} through bulk: {}", label(&span), choice.reason);
-    ctx.events
-        .send(Event::Spawn(Work::Bulk(span, None)))
-        .is_ok()
+    let most = api::jobs_for(
+        total_rows as f64,
+        ctx.bulk.page_rows,
+        span.days.len(),
+        ctx.concurrency,
+    );
+    let choose = |jobs| {
+        let rows = Some(total_rows as f64);
+        let (page, groups) = (first.num_rows() as u64, job.groups.len());
+        api::choose(ApiMode::Auto, &job.selection, rows, page, groups, jobs)
+    };
+    // As many jobs as pay: each costs requests, and Bulk must stay at most half of REST's.
+    let Some((choice, jobs)) = (1..=most)
+        .rev()
+        .map(|jobs| (choose(jobs), jobs))
+        .find(|(choice, _)| choice.api == Api::Bulk)
+    else {
+        return false;
+    };
+    eprintln!(
+        "backfill: {} through bulk: {} ({jobs} job{})",
+        label(&span),
+        choice.reason,
+        if jobs == 1 { "" } else { "s" },
+    );
+    cut(span, jobs).into_iter().all(|part| {
+        ctx.events
+            .send(Event::Spawn(Work::Bulk(part, None)))
+            .is_ok()
+    })
+}
+
+/// `span` in `parts` consecutive parts whose day counts differ by at most one.
+fn cut(span: Span, parts: usize) -> Vec<Span> {
+    let (n, parts) = (span.days.len(), parts.clamp(1, span.days.len().max(1)));
+    (0..parts)
+        .map(|i| span.part(i * n / parts..(i + 1) * n / parts))
+        .collect()
 }
 
 fn label(span: &Span) -> String {

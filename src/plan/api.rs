@@ -103,6 +103,15 @@ pub fn rest_requests(rows: f64, rows_per_page: u64, groups: usize) -> u64 {
     pages * groups.max(1) as u64
 }
 
+/// How many jobs read a span of `days` days holding about `rows`, side by side: one per
+/// results page of `page_rows`, at most `concurrency` and one per day. A job's results pages come one
+/// after another (each names the next by its locator), so a heavy span read by one job is read
+/// by one task while the others idle; each extra job costs a create, polls and a delete.
+pub fn jobs_for(rows: f64, page_rows: usize, days: usize, concurrency: usize) -> usize {
+    let pages = (rows / page_rows.max(1) as f64).ceil() as usize;
+    pages.min(concurrency).min(days).max(1)
+}
+
 /// Bulk requests to read `rows` with `jobs` jobs (one per span of pending days): each a
 /// create, polls, at least one results page and a delete.
 pub fn bulk_requests(rows: f64, jobs: usize) -> u64 {
@@ -172,6 +181,15 @@ mod tests {
             cursor: Identifier::parse("SystemModstamp").unwrap(),
             fields,
         }
+    }
+
+    #[test]
+    fn a_heavy_span_is_read_by_a_job_per_results_page_up_to_the_concurrency() {
+        assert_eq!(jobs_for(10_000.0, BULK_PAGE_ROWS, 365, 4), 1);
+        assert_eq!(jobs_for(120_000.0, BULK_PAGE_ROWS, 365, 4), 3);
+        assert_eq!(jobs_for(5_000_000.0, BULK_PAGE_ROWS, 365, 4), 4);
+        assert_eq!(jobs_for(5_000_000.0, BULK_PAGE_ROWS, 2, 4), 2);
+        assert_eq!(jobs_for(0.0, BULK_PAGE_ROWS, 0, 4), 1);
     }
 
     #[test]

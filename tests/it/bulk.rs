@@ -632,3 +632,49 @@ async fn a_run_stopped_by_the_query_limit_leaves_its_job_for_the_next_run_to_rea
     assert!(open_jobs(dir.path()).is_empty());
     assert_eq!(bulk_parts(dir.path()), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_reads_a_heavy_span_with_a_job_per_part_side_by_side() {
+    let org = start_fake(FakeOrgConfig {
+        bulk: BulkConfig {
+            complete_after: Duration::from_millis(200),
+            faults: BulkFaults::default(),
+        },
+        // REST pages of 200 rows: four jobs' creates, polls and deletes stay under half of
+        // REST's requests for a month of Case.
+        wide_page_size: Some(200),
+        ..Default::default()
+    })
+    .await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let mut a = args(out, "Case", "2025-09-01", "2025-09-30", "auto");
+    // Results pages of 3,000 rows: a month of Case is many pages, so one job per task.
+    a.extend(["--bulk-page-rows", "3000"]);
+    let o = run(&url, &a).await;
+    assert_exit(&o, 0);
+    assert!(stderr(&o).contains("(4 jobs)"), "{}", stderr(&o));
+    assert_eq!(org.stats().bulk.jobs_created, 4);
+    let windows: Vec<(String, String)> = bulk_journal(dir.path())
+        .into_iter()
+        .filter(|e| e["kind"] == "job_created")
+        .map(|e| {
+            let at = |k: &str| e[k].as_str().unwrap().to_string();
+            (at("start"), at("end"))
+        })
+        .collect();
+    let mut sorted = windows.clone();
+    sorted.sort();
+    assert_eq!(sorted.first().unwrap().0, "2025-09-01T00:00:00Z");
+    assert_eq!(sorted.last().unwrap().1, "2025-10-01T00:00:00Z");
+    assert!(
+        sorted.windows(2).all(|w| w[0].1 == w[1].0),
+        "the jobs' windows follow each other, none overlapping: {sorted:?}"
+    );
+    assert_same_days(
+        &days(dir.path(), "Case"),
+        &through_rest(&url, "Case", "2025-09-01", "2025-09-30").await,
+        "Case",
+    );
+}
