@@ -16,7 +16,9 @@
 //!   results page, so a day's file holds every row of the day or none.
 //! * Memory is bounded in bytes whatever the span: decoded rows wait per day until
 //!   [`BulkSettings::buffer_bytes`] is reached, then each waiting day's rows go to a part
-//!   file; a day with parts is published by concatenating them (no re-encoding).
+//!   file; a day with parts is published by concatenating them (no re-encoding). The next
+//!   results page is fetched and decoded while the current one's rows are kept, so a task
+//!   holds at most the buffer and two pages.
 //! * Each such spill is a commit point: the parts are fsync'd in the parts folder, then the
 //!   coordinator journals them with the locator of the next page. Commit points come by bytes
 //!   of decoded rows, not by page, so a part holds a buffer's share of its day, never a page's.
@@ -394,17 +396,35 @@ async fn download(
         days.adopt(from.parts, soql);
         (locator, rows) = (from.locator, from.rows);
     }
+    let mut page = results_page(ctx, job, id, locator.as_deref()).await?;
     loop {
-        let (batch, next) = results_page(ctx, job, id, locator.as_deref()).await?;
+        let (batch, next) = page;
         rows += batch.num_rows() as u64;
         ctx.reporter.on_rows(&span.object, batch.num_rows() as u64);
-        days.route(job, batch).await?;
-        let Some(next) = next else { break };
-        if days.buffered > ctx.bulk.buffer_bytes {
-            let parts = days.spill(&ctx.parts_dir).await?;
-            commit(ctx, id, &next, rows, parts).await?;
+        // The next page is asked for (by the locator this one gave) while this one's rows
+        // are routed, spilled and committed: the server's work and ours overlap.
+        let keep = async {
+            days.route(job, batch).await?;
+            match &next {
+                Some(next) if days.buffered > ctx.bulk.buffer_bytes => {
+                    let parts = days.spill(&ctx.parts_dir).await?;
+                    commit(ctx, id, next, rows, parts).await
+                }
+                _ => Ok(()),
+            }
+        };
+        let fetch = async {
+            match &next {
+                Some(next) => Some(results_page(ctx, job, id, Some(next)).await),
+                None => None,
+            }
+        };
+        let (kept, fetched) = tokio::join!(keep, fetch);
+        kept?;
+        match fetched {
+            Some(fetched) => page = fetched?,
+            None => break,
         }
-        locator = Some(next);
     }
     days.publish_all(ctx).await
 }
