@@ -458,6 +458,8 @@ fn settings(
         exit_outside_window: false,
         max_query_uri_bytes: sfbackfill::salesforce::select::MAX_QUERY_URI_BYTES,
         progress: ProgressMode::Off,
+        api: sfbackfill::plan::api::ApiMode::Rest,
+        bulk: sfbackfill::backfill::BulkSettings::default(),
     }
 }
 

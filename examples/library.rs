@@ -66,6 +66,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         exit_outside_window: false,
         max_query_uri_bytes: sfbackfill::salesforce::select::MAX_QUERY_URI_BYTES,
         progress: ProgressMode::Off,
+        api: sfbackfill::plan::api::ApiMode::Auto,
+        bulk: sfbackfill::backfill::BulkSettings::default(),
     };
     let summary = cmd::backfill::backfill(&settings, Arc::new(PrintChunks), std::future::pending())
         .await

@@ -14,6 +14,7 @@
 //!   filtered without parsing strings.
 //! * An aggregate result never holds more than [`MAX_GROUPS`] rows: it cannot page.
 
+mod csv;
 mod dates;
 mod render;
 
@@ -26,6 +27,8 @@ use super::data::schema::{Field, FieldType};
 use super::data::values::{IdValue, USERS, Value};
 use super::data::{Org, Row, Snapshot};
 use super::soql::{self, CmpOp, Cond, Expr, Func, Lit, LitValue, Query, RelDate, located};
+
+pub use render::datetime as render_datetime;
 
 /// Largest `OFFSET` Salesforce accepts.
 pub const MAX_OFFSET: u64 = 2_000;

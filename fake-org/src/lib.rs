@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 mod auth;
+mod bulk;
 mod cursors;
 pub mod data;
 pub mod exec;
@@ -29,6 +30,7 @@ mod server;
 pub mod soql;
 mod stats;
 
+pub use bulk::{BulkConfig, BulkFaults, BulkStats};
 pub use data::schema::{FieldSpec, FieldType};
 pub use faults::FaultSpecError;
 
@@ -111,6 +113,8 @@ pub struct FakeOrgConfig {
     pub token_lifetime: Option<Duration>,
     /// The Run-As user's zone, used by `convertTimezone()`.
     pub user_time_zone: chrono_tz::Tz,
+    /// Bulk API 2.0 query jobs: how long they take, and their faults.
+    pub bulk: BulkConfig,
     /// `0` picks a free port.
     pub port: u16,
 }
@@ -132,6 +136,7 @@ impl Default for FakeOrgConfig {
             wide_page_size: None,
             token_lifetime: None,
             user_time_zone: chrono_tz::America::Los_Angeles,
+            bulk: BulkConfig::default(),
             port: 0,
         }
     }
@@ -139,7 +144,8 @@ impl Default for FakeOrgConfig {
 
 /// What the org has served. `by_kind` keys: `token`, `versions`, `describe_global`,
 /// `describe`, `query` (a first page of `query` or `queryAll`), `query_more` (a
-/// `nextRecordsUrl` page), `limits`, `other`. `requests` counts every request but `/__fake/*`.
+/// `nextRecordsUrl` page), `limits`, `bulk_create` (a Bulk query job created), `bulk_job`
+/// (a job polled, aborted or deleted), `bulk_results` (a results page), `other`. `requests` counts every request but `/__fake/*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub requests: u64,
@@ -151,6 +157,8 @@ pub struct Stats {
     pub peak_in_flight: u64,
     pub peak_per_second: u64,
     pub records_served: u64,
+    /// Bulk API 2.0 query jobs: created, deleted, aborted, open, results pages served and cut.
+    pub bulk: BulkStats,
 }
 
 /// Why the fake org could not start.
@@ -218,7 +226,7 @@ impl FakeOrg {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared.stats.snapshot()
+        self.shared.stats()
     }
 
     /// Forgets the requests counted so far.
@@ -249,6 +257,22 @@ impl FakeOrg {
     /// Replaces the faults from now on.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.fault_state().set(faults);
+    }
+
+    /// Replaces the Bulk faults from now on (jobs created before keep their fate).
+    pub fn set_bulk_faults(&self, faults: BulkFaults) {
+        *self.shared.bulk_faults() = faults;
+    }
+
+    /// Bulk API 2.0 job counters.
+    pub fn bulk_stats(&self) -> BulkStats {
+        self.shared.bulk.stats()
+    }
+
+    /// Deletes every Bulk job, as their 7-day expiry or another user would: a reader's next
+    /// request for one gets `404 NOT_FOUND`. Returns how many there were.
+    pub fn delete_bulk_jobs(&self) -> usize {
+        self.shared.bulk.delete_all()
     }
 
     /// Invalidates every open query locator, as org maintenance does: each answers

@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use super::auth::{self, TokenRequest, Tokens};
+use super::bulk::{self, BulkFaults, Jobs};
 use super::cursors::Cursors;
 use super::data::Org;
 use super::exec::{self, QueryResult};
@@ -61,6 +62,10 @@ pub struct Shared {
     pub api_used: AtomicU64,
     /// Admitted data requests now being answered, for the concurrent limit.
     pub data_in_flight: AtomicUsize,
+    /// Bulk API 2.0 query jobs.
+    pub bulk: Jobs,
+    /// The live Bulk faults, from `config.bulk.faults` until [`crate::FakeOrg::set_bulk_faults`].
+    pub bulk_faults: Mutex<BulkFaults>,
 }
 
 impl Shared {
@@ -72,6 +77,8 @@ impl Shared {
             stats: Recorder::default(),
             api_used: AtomicU64::new(config.daily_api_used),
             data_in_flight: AtomicUsize::new(0),
+            bulk: Jobs::default(),
+            bulk_faults: Mutex::new(config.bulk.faults.clone()),
             org: RwLock::new(org),
             config,
             url,
@@ -80,6 +87,24 @@ impl Shared {
 
     pub fn fault_state(&self) -> std::sync::MutexGuard<'_, FaultState> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the org has served, Bulk jobs included.
+    pub fn stats(&self) -> crate::Stats {
+        let mut stats = self.stats.snapshot();
+        stats.bulk = self.bulk.stats();
+        stats
+    }
+
+    pub fn bulk_faults(&self) -> std::sync::MutexGuard<'_, BulkFaults> {
+        self.bulk_faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The object's name as the org spells it, for a name matched case-insensitively.
+    pub fn org_object_name(&self, name: &str) -> Option<String> {
+        let snap = read_org(self).snapshot();
+        snap.object_index(name)
+            .map(|i| snap.objects[i].schema.name.to_string())
     }
 
     /// Changes `count` rows now (cursor fields moved to the current time).
@@ -124,6 +149,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/services/data/{version}/queryAll/{locator}",
             get(query_more),
+        )
+        .route("/services/data/{version}/jobs/query", post(bulk::create))
+        .route(
+            "/services/data/{version}/jobs/query/{id}",
+            get(bulk::poll).patch(bulk::abort).delete(bulk::delete),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{id}/results",
+            get(bulk::results),
         )
         .route("/__fake/stats", get(fake_stats))
         .route("/__fake/faults", post(fake_faults))
@@ -216,7 +250,7 @@ struct ApiError<'a> {
 }
 
 /// A data API error: a JSON array of one error object (§5.1).
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::to_vec(&[ApiError {
         message,
         error_code: code,
@@ -225,7 +259,7 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
     json_bytes(status, body)
 }
 
-fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+pub(crate) fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
@@ -234,7 +268,7 @@ fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     api_error(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
@@ -254,7 +288,7 @@ fn limit_exceeded(message: &str) -> Response {
     api_error(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", message)
 }
 
-fn unknown_exception() -> Response {
+pub(crate) fn unknown_exception() -> Response {
     api_error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "UNKNOWN_EXCEPTION",
@@ -316,7 +350,7 @@ fn ok_json(body: Vec<u8>, admitted: &Admitted) -> Response {
 // admission
 
 /// A data request that passed the token, limits and fault checks.
-struct Admitted<'a> {
+pub(crate) struct Admitted<'a> {
     truncate: bool,
     _slot: Slot<'a>,
 }
@@ -332,7 +366,10 @@ impl Drop for Slot<'_> {
 
 /// Checks, in Salesforce's order, the session, the daily allocation and the concurrent
 /// limit, then applies the faults drawn for this request.
-async fn admit<'a>(s: &'a Arc<Shared>, headers: &HeaderMap) -> Result<Admitted<'a>, Response> {
+pub(crate) async fn admit<'a>(
+    s: &'a Arc<Shared>,
+    headers: &HeaderMap,
+) -> Result<Admitted<'a>, Response> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -389,7 +426,7 @@ async fn modify_in_background(s: &Arc<Shared>, count: usize) {
 }
 
 /// `v62.0` → `v62.0`, `latest` → the newest; `None` for anything the org does not serve.
-fn api_version(raw: &str) -> Option<String> {
+pub(crate) fn api_version(raw: &str) -> Option<String> {
     if raw == "latest" {
         return Some(format!("v{LATEST_VERSION}.0"));
     }
@@ -437,6 +474,11 @@ fn random_chars(state: &mut FaultState, n: usize) -> String {
     (0..n)
         .map(|_| ALPHANUMERIC[(state.next_u64() % ALPHANUMERIC.len() as u64) as usize] as char)
         .collect()
+}
+
+/// `n` random id characters, for job ids.
+pub(crate) fn random_id_chars(s: &Shared, n: usize) -> String {
+    random_chars(&mut s.fault_state(), n)
 }
 
 fn random_token(state: &mut FaultState) -> String {
@@ -533,12 +575,14 @@ async fn limits(State(s): S, Path(version): Path<String>, headers: HeaderMap) ->
     }
     let max = s.config.daily_api_max;
     let used = s.api_used.load(Ordering::SeqCst).min(max);
+    let jobs_used = s.bulk.created_today.load(Ordering::SeqCst);
     let body = serde_json::json!({
         "DailyApiRequests": {"Max": max, "Remaining": max - used,
                              "sfbackfill": {"Max": 0, "Remaining": 0}},
         "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
         "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+        "DailyBulkV2QueryJobs": {"Max": bulk::DAILY_JOBS_MAX,
+                                 "Remaining": bulk::DAILY_JOBS_MAX.saturating_sub(jobs_used)},
     });
     ok_json(serde_json::to_vec(&body).expect("serialisable"), &admitted)
 }
@@ -815,7 +859,7 @@ async fn fallback(State(s): S, req: Request) -> Response {
 async fn fake_stats(State(s): S) -> Response {
     json_bytes(
         StatusCode::OK,
-        serde_json::to_vec(&s.stats.snapshot()).expect("serialisable"),
+        serde_json::to_vec(&s.stats()).expect("serialisable"),
     )
 }
 

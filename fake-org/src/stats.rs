@@ -23,6 +23,9 @@ pub enum Kind {
     Query,
     QueryMore,
     Limits,
+    BulkCreate,
+    BulkJob,
+    BulkResults,
     Other,
 }
 
@@ -36,6 +39,9 @@ impl Kind {
             Kind::Query => "query",
             Kind::QueryMore => "query_more",
             Kind::Limits => "limits",
+            Kind::BulkCreate => "bulk_create",
+            Kind::BulkJob => "bulk_job",
+            Kind::BulkResults => "bulk_results",
             Kind::Other => "other",
         }
     }
@@ -56,6 +62,9 @@ impl Kind {
             [_, "query" | "queryAll"] => Kind::Query,
             [_, "query" | "queryAll", _] => Kind::QueryMore,
             [_, "limits"] => Kind::Limits,
+            [_, "jobs", "query"] => Kind::BulkCreate,
+            [_, "jobs", "query", _] => Kind::BulkJob,
+            [_, "jobs", "query", _, "results"] => Kind::BulkResults,
             _ => Kind::Other,
         }
     }
@@ -159,6 +168,7 @@ impl Recorder {
             peak_in_flight: c.peak_in_flight,
             peak_per_second: c.peak_per_second,
             records_served: self.records_served.load(Ordering::Relaxed),
+            bulk: Default::default(),
         }
     }
 
@@ -197,7 +207,13 @@ mod tests {
             ("/services/data/v62.0/queryAll", Kind::Query),
             ("/services/data/v62.0/query/01gABC-2000", Kind::QueryMore),
             ("/services/data/v62.0/limits", Kind::Limits),
-            ("/services/data/v62.0/jobs/query", Kind::Other),
+            ("/services/data/v62.0/jobs/query", Kind::BulkCreate),
+            ("/services/data/v62.0/jobs/query/750ABC", Kind::BulkJob),
+            (
+                "/services/data/v62.0/jobs/query/750ABC/results",
+                Kind::BulkResults,
+            ),
+            ("/services/data/v62.0/jobs/ingest", Kind::Other),
             ("/elsewhere", Kind::Other),
         ];
         for (path, kind) in cases {

@@ -17,9 +17,13 @@
 //!   they are concatenated in sub-range order into the day's one file, then recorded. A
 //!   sub-range that fails fails the day once; its siblings stop and their files are dropped.
 
+mod bulk;
+mod resume;
 mod sink;
 mod span;
 mod split;
+
+pub use bulk::BulkSettings;
 
 use chrono::Utc;
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +33,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::checkpoint::bulk_jobs::{self, BulkEntry, BulkJournal};
 use crate::checkpoint::{CheckpointError, Entry, Manifest};
 use crate::error::{ExitKind, UserFacing};
 use crate::plan::Chunk;
@@ -120,6 +125,17 @@ struct Context {
     reporter: Arc<dyn Reporter>,
     /// Finished days and split-off spans, to the coordinator: the only writer of the journal.
     events: mpsc::UnboundedSender<Event>,
+    bulk: BulkSettings,
+    /// Objects whose spans `--api auto` hands to Bulk when their first page shows it pays.
+    auto_bulk: std::collections::HashSet<String>,
+    /// Objects a Bulk job could not serve this run: their spans stay with REST.
+    rest_only: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Bulk jobs created or read on and not yet ended: a signal aborts them.
+    open_jobs: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Where Bulk jobs' committed parts are written (`checkpoint::bulk_jobs`).
+    parts_dir: PathBuf,
+    /// This run's id, as the journals name it.
+    run: String,
 }
 
 /// What a span task tells the coordinator while it runs.
@@ -128,6 +144,8 @@ enum Event {
     DayDone { chunk: Chunk, done: ChunkDone },
     /// Days (or a sub-range of a day) split off a running span, to run on another worker.
     Spawn(Work),
+    /// A Bulk job created, committed to or ended: for the Bulk journal.
+    Bulk(BulkEntry),
 }
 
 /// What one span task is given to read.
@@ -136,12 +154,15 @@ enum Work {
     Span(Span),
     /// One sub-range of a heavy day, read beside the day's other sub-ranges.
     Part { day: Chunk, sub: SubRange },
+    /// Consecutive days of one object, read by one Bulk API 2.0 query job: a new one, or one
+    /// an earlier run left open, read on from its last commit.
+    Bulk(Span, Option<Box<resume::Resume>>),
 }
 
 impl Work {
     fn object(&self) -> &str {
         match self {
-            Work::Span(span) => &span.object,
+            Work::Span(span) | Work::Bulk(span, _) => &span.object,
             Work::Part { day, .. } => &day.object,
         }
     }
@@ -172,6 +193,11 @@ pub struct RunConfig {
     pub offpeak: Option<OffPeak>,
     pub exit_outside_window: bool,
     pub reporter: Arc<dyn Reporter>,
+    /// The objects whose spans Bulk API 2.0 jobs read; the others are read through REST.
+    pub bulk_objects: std::collections::HashSet<String>,
+    /// The objects whose REST spans go to Bulk when their first page shows it pays (`auto`).
+    pub auto_bulk: std::collections::HashSet<String>,
+    pub bulk: BulkSettings,
 }
 
 /// Where chunk files are written before they are published.
@@ -192,7 +218,7 @@ pub async fn run(
     config: RunConfig,
     manifest: &mut Manifest,
     jobs: &HashMap<String, Arc<ObjectJob>>,
-    chunks: Vec<Chunk>,
+    mut chunks: Vec<Chunk>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, ScheduleError> {
     let staging = staging_dir(&config.out);
@@ -200,6 +226,8 @@ pub async fn run(
         chunk: "staging".into(),
         source: ReadError::Write(e),
     })?;
+    let mut bulk_journal = BulkJournal::open(manifest, &config.out)?;
+    let parts_dir = bulk_jobs::parts_dir(&config.out);
     let (events, mut inbox) = mpsc::unbounded_channel();
     let ctx = Arc::new(Context {
         client: config.client,
@@ -211,6 +239,12 @@ pub async fn run(
         budget: config.budget,
         reporter: config.reporter,
         events,
+        bulk: config.bulk,
+        auto_bulk: config.auto_bulk.clone(),
+        rest_only: Default::default(),
+        open_jobs: Default::default(),
+        parts_dir,
+        run: manifest.run_id().to_string(),
     });
     let mut per_object: Vec<(String, u64)> = Vec::new();
     for c in &chunks {
@@ -223,7 +257,33 @@ pub async fn run(
     crate::metrics::global().chunks_planned(&per_object);
 
     let mut summary = RunSummary::default();
-    let mut pending: VecDeque<Work> = spans::spans(chunks).into_iter().map(Work::Span).collect();
+    let claimed = resume::claim(
+        bulk_journal.state(),
+        &ctx.parts_dir,
+        &mut chunks,
+        jobs,
+        |o| config.bulk_objects.contains(o) || config.auto_bulk.contains(o),
+        config.include_deleted,
+    );
+    resume::sweep(&ctx.parts_dir, &claimed.kept()).map_err(|e| ScheduleError::Chunk {
+        chunk: "Bulk parts".into(),
+        source: ReadError::Write(write::WriteError::from_io(&ctx.parts_dir, e)),
+    })?;
+    for id in &claimed.stale {
+        bulk::delete_quietly(&ctx, id).await;
+    }
+    let mut pending: VecDeque<Work> = claimed
+        .work
+        .into_iter()
+        .map(|(span, resume)| Work::Bulk(span, Some(Box::new(resume))))
+        .chain(spans::spans(chunks).into_iter().map(|span| {
+            if config.bulk_objects.contains(&span.object) {
+                Work::Bulk(span, None)
+            } else {
+                Work::Span(span)
+            }
+        }))
+        .collect();
     let mut running = JoinSet::new();
     let mut waiting_reported = false;
     tokio::pin!(shutdown);
@@ -247,7 +307,12 @@ pub async fn run(
                 break;
             };
             let job = jobs[work.object()].clone();
-            running.spawn(span::read_work(ctx.clone(), job, work));
+            match work {
+                Work::Bulk(span, resume) => {
+                    running.spawn(bulk::read_span(ctx.clone(), job, span, resume))
+                }
+                work => running.spawn(span::read_work(ctx.clone(), job, work)),
+            };
             waiting_reported = false;
         }
         let opens = closed_until.filter(|_| summary.stopped.is_none());
@@ -269,7 +334,7 @@ pub async fn run(
         tokio::select! {
             biased;
             Some(event) = inbox.recv() => {
-                if let Err(e) = on_event(&ctx, manifest, &mut summary, &mut pending, event) {
+                if let Err(e) = on_event(&ctx, manifest, &mut bulk_journal, &mut summary, &mut pending, event) {
                     running.abort_all();
                     return Err(e);
                 }
@@ -288,7 +353,7 @@ pub async fn run(
                 };
                 // The task's last days were sent before it ended: record them first.
                 while let Ok(event) = inbox.try_recv() {
-                    on_event(&ctx, manifest, &mut summary, &mut pending, event)?;
+                    on_event(&ctx, manifest, &mut bulk_journal, &mut summary, &mut pending, event)?;
                 }
                 if let Err(e) = record_end(&ctx, manifest, &mut summary, &mut pending, end) {
                     running.abort_all();
@@ -299,8 +364,29 @@ pub async fn run(
     }
     // Days published by tasks that a signal then abandoned are in place: record them too.
     while let Ok(event) = inbox.try_recv() {
-        on_event(&ctx, manifest, &mut summary, &mut pending, event)?;
+        on_event(
+            &ctx,
+            manifest,
+            &mut bulk_journal,
+            &mut summary,
+            &mut pending,
+            event,
+        )?;
     }
+    if summary.stopped == Some(StopReason::Interrupted) {
+        bulk::abort_open_jobs(&ctx).await;
+        while let Ok(event) = inbox.try_recv() {
+            on_event(
+                &ctx,
+                manifest,
+                &mut bulk_journal,
+                &mut summary,
+                &mut pending,
+                event,
+            )?;
+        }
+    }
+    sweep_ended_parts(&ctx, &bulk_journal);
     summary.query_requests = ctx.budget.used();
     ctx.reporter.on_run_end();
     Ok(summary)
@@ -313,15 +399,30 @@ fn closed_until(offpeak: Option<&OffPeak>, work_remains: bool) -> Option<chrono:
     (!offpeak.is_open(now)).then(|| offpeak.next_open(now))
 }
 
+/// Removes the parts of jobs ended this run; a failure leaves them to the next run's sweep.
+fn sweep_ended_parts(ctx: &Context, journal: &BulkJournal) {
+    let keep = journal
+        .state()
+        .open
+        .values()
+        .flat_map(|job| job.parts.iter().map(|p| ctx.parts_dir.join(&p.file)))
+        .collect();
+    if let Err(e) = resume::sweep(&ctx.parts_dir, &keep) {
+        tracing::info!("Bulk parts of ended jobs not removed ({e}); the next run removes them");
+    }
+}
+
 fn on_event(
     ctx: &Context,
     manifest: &mut Manifest,
+    bulk_journal: &mut BulkJournal,
     summary: &mut RunSummary,
     pending: &mut VecDeque<Work>,
     event: Event,
 ) -> Result<(), ScheduleError> {
     match event {
         Event::Spawn(work) => pending.push_front(work),
+        Event::Bulk(entry) => bulk_journal.append(entry)?,
         Event::DayDone { chunk, done } => {
             manifest.append(Entry::ChunkDone {
                 object: chunk.object.clone(),

@@ -51,6 +51,22 @@ impl ChunkSink {
         }
     }
 
+    /// A new, empty sink of the same day and query: one staged part of a day whose rows
+    /// arrive in no order (a Bulk job's), published later with [`Self::publish_parts`].
+    pub(super) fn part(&self) -> Self {
+        self.part_in(&self.staging)
+    }
+
+    /// [`Self::part`], its file written in `dir` (a Bulk job's committed parts folder).
+    pub(super) fn part_in(&self, dir: &Path) -> Self {
+        Self {
+            writer: None,
+            staging: dir.to_path_buf(),
+            schema: self.schema.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+
     /// Writes rows of the files' schema (`ObjectJob::file_batch`).
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         if batch.num_rows() == 0 {
@@ -81,7 +97,9 @@ impl ChunkSink {
         parts: Vec<(Option<StagedFile>, String)>,
         out: &Path,
     ) -> Result<ChunkDone, WriteError> {
-        let (staged, soql): (Vec<Option<StagedFile>>, Vec<String>) = parts.into_iter().unzip();
+        let (staged, mut soql): (Vec<Option<StagedFile>>, Vec<String>) = parts.into_iter().unzip();
+        // A Bulk day's parts all come from one job's query: it is named once.
+        soql.dedup();
         let staged: Vec<StagedFile> = staged.into_iter().flatten().collect();
         self.meta.soql = soql.join("\n");
         let merged = match staged.as_slice() {

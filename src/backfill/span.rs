@@ -52,7 +52,7 @@ pub(super) async fn read_work(ctx: Arc<Context>, job: Arc<ObjectJob>, work: Work
     let mut restarts = Restarts::default();
     let error = loop {
         let error = match reader.read(&ctx, &job, &mut open).await {
-            Ok(ReadEnd::Finished) => return TaskEnd::Finished,
+            Ok(ReadEnd::Finished | ReadEnd::HandedToBulk) => return TaskEnd::Finished,
             Ok(ReadEnd::SiblingFailed) => return TaskEnd::Abandoned,
             Ok(ReadEnd::Recut) => {
                 tracing::debug!("{}: reading its own id range", reader.label());
@@ -155,12 +155,16 @@ enum ReadEnd {
     Recut,
     /// Another sub-range of the task's day failed: this one stops; that one reports the day.
     SiblingFailed,
+    /// `--api auto` handed the span to a Bulk job after its first page: that task reports it.
+    HandedToBulk,
 }
 
 impl SpanReader {
     fn new(work: Work) -> Self {
         let (days, reading) = match work {
-            Work::Span(span) => (span.days.into(), Reading::Days { may_refine: true }),
+            Work::Span(span) | Work::Bulk(span, _) => {
+                (span.days.into(), Reading::Days { may_refine: true })
+            }
             Work::Part { day, sub } => (VecDeque::from([day]), Reading::Part(sub)),
         };
         SpanReader {
@@ -370,6 +374,12 @@ impl SpanReader {
                 })
                 .await?;
                 if g == 0 && first_page && self.take_refine() {
+                    let days = || self.days.iter().cloned().collect();
+                    if !page.done
+                        && super::bulk::hand_over(ctx, job, days, page.total_size, &page.batch)
+                    {
+                        return Ok(RangeEnd::Stopped(ReadEnd::HandedToBulk));
+                    }
                     self.refine(ctx, job, page.total_size, page.batch.num_rows() as u64)
                         .await?;
                     if self.part().is_some_and(|s| !s.ids.is_whole()) {

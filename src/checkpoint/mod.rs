@@ -1,8 +1,10 @@
 //! The checkpoint manifest: the sole truth on which chunks are done.
 //!
 //! Owns everything under `OUT/_sfbackfill/`: the append-only journal of chunk outcomes and the
-//! lock that keeps a second writer out, and (in [`cursors`]) the sync journal with its own lock. Does not own the Parquet files (`write`) nor decide
-//! what runs (`schedule`); only the run's coordinator appends.
+//! lock that keeps a second writer out, (in [`cursors`]) the sync journal with its own lock,
+//! (in [`compactions`]) the compaction journal, and (in [`bulk_jobs`]) the journal of the
+//! backfill's open Bulk jobs with their committed part files. Does not own the Parquet files
+//! (`write`) nor decide what runs (`backfill`); only the run's coordinator appends.
 //!
 //! Invariants:
 //! * Recording a chunk costs one appended line and one `fsync`, whatever the manifest's size.
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ExitKind, UserFacing};
 
+pub mod bulk_jobs;
 pub mod compactions;
 pub mod cursors;
 pub mod status;
@@ -464,6 +467,8 @@ fn refuse_foreign_folder(out: &Path) -> Result<(), CheckpointError> {
             || name == cursors::SYNC_JOURNAL_FILE
             || name == cursors::SYNC_STAGING_DIR
             || name == compactions::COMPACT_JOURNAL_FILE
+            || name == bulk_jobs::BULK_JOURNAL_FILE
+            || name == bulk_jobs::BULK_PARTS_DIR
     };
     let foreign = entries
         .filter_map(Result::ok)
@@ -584,7 +589,8 @@ pub(crate) struct Journal {
     len: u64,
     /// A write failed: later lines would follow a torn one, so none are written.
     broken: bool,
-    _lock: File,
+    /// The lock this journal took; none for one opened under a lock its caller holds.
+    _lock: Option<File>,
 }
 
 impl Journal {
@@ -600,11 +606,34 @@ impl Journal {
         apply: impl FnMut(E),
     ) -> Result<Self, CheckpointError> {
         let dir = manifest_dir(out);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let lock = acquire_lock(out, &dir.join(lock_name), run)?;
+        Self::open_locked(out, journal_name, header, apply, Some(lock))
+    }
+
+    /// Opens `journal_name` as [`Self::open`] does, under a lock the caller already holds
+    /// (the backfill's Bulk journal is written only while the manifest is open).
+    pub(crate) fn open_held<E: JournalLine>(
+        out: &Path,
+        journal_name: &str,
+        header: E,
+        apply: impl FnMut(E),
+    ) -> Result<Self, CheckpointError> {
+        Self::open_locked(out, journal_name, header, apply, None)
+    }
+
+    fn open_locked<E: JournalLine>(
+        out: &Path,
+        journal_name: &str,
+        header: E,
+        apply: impl FnMut(E),
+        lock: Option<File>,
+    ) -> Result<Self, CheckpointError> {
+        let dir = manifest_dir(out);
         let path = dir.join(journal_name);
         let format = header.header().expect("a header line");
         let format = (format.0.to_string(), format.1);
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        let lock = acquire_lock(out, &dir.join(lock_name), run)?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)

@@ -447,6 +447,7 @@ pub async fn backfill(
             .with_null_columns(&nulls);
         jobs.insert(object, Arc::new(job));
     }
+    let (bulk_objects, auto_bulk) = super::api::bulk_objects(settings.api, &jobs);
     let sent = client.clone();
     let config = RunConfig {
         client,
@@ -457,6 +458,9 @@ pub async fn backfill(
         offpeak: settings.offpeak.clone(),
         exit_outside_window: settings.exit_outside_window,
         reporter,
+        bulk_objects,
+        auto_bulk,
+        bulk: settings.bulk.clone(),
     };
     let mut result = backfill::run(config, &mut manifest, &jobs, chunks, shutdown)
         .await

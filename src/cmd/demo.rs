@@ -81,6 +81,8 @@ pub(super) async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
         exit_outside_window: false,
         max_query_uri_bytes: crate::salesforce::select::MAX_QUERY_URI_BYTES,
         progress: args.progress,
+        api: plan::api::ApiMode::Rest,
+        bulk: crate::backfill::BulkSettings::default(),
     };
     eprintln!(
         "demo: backfilling {} for June 2025 into `{}`",

@@ -4,6 +4,7 @@
 //! what each prints on stdout. Every failure reaches `main` as a [`Failure`]: its exit class,
 //! one line, and a hint. Does not own any pipeline stage.
 
+mod api;
 pub mod backfill;
 mod check;
 mod compact;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::checkpoint;
 use crate::config::BackfillSettings;
 use crate::plan;
+use crate::plan::api;
 use crate::plan::history::{self, NotOver};
 use crate::plan::spans;
 use crate::salesforce::select::Selection;
@@ -55,6 +56,7 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     let (mut total_requests, mut total_floor) = (0u64, 0u64);
     let mut estimated = Vec::new();
     let mut closing = Vec::new();
+    let mut apis = Vec::new();
     for (selection, window) in selections.iter().zip(&windows) {
         let object = selection.object.to_string();
         let (days, pending, not_over) = match window.window {
@@ -100,6 +102,12 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
             cost.queries += c.queries;
             cost.requests += c.requests;
         }
+        if !pending.is_empty() {
+            apis.push((
+                object.clone(),
+                api_choice(settings, selection, rows, &pending),
+            ));
+        }
         let rows = rows.round() as u64;
         // The describe is part of both: the floor is the pages the rows need plus it.
         let floor = rows.div_ceil(page) + 1;
@@ -120,6 +128,9 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     }
     for line in &closing {
         println!("{line}");
+    }
+    for (object, choice) in &apis {
+        println!("api: {object} through {}: {}", choice.api, choice.reason);
     }
     if !estimated.is_empty() {
         println!(
@@ -172,6 +183,29 @@ async fn spread_count(
         .as_u64()
         .unwrap_or(0);
     Ok(spans::spread_evenly(window, total))
+}
+
+/// What `backfill` with the same `--api` would read the object's pending days with.
+fn api_choice(
+    settings: &BackfillSettings,
+    selection: &Selection,
+    rows: f64,
+    pending: &[plan::Chunk],
+) -> api::ApiChoice {
+    let groups = crate::salesforce::select::field_groups(
+        selection,
+        super::backfill::query_uri_prefix(&settings.connection),
+        settings.max_query_uri_bytes,
+    )
+    .len();
+    api::choose(
+        settings.api,
+        selection,
+        Some(rows),
+        selection.rows_per_page(settings.limits.batch_size),
+        groups,
+        spans::spans(pending.to_vec()).len(),
+    )
 }
 
 fn human_duration(d: Duration) -> String {

@@ -253,6 +253,21 @@ pub struct BackfillArgs {
     /// How progress is shown.
     #[arg(long, help_heading = "Run", value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Which API reads the rows: Bulk API 2.0 query jobs, REST query pages, or auto: Bulk
+    /// for an object whose counted rows make it at most half the requests [default: auto].
+    #[arg(long, help_heading = "Run", value_enum, value_name = "API")]
+    pub api: Option<crate::plan::api::ApiMode>,
+    /// A Bulk job not complete after this long is aborted and its days read through REST
+    /// [default: 30m].
+    #[arg(long, help_heading = "Run", value_name = "DURATION")]
+    pub bulk_wait: Option<String>,
+    /// Rows asked per Bulk results page (tests use small values).
+    #[arg(long, help_heading = "Run", hide = true, value_name = "N")]
+    pub bulk_page_rows: Option<usize>,
+    /// Decoded Bulk rows held per task before they go to staged part files (tests use small
+    /// values).
+    #[arg(long, help_heading = "Run", hide = true, value_name = "BYTES")]
+    pub bulk_buffer_bytes: Option<usize>,
     #[command(flatten)]
     pub metrics: MetricsArgs,
 }

@@ -130,6 +130,10 @@ pub struct BackfillSettings {
     /// Field lists whose query URL would be longer are split into groups joined by `Id`.
     pub max_query_uri_bytes: usize,
     pub progress: ProgressMode,
+    /// `--api`.
+    pub api: crate::plan::api::ApiMode,
+    /// `--bulk-wait` and how Bulk results are held.
+    pub bulk: crate::backfill::BulkSettings,
 }
 
 /// A validated `sync`.
@@ -539,6 +543,23 @@ pub fn backfill(args: &BackfillArgs, env: &dyn Env) -> Result<BackfillSettings, 
             .unwrap_or(crate::salesforce::select::MAX_QUERY_URI_BYTES)
             .max(MIN_QUERY_URI_BYTES),
         progress: args.progress,
+        api: args.api.unwrap_or_default(),
+        bulk: bulk_settings(args)?,
+    })
+}
+
+/// `--bulk-wait` and the hidden Bulk page and buffer sizes.
+fn bulk_settings(args: &BackfillArgs) -> Result<crate::backfill::BulkSettings, ConfigError> {
+    let default = crate::backfill::BulkSettings::default();
+    let wait = duration(
+        "--bulk-wait",
+        args.bulk_wait.as_deref(),
+        chrono::Duration::from_std(default.wait).expect("fits"),
+    )?;
+    Ok(crate::backfill::BulkSettings {
+        wait: wait.to_std().unwrap_or_default(),
+        page_rows: args.bulk_page_rows.unwrap_or(default.page_rows).max(1),
+        buffer_bytes: args.bulk_buffer_bytes.unwrap_or(default.buffer_bytes),
     })
 }
 

@@ -1,13 +1,13 @@
 //! Salesforce query pages → typed Arrow record batches.
 //!
 //! Owns reading a REST query page (`records`, `totalSize`, `done`, `nextRecordsUrl`,
-//! salesforce-api.md §4.2) into one `RecordBatch` of the schema `schema::arrow_schema` gives
-//! the field list. It does not own the type mapping (`schema`), fetching (`fetch`) or files
+//! salesforce-api.md §4.2), or a Bulk API 2.0 results page (CSV, §7.1), into one
+//! `RecordBatch` of the schema `schema::arrow_schema` gives the field list. It does not own the type mapping (`schema`), fetching (`fetch`) or files
 //! (`write`).
 //!
 //! Layout: [`columns`] holds typed column builders that take values typed or as text;
-//! `json` is the page reader that feeds them; `values` parses one value's text. A Bulk API
-//! CSV reader would feed the same builders.
+//! `json` is the page reader that feeds them; `csv` reads Bulk API 2.0 results pages into the
+//! same builders; `values` parses one value's text.
 //!
 //! Invariants: a page decodes completely or not at all; a body cut off anywhere is
 //! [`DecodeError::Truncated`] (transient: fetch the page again); every error names the record,
@@ -16,6 +16,7 @@
 //! missing key or JSON `null` is a null.
 
 pub mod columns;
+mod csv;
 mod json;
 pub mod schema;
 pub mod values;

@@ -239,7 +239,9 @@ impl Drop for WindowWait<'_> {
 
 /// The kind of a Salesforce request by its path (salesforce-api.md's endpoints): `token`,
 /// `limits`, `describe_global`, `describe`, `query` (a statement's first page, `query` or
-/// `queryAll`), `query_more` (a `nextRecordsUrl`), or `other`.
+/// `queryAll`), `query_more` (a `nextRecordsUrl`), `bulk_create` (a Bulk query job created),
+/// `bulk_job` (a job polled, aborted or deleted), `bulk_results` (a job's results page), or
+/// `other`.
 pub fn request_kind(path: &str) -> &'static str {
     if path.ends_with("/oauth2/token") {
         return "token";
@@ -254,6 +256,9 @@ pub fn request_kind(path: &str) -> &'static str {
         [_, "sobjects", _, "describe"] => "describe",
         [_, "query" | "queryAll"] => "query",
         [_, "query" | "queryAll", _] => "query_more",
+        [_, "jobs", "query"] => "bulk_create",
+        [_, "jobs", "query", _] => "bulk_job",
+        [_, "jobs", "query", _, "results"] => "bulk_results",
         _ => "other",
     }
 }
@@ -272,6 +277,9 @@ mod tests {
             "/services/data/v62.0/query",
             "/services/data/v62.0/queryAll",
             "/services/data/v62.0/query/01gxx0000000001-2000",
+            "/services/data/v62.0/jobs/query",
+            "/services/data/v62.0/jobs/query/750R0000000zlh9IAA",
+            "/services/data/v62.0/jobs/query/750R0000000zlh9IAA/results",
             "/services/data/v62.0/sobjects/Account/001",
         ]
         .into_iter()
@@ -287,6 +295,9 @@ mod tests {
                 "query",
                 "query",
                 "query_more",
+                "bulk_create",
+                "bulk_job",
+                "bulk_results",
                 "other"
             ]
         );

@@ -9,6 +9,7 @@
 //! changes; a local midnight that does not exist (a zone that springs forward at 00:00) is
 //! replaced by the first instant of that day that does.
 
+pub mod api;
 pub mod history;
 pub mod offpeak;
 pub mod spans;

@@ -321,7 +321,7 @@ pub(crate) struct PageSource<'a> {
 impl PageSource<'_> {
     /// Takes one request from the budget, unless the off-peak windows are closed or the
     /// budget is spent.
-    fn take_request(&self) -> Result<(), ReadError> {
+    pub(crate) fn take_request(&self) -> Result<(), ReadError> {
         if self.offpeak.is_some_and(|w| !w.is_open(Utc::now())) {
             return Err(ReadError::Halted(Halt::WindowClosed));
         }

@@ -44,6 +44,18 @@ pub fn parse_limits(body: &serde_json::Value) -> Option<ApiUsage> {
     })
 }
 
+/// Reads `DailyBulkV2QueryJobs` from a `GET /limits` body (§6.1): Bulk API 2.0 query jobs
+/// of the rolling 24 hours.
+pub fn parse_bulk_jobs(body: &serde_json::Value) -> Option<ApiUsage> {
+    let jobs = body.get("DailyBulkV2QueryJobs")?;
+    let max = jobs.get("Max")?.as_u64()?;
+    let remaining = jobs.get("Remaining")?.as_u64()?;
+    Some(ApiUsage {
+        used: max.saturating_sub(remaining),
+        max,
+    })
+}
+
 /// The latest usage reading, shared by all workers, and the `--max-api-usage` guard.
 #[derive(Debug)]
 pub struct UsageMeter {

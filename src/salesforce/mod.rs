@@ -1,7 +1,8 @@
 //! The Salesforce client: the only code that speaks HTTP to the org.
 //!
 //! Owns sign-in (OAuth 2.0 client credentials against the My Domain host), the data calls the
-//! engine needs (describeGlobal, describe, one query page, one JSON query), and everything that
+//! engine needs (describeGlobal, describe, one query page, one JSON query, Bulk API 2.0 query
+//! jobs in [`bulk`]), and everything that
 //! keeps them polite and robust: the rate limiter and in-flight bound ([`gate`]), retries with
 //! back-off ([`retry`]), renewal of an expired token ([`auth`]), and the daily-API-usage guard
 //! ([`limits`]). Failures are classified in [`error`]. It does not own paging decisions (the
@@ -30,6 +31,7 @@
 //! ```
 
 mod auth;
+pub mod bulk;
 pub mod describe;
 mod error;
 mod gate;
@@ -220,6 +222,14 @@ enum Kind {
     Data,
 }
 
+/// One data request as sent (and sent again on a retry).
+struct DataCall {
+    method: reqwest::Method,
+    url: Url,
+    headers: HeaderMap,
+    json: Option<serde_json::Value>,
+}
+
 /// A signed-in client; cheap to clone, shared by all workers.
 #[derive(Clone)]
 pub struct SalesforceClient {
@@ -240,6 +250,8 @@ struct Inner {
     token: auth::TokenCell,
     gate: gate::Gate,
     usage: limits::UsageMeter,
+    /// `DailyBulkV2QueryJobs` as `/limits` gave it, plus the jobs this client created since.
+    bulk_jobs: std::sync::Mutex<Option<ApiUsage>>,
     counters: Counters,
 }
 
@@ -277,6 +289,7 @@ impl SalesforceClient {
             token: auth::TokenCell::new(Secret::new(String::new())),
             gate,
             usage,
+            bulk_jobs: std::sync::Mutex::new(None),
             counters: Counters::default(),
             config,
         };
@@ -418,6 +431,11 @@ impl SalesforceClient {
                 if let Some(usage) = limits::parse_limits(&body) {
                     self.inner.usage.record(usage);
                 }
+                *self
+                    .inner
+                    .bulk_jobs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = limits::parse_bulk_jobs(&body);
                 Ok(())
             }
             Err(
@@ -538,25 +556,43 @@ impl Inner {
         self.with_session(url, headers, Ok).await
     }
 
-    /// Sends a data request until it succeeds, renewing the token once on
-    /// `INVALID_SESSION_ID` and backing off on transient failures.
-    ///
-    /// `read` turns a `200` body into the result; its error counts as a failed attempt.
+    /// Sends a data `GET` until it succeeds (see [`Inner::call`]); `read` turns a `200` body
+    /// into the result, its error counting as a failed attempt.
     async fn with_session<T>(
         &self,
         url: &Url,
         headers: HeaderMap,
         read: impl Fn(Bytes) -> Result<T, FetchError>,
     ) -> Result<T, FetchError> {
+        let call = DataCall {
+            method: reqwest::Method::GET,
+            url: url.clone(),
+            headers,
+            json: None,
+        };
+        self.call(&call, |_, body| read(body)).await
+    }
+
+    /// Sends a data request until it succeeds, renewing the token once on
+    /// `INVALID_SESSION_ID` and backing off on transient failures.
+    ///
+    /// `read` turns a `2xx` answer (headers and body) into the result; its error counts as a
+    /// failed attempt.
+    async fn call<T>(
+        &self,
+        call: &DataCall,
+        read: impl Fn(&HeaderMap, Bytes) -> Result<T, FetchError>,
+    ) -> Result<T, FetchError> {
+        let url = &call.url;
         let mut retry = retry::RetryState::new(self.config.backoff());
         let mut renewals = 0;
         loop {
             self.usage.check()?;
             let token = self.token.current();
             let outcome = self
-                .send_data(url, &token.access, headers.clone())
+                .send_data(call, &token.access)
                 .await
-                .and_then(&read);
+                .and_then(|(headers, body)| read(&headers, body));
             let error = match outcome {
                 Ok(value) => return Ok(value),
                 Err(e) => e,
@@ -608,19 +644,23 @@ impl Inner {
         tokio::time::sleep(delay).await;
     }
 
-    /// One data `GET`: through the gate, with the token, reading the usage header.
+    /// One data request: through the gate, with the token, reading the usage header.
     async fn send_data(
         &self,
-        url: &Url,
+        call: &DataCall,
         token: &Secret,
-        headers: HeaderMap,
-    ) -> Result<Bytes, FetchError> {
-        let request = self
+    ) -> Result<(HeaderMap, Bytes), FetchError> {
+        let url = &call.url;
+        let mut request = self
             .http
-            .get(url.clone())
-            .headers(headers)
+            .request(call.method.clone(), url.clone())
+            .headers(call.headers.clone())
             .bearer_auth(token.expose());
-        let (status, response_headers, body) = self.send(Kind::Data, url, request).await?;
+        if let Some(json) = &call.json {
+            request = request.json(json);
+        }
+        let (status, response_headers, body) =
+            self.send(Kind::Data, &call.method, url, request).await?;
         if let Some(usage) = response_headers
             .get(LIMIT_INFO)
             .and_then(|v| v.to_str().ok())
@@ -629,7 +669,7 @@ impl Inner {
             self.usage.record(usage);
         }
         if (200..300).contains(&status) {
-            return Ok(body);
+            return Ok((response_headers, body));
         }
         Err(classify_api_error(
             status,
@@ -671,7 +711,9 @@ impl Inner {
             ("client_secret", self.config.client_secret.expose().trim()),
         ];
         let request = self.http.post(url.clone()).form(&form);
-        let (status, headers, body) = self.send(Kind::Token, url, request).await?;
+        let (status, headers, body) = self
+            .send(Kind::Token, &reqwest::Method::POST, url, request)
+            .await?;
         if status == 200 {
             return auth::parse_grant(&body);
         }
@@ -688,13 +730,14 @@ impl Inner {
     async fn send(
         &self,
         kind: Kind,
+        method: &reqwest::Method,
         url: &Url,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, HeaderMap, Bytes), FetchError> {
         let _slot = self.gate.enter().await;
-        let (counter, method) = match kind {
-            Kind::Token => (&self.counters.token, "POST"),
-            Kind::Data => (&self.counters.data, "GET"),
+        let counter = match kind {
+            Kind::Token => &self.counters.token,
+            Kind::Data => &self.counters.data,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("{method} {}", loggable(url));

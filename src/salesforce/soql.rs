@@ -116,6 +116,23 @@ pub fn select_range_in(
     )
 }
 
+/// The rows whose cursor lies in `[start, end)`, unordered: a Bulk API 2.0 job's query, which
+/// must not `ORDER BY` so that the org keeps chunking it by primary key (salesforce-api.md §7.1).
+pub fn bulk_range(
+    object: &Identifier,
+    fields: &[Identifier],
+    cursor: &Identifier,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
+    format!(
+        "SELECT {} FROM {object} WHERE {cursor} >= {} AND {cursor} < {}",
+        field_list(fields),
+        datetime_literal(start),
+        datetime_literal(end),
+    )
+}
+
 /// ` AND Id >= 'from' AND Id < 'to'`, each bound only when `ids` has it.
 fn id_filter(ids: &IdRange) -> String {
     let from = ids.from.as_deref().map(string_literal);

@@ -427,7 +427,8 @@ async fn a_field_list_too_long_for_one_url_is_split_and_joined_by_id() {
         "2025-05-01",
         "2025-05-20",
     );
-    args.extend(["--max-query-uri-bytes", "500"]);
+    // Field groups are REST's: a Bulk job's query goes in a POST body.
+    args.extend(["--max-query-uri-bytes", "500", "--api", "rest"]);
     let before = org.stats();
     assert_exit(&run(&org.url(), &args).await, 0);
     let split_queries = requests(&org.stats(), &["query"]) - requests(&before, &["query"]);
@@ -435,12 +436,16 @@ async fn a_field_list_too_long_for_one_url_is_split_and_joined_by_id() {
     assert_exit(
         &run(
             &org.url(),
-            &backfill_args(
-                whole.path().to_str().unwrap(),
-                "Invoice__c",
-                "2025-05-01",
-                "2025-05-20",
-            ),
+            &[
+                &backfill_args(
+                    whole.path().to_str().unwrap(),
+                    "Invoice__c",
+                    "2025-05-01",
+                    "2025-05-20",
+                )[..],
+                &["--api", "rest"],
+            ]
+            .concat(),
         )
         .await,
         0,

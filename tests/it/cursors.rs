@@ -47,6 +47,8 @@ async fn backfill_day(org: &FakeOrg, concurrency: &str, select: &[&str]) -> Run 
         concurrency,
         "--rate-limit",
         "1000",
+        "--api",
+        "rest",
         "--progress",
         "off",
     ];

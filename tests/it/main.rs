@@ -1,6 +1,7 @@
 //! One integration binary: the real binary and library against the fake org over loopback.
 
 mod backfill; // the historical run end to end
+mod bulk; // Bulk API 2.0 jobs: the same Parquet as REST, auto's choice, fallbacks
 mod cli; // commands as a user runs them: exit codes, errors, secrets
 mod client; // the Salesforce client: sign-in, retries, rate and concurrency limits, usage guard
 mod compact; // one file per day, each record once: exact, after a kill -9, beside syncs

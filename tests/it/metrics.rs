@@ -69,13 +69,16 @@ fn journal_done(out: &Path) -> BTreeMap<String, (u64, u64, u64)> {
     done
 }
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 9] = [
     "token",
     "limits",
     "describe_global",
     "describe",
     "query",
     "query_more",
+    "bulk_create",
+    "bulk_job",
+    "bulk_results",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

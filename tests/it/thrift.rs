@@ -123,6 +123,8 @@ async fn a_year_with_a_heavy_day_is_cut_into_parts_and_stays_near_the_floor() {
         "1000",
         "--concurrency",
         "4",
+        "--api",
+        "rest",
         "--progress",
         "off",
     ];
@@ -293,6 +295,8 @@ async fn heavy_day(
         "4",
         "--rate-limit",
         "1000",
+        "--api",
+        "rest",
         "--progress",
         "off",
     ];

@@ -1,0 +1,167 @@
+//! How a run picks up the Bulk jobs an earlier run left open (killed, failed, or stopped by the
+//! budget or the usage guard): which pending days each job reads on, from which locator and
+//! with which committed parts, and which jobs are of no more use.
+//!
+//! Invariants:
+//! * A job is read on only when this run would send the very same query (object, fields,
+//!   cursor, window, `--include-deleted`), its pending days are consecutive and lie inside its
+//!   window, and every committed part of those days is in the parts folder with its journaled
+//!   size; otherwise it is stale, and its pending days are planned as any others.
+//! * A job's days recorded done since (a kill while its days were being published) are not
+//!   read again: the job's rows of those days are dropped as they arrive.
+//! * After [`sweep`], the parts folder holds exactly the committed parts of the days read on.
+
+use chrono::NaiveDate;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::checkpoint::bulk_jobs::{BulkState, OpenJob};
+use crate::plan::spans::{self, Span};
+use crate::plan::{Chunk, Window};
+use crate::read::ObjectJob;
+use crate::salesforce::soql;
+use crate::write::StagedFile;
+
+/// Where a job left open is read on from.
+#[derive(Debug)]
+pub(super) struct Resume {
+    pub id: String,
+    /// The job's query, and the window it reads (the span's days lie inside it).
+    pub soql: String,
+    pub window: Window,
+    /// `None`: nothing committed yet, the results are read from their start.
+    pub locator: Option<String>,
+    /// Rows of the job read through `locator`.
+    pub rows: u64,
+    /// The committed parts of the span's days.
+    pub parts: Vec<(NaiveDate, StagedFile)>,
+}
+
+/// The open jobs of the Bulk journal, sorted out for this run.
+#[derive(Debug, Default)]
+pub(super) struct Claimed {
+    /// Spans read on by their job; their days are no longer among the run's chunks.
+    pub work: Vec<(Span, Resume)>,
+    /// Jobs no pending day of this run is read from: deleted and ended.
+    pub stale: Vec<String>,
+}
+
+impl Claimed {
+    /// The part files [`sweep`] keeps.
+    pub fn kept(&self) -> HashSet<PathBuf> {
+        self.work
+            .iter()
+            .flat_map(|(_, r)| r.parts.iter().map(|(_, p)| p.path.clone()))
+            .collect()
+    }
+}
+
+/// Takes out of `chunks` the days each open job of `state` reads on; `may_bulk` says which
+/// objects this run may read through Bulk at all.
+pub(super) fn claim(
+    state: &BulkState,
+    parts_dir: &Path,
+    chunks: &mut Vec<Chunk>,
+    jobs: &HashMap<String, Arc<ObjectJob>>,
+    may_bulk: impl Fn(&str) -> bool,
+    include_deleted: bool,
+) -> Claimed {
+    let mut claimed = Claimed::default();
+    for (id, open) in &state.open {
+        let usable = may_bulk(&open.object) && open.include_deleted == include_deleted;
+        let span = usable
+            .then(|| jobs.get(&open.object))
+            .flatten()
+            .and_then(|job| pending_span(open, job, chunks));
+        let Some((span, parts)) =
+            span.and_then(|s| committed_parts(open, parts_dir, &s).map(|p| (s, p)))
+        else {
+            claimed.stale.push(id.clone());
+            continue;
+        };
+        let days: HashSet<NaiveDate> = span.days.iter().map(|c| c.day).collect();
+        chunks.retain(|c| c.object != span.object || !days.contains(&c.day));
+        let resume = Resume {
+            id: id.clone(),
+            soql: open.soql.clone(),
+            window: Window {
+                start: open.start,
+                end: open.end,
+            },
+            locator: open.locator.clone(),
+            rows: open.rows,
+            parts,
+        };
+        claimed.work.push((span, resume));
+    }
+    claimed
+}
+
+/// The pending days of `open`'s window as one span, when this run would send its query.
+fn pending_span(open: &OpenJob, job: &ObjectJob, chunks: &[Chunk]) -> Option<Span> {
+    let sel = &job.selection;
+    let soql = soql::bulk_range(
+        &sel.object,
+        &sel.identifiers(),
+        &sel.cursor,
+        open.start,
+        open.end,
+    );
+    if soql != open.soql {
+        return None;
+    }
+    let overlapping: Vec<Chunk> = chunks
+        .iter()
+        .filter(|c| {
+            c.object == open.object && c.window.start < open.end && open.start < c.window.end
+        })
+        .cloned()
+        .collect();
+    let inside = overlapping
+        .iter()
+        .all(|c| open.start <= c.window.start && c.window.end <= open.end);
+    let mut spans = spans::spans(overlapping);
+    match (inside, spans.len()) {
+        (true, 1) => spans.pop(),
+        _ => None,
+    }
+}
+
+/// The committed parts of `span`'s days, each checked present with its journaled size.
+fn committed_parts(
+    open: &OpenJob,
+    parts_dir: &Path,
+    span: &Span,
+) -> Option<Vec<(NaiveDate, StagedFile)>> {
+    open.parts
+        .iter()
+        .filter(|p| span.days.iter().any(|c| c.day == p.day))
+        .map(|p| {
+            let path = parts_dir.join(&p.file);
+            let bytes = std::fs::metadata(&path).ok()?.len();
+            (bytes == p.bytes).then_some((
+                p.day,
+                StagedFile {
+                    path,
+                    rows: p.rows,
+                    bytes,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Removes every file of the parts folder (created if missing) that `keep` does not name:
+/// parts of a kill before their commit, of ended jobs, or of days since recorded.
+pub(super) fn sweep(parts_dir: &Path, keep: &HashSet<PathBuf>) -> io::Result<()> {
+    std::fs::create_dir_all(parts_dir)?;
+    for entry in std::fs::read_dir(parts_dir)? {
+        let path = entry?.path();
+        if !keep.contains(&path) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
