@@ -376,6 +376,9 @@ pub enum CheckpointError {
         #[source]
         source: io::Error,
     },
+    /// The object store `--out` refused or failed a lock or journal operation.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl UserFacing for CheckpointError {
@@ -386,6 +389,7 @@ impl UserFacing for CheckpointError {
             | CheckpointError::Foreign { .. }
             | CheckpointError::Newer { .. } => ExitKind::Usage,
             CheckpointError::Io { .. } => ExitKind::Failure,
+            CheckpointError::Store(e) => e.exit_kind(),
         }
     }
 
@@ -396,6 +400,7 @@ impl UserFacing for CheckpointError {
                 path.display()
             )),
             CheckpointError::Io { source, .. } => Some(io_hint(source).into()),
+            CheckpointError::Store(e) => e.hint(),
             _ => None,
         }
     }
@@ -584,6 +589,8 @@ pub(crate) struct Journal {
     len: u64,
     /// A write failed: later lines would follow a torn one, so none are written.
     broken: bool,
+    /// For an object store `--out`, the bucket's journal, written before each local line.
+    remote: Option<crate::store::RemoteJournal>,
     _lock: File,
 }
 
@@ -605,6 +612,7 @@ impl Journal {
         let format = (format.0.to_string(), format.1);
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let lock = acquire_lock(out, &dir.join(lock_name), run)?;
+        let mut remote = crate::store::journal_lock(out, journal_name, lock_name, run)?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -613,6 +621,9 @@ impl Journal {
             .map_err(io_err("open", &path))?;
         let is_new = file.metadata().map_err(io_err("read", &path))?.len() == 0;
         if is_new {
+            if let Some(remote) = &mut remote {
+                remote.append(line_of(&header))?;
+            }
             append_line(&mut file, &path, &header)?;
             sync_dir(&dir)?;
         } else {
@@ -626,6 +637,7 @@ impl Journal {
             path,
             len,
             broken: false,
+            remote,
             _lock: lock,
         })
     }
@@ -638,6 +650,11 @@ impl Journal {
             return Err(io_err("write", &self.path)(io::Error::other(
                 "an earlier write to it failed in this run",
             )));
+        }
+        if let Some(remote) = &mut self.remote {
+            remote
+                .append(line_of(entry))
+                .inspect_err(|_| self.broken = true)?;
         }
         match append_line(&mut self.file, &self.path, entry) {
             Ok(written) => {
@@ -722,14 +739,20 @@ impl Manifest {
     }
 }
 
+/// `entry` as one journal line, its newline included.
+fn line_of(entry: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
+    line.push(b'\n');
+    line
+}
+
 /// Appends one line durably; returns its length in bytes.
 fn append_line(
     file: &mut File,
     path: &Path,
     entry: &impl Serialize,
 ) -> Result<u64, CheckpointError> {
-    let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
-    line.push(b'\n');
+    let line = line_of(entry);
     // One write call per line: a crash tears at most this line, which the next open drops.
     file.write_all(&line).map_err(io_err("write", path))?;
     file.sync_data().map_err(io_err("sync", path))?;
