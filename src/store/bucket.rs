@@ -124,10 +124,12 @@ impl Bucket {
         Some(parts.join("/"))
     }
 
-    /// Runs `request` to its end on the bucket's runtime, from any thread.
+    /// Runs `request` to its end on the bucket's runtime, from any thread. Unconstrained:
+    /// called inside an engine task, the request would otherwise spend that task's
+    /// cooperative budget, and once it is spent every poll would return at once, forever.
     pub(crate) fn run<T>(&self, request: impl Future<Output = T>) -> T {
         let _entered = self.runtime.as_ref().expect("runtime until drop").enter();
-        futures::executor::block_on(request)
+        futures::executor::block_on(tokio::task::unconstrained(request))
     }
 
     /// Spawns `task` on the bucket's runtime (the lock's heartbeat).
