@@ -20,6 +20,8 @@
 //! * [`write`]: Parquet files, written aside and renamed into place.
 //! * [`checkpoint`]: the manifest journal, the sole truth on which chunks are done, and the
 //!   sync journal with each object's incremental cursor.
+//! * [`store`]: `--out` as an object store URL (S3, GCS, Azure): uploads, the journals as
+//!   numbered objects and the lock object, at seams of `checkpoint`, `write` and `sync`.
 //! * [`progress`]: bars on a terminal, log lines elsewhere.
 //! * [`status_page`]: the `status --html` page, drawn from the same model as the table.
 //! * [`metrics`]: the run's counters, served in the Prometheus text format on `--metrics-addr`.
@@ -41,5 +43,6 @@ pub mod read;
 pub mod salesforce;
 pub mod secret;
 pub mod status_page;
+pub mod store;
 pub mod sync;
 pub mod write;

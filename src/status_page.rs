@@ -64,7 +64,7 @@ ul{margin:6px 0 0;padding-left:18px}li{margin:2px 0}
 /// The whole page.
 pub fn render(page: &Page) -> String {
     let mut html = String::new();
-    let title = format!("sfbackfill status: {}", page.out.display());
+    let title = format!("sfbackfill status: {}", crate::store::shown(page.out));
     let _ = write!(
         html,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\

@@ -99,6 +99,9 @@ pub enum WriteError {
     /// The Parquet encoder refused the data (a bug: batches follow the file's schema).
     #[error("cannot encode Parquet: {0}")]
     Parquet(String),
+    /// The object store `--out` refused or failed the upload (`store::published`).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl WriteError {
@@ -128,6 +131,9 @@ impl UserFacing for WriteError {
     }
 
     fn hint(&self) -> Option<String> {
+        if let WriteError::Store(e) = self {
+            return e.hint();
+        }
         let WriteError::Io { path, source } = self else {
             return None;
         };
@@ -563,7 +569,8 @@ pub fn publish(staged: &StagedFile, final_path: &Path) -> Result<(), WriteError>
         .unwrap_or(Path::new("."));
     create_dir_durably(dir)?;
     std::fs::rename(&staged.path, final_path).map_err(|e| WriteError::from_io(final_path, e))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    Ok(crate::store::published(final_path)?)
 }
 
 /// Creates `dir` and its missing parents, fsyncing the parent of each one created so the

@@ -379,6 +379,9 @@ pub enum CheckpointError {
         #[source]
         source: io::Error,
     },
+    /// The object store `--out` refused or failed a lock or journal operation.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl UserFacing for CheckpointError {
@@ -389,6 +392,7 @@ impl UserFacing for CheckpointError {
             | CheckpointError::Foreign { .. }
             | CheckpointError::Newer { .. } => ExitKind::Usage,
             CheckpointError::Io { .. } => ExitKind::Failure,
+            CheckpointError::Store(e) => e.exit_kind(),
         }
     }
 
@@ -399,6 +403,7 @@ impl UserFacing for CheckpointError {
                 path.display()
             )),
             CheckpointError::Io { source, .. } => Some(io_hint(source).into()),
+            CheckpointError::Store(e) => e.hint(),
             _ => None,
         }
     }
@@ -589,6 +594,8 @@ pub(crate) struct Journal {
     len: u64,
     /// A write failed: later lines would follow a torn one, so none are written.
     broken: bool,
+    /// For an object store `--out`, the bucket's journal, written before each local line.
+    remote: Option<crate::store::RemoteJournal>,
     /// The lock this journal took; none for one opened under a lock its caller holds.
     _lock: Option<File>,
 }
@@ -608,7 +615,8 @@ impl Journal {
         let dir = manifest_dir(out);
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let lock = acquire_lock(out, &dir.join(lock_name), run)?;
-        Self::open_locked(out, journal_name, header, apply, Some(lock))
+        let remote = crate::store::journal_lock(out, journal_name, lock_name, run)?;
+        Self::open_locked(out, journal_name, header, apply, Some(lock), remote)
     }
 
     /// Opens `journal_name` as [`Self::open`] does, under a lock the caller already holds
@@ -619,7 +627,8 @@ impl Journal {
         header: E,
         apply: impl FnMut(E),
     ) -> Result<Self, CheckpointError> {
-        Self::open_locked(out, journal_name, header, apply, None)
+        let remote = crate::store::journal_held(out, journal_name)?;
+        Self::open_locked(out, journal_name, header, apply, None, remote)
     }
 
     fn open_locked<E: JournalLine>(
@@ -628,6 +637,7 @@ impl Journal {
         header: E,
         apply: impl FnMut(E),
         lock: Option<File>,
+        mut remote: Option<crate::store::RemoteJournal>,
     ) -> Result<Self, CheckpointError> {
         let dir = manifest_dir(out);
         let path = dir.join(journal_name);
@@ -642,6 +652,9 @@ impl Journal {
             .map_err(io_err("open", &path))?;
         let is_new = file.metadata().map_err(io_err("read", &path))?.len() == 0;
         if is_new {
+            if let Some(remote) = &mut remote {
+                remote.append(line_of(&header))?;
+            }
             append_line(&mut file, &path, &header)?;
             sync_dir(&dir)?;
         } else {
@@ -655,6 +668,7 @@ impl Journal {
             path,
             len,
             broken: false,
+            remote,
             _lock: lock,
         })
     }
@@ -667,6 +681,11 @@ impl Journal {
             return Err(io_err("write", &self.path)(io::Error::other(
                 "an earlier write to it failed in this run",
             )));
+        }
+        if let Some(remote) = &mut self.remote {
+            remote
+                .append(line_of(entry))
+                .inspect_err(|_| self.broken = true)?;
         }
         match append_line(&mut self.file, &self.path, entry) {
             Ok(written) => {
@@ -751,14 +770,20 @@ impl Manifest {
     }
 }
 
+/// `entry` as one journal line, its newline included.
+fn line_of(entry: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
+    line.push(b'\n');
+    line
+}
+
 /// Appends one line durably; returns its length in bytes.
 fn append_line(
     file: &mut File,
     path: &Path,
     entry: &impl Serialize,
 ) -> Result<u64, CheckpointError> {
-    let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
-    line.push(b'\n');
+    let line = line_of(entry);
     // One write call per line: a crash tears at most this line, which the next open drops.
     file.write_all(&line).map_err(io_err("write", path))?;
     file.sync_data().map_err(io_err("sync", path))?;

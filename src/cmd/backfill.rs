@@ -311,7 +311,7 @@ fn check_object_config(
         ExitKind::Usage,
         format!(
             "`{}` already holds `{object}` chunks written with {what}",
-            out.display()
+            crate::store::shown(out)
         ),
         Some("add --repull to replace the window's chunks, or use another --out folder".into()),
     ))

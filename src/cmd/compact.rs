@@ -8,10 +8,11 @@ use super::Failure;
 
 /// Runs the compaction off the async runtime and prints one line per object.
 pub async fn compact(args: &CompactArgs) -> Result<(), Failure> {
-    if !args.out.is_dir() {
+    let out = crate::store::refuse_bucket(&args.out, "compact")?;
+    if !out.is_dir() {
         return Err(Failure::new(
             ExitKind::Usage,
-            format!("`{}` is not a folder", args.out.display()),
+            format!("`{}` is not a folder", out.display()),
             Some("pass the --out folder of a backfill or sync".into()),
         ));
     }
@@ -20,7 +21,6 @@ pub async fn compact(args: &CompactArgs) -> Result<(), Failure> {
         dry_run: args.dry_run,
         drop_deleted: args.drop_deleted,
     };
-    let out = args.out.clone();
     let run = format!("compact-{}", super::run_id());
     let reports = tokio::task::spawn_blocking(move || compact::compact(&out, &options, &run))
         .await

@@ -70,7 +70,7 @@ pub(super) async fn demo(args: &cli::DemoArgs) -> Result<(), Failure> {
         end: Some(plan::parse_instant("2025-06-30", plan::Bound::End, tz)?),
         safety_lag: config::DEFAULT_SAFETY_LAG,
         chunk_timezone: tz,
-        out: args.out.clone(),
+        out: crate::store::refuse_bucket(&args.out, "demo")?,
         fields: BTreeMap::new(),
         all_fields: true,
         cursor_field: Identifier::parse(config::DEFAULT_CURSOR_FIELD).expect("constant"),

@@ -35,6 +35,7 @@ use crate::error::{ExitKind, UserFacing};
 use crate::progress;
 use crate::read::StopReason;
 use crate::salesforce::{ClientConfig, SalesforceClient};
+use crate::store;
 
 /// Attempts per request before a chunk is marked failed: enough to ride out a minute of
 /// Salesforce maintenance with the back-off's doubling.
@@ -74,11 +75,15 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Check(args) => check::check(&args).await,
         Command::Objects(args) => objects::objects(&args).await,
         Command::Plan(args) => {
-            let settings = config::backfill(&args, &ProcessEnv)?;
+            let mut settings = config::backfill(&args, &ProcessEnv)?;
+            let out = store::attach(&settings.out)?;
+            settings.out = out.folder().to_path_buf();
             plan::plan(&settings).await
         }
         Command::Backfill(args) => {
-            let settings = config::backfill(&args, &ProcessEnv)?;
+            let mut settings = config::backfill(&args, &ProcessEnv)?;
+            let out = store::attach(&settings.out)?;
+            settings.out = out.folder().to_path_buf();
             let _metrics = serve_metrics(&args.metrics).await?;
             // Listening before the first request: a Ctrl-C from here on stops the run (exit 3).
             let shutdown = shutdown_signal();
@@ -87,17 +92,22 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
             backfill::finish(&settings, &summary)
         }
         Command::Sync(args) => {
-            let settings = config::sync(&args, &ProcessEnv)?;
+            let mut settings = config::sync(&args, &ProcessEnv)?;
+            let out = store::attach(&settings.out)?;
+            settings.out = out.folder().to_path_buf();
             let _metrics = serve_metrics(&args.metrics).await?;
             // Listening before the first request: a Ctrl-C from here on stops the run (exit 3).
             let shutdown = shutdown_signal();
             let summary = sync::sync(&settings, shutdown).await?;
             sync::finish_sync(&settings, &summary)
         }
-        Command::Status(args) => match &args.html {
-            Some(page) => status::status_html(&args.out, page),
-            None => status(&args.out, args.json),
-        },
+        Command::Status(args) => {
+            let out = store::attach(&args.out)?;
+            match &args.html {
+                Some(page) => status::status_html(out.folder(), page),
+                None => status(out.folder(), args.json),
+            }
+        }
         Command::Compact(args) => compact::compact(&args).await,
         #[cfg(feature = "fake-org")]
         Command::Demo(args) => demo::demo(&args).await,
@@ -259,7 +269,7 @@ fn failed_after_retries(failed: u64, noun: &str, out: &Path, hint: &str) -> Fail
         format!(
             "{failed} {noun}{} failed after their retries (see `sfbackfill status --out {}`)",
             if failed == 1 { "" } else { "s" },
-            out.display()
+            store::shown(out)
         ),
         Some(hint.to_string()),
     )

@@ -78,7 +78,7 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
     let files = crate::compact::files_status(out)?;
     if json {
         let doc = serde_json::json!({
-            "out": out,
+            "out": crate::store::shown(out),
             "objects": statuses,
             "sync": synced,
             "files": files,

@@ -199,7 +199,7 @@ fn record_sync_config(
             ExitKind::Usage,
             format!(
                 "`{}` holds syncs of `{object}` made with {what}",
-                settings.out.display()
+                crate::store::shown(&settings.out)
             ),
             Some("sync with the same settings, or into another --out folder".into()),
         ));

@@ -422,7 +422,11 @@ pub struct FilesStatus {
 pub fn files_status(out: &Path) -> Result<Vec<FilesStatus>, CompactError> {
     let compacted = crate::checkpoint::compactions::read(out)?;
     let last: BTreeMap<&String, _> = compacted.objects.iter().map(|(o, c)| (o, c.at)).collect();
-    Ok(files::layout(out)?
+    let layout = match crate::store::layout(out) {
+        Some(listed) => listed.map_err(crate::write::WriteError::from)?,
+        None => files::layout(out)?,
+    };
+    Ok(layout
         .into_iter()
         .map(|files| FilesStatus {
             last_compacted: last.get(&files.object).copied(),

@@ -206,6 +206,7 @@ pub fn plan_pass(
 pub fn discard_uncommitted(out: &Path, files: &[String]) -> Result<(), WriteError> {
     for file in files {
         let path = out.join(file);
+        crate::store::discarded(&path)?;
         match std::fs::remove_file(&path) {
             Ok(()) => tracing::info!("removed `{file}`, written by a sync that did not finish"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

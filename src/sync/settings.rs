@@ -71,7 +71,7 @@ impl SettingsError {
     pub fn unseeded(object: &str, out: &Path) -> Self {
         SettingsError::Unseeded {
             object: object.to_string(),
-            out: out.to_path_buf(),
+            out: crate::store::shown(out).into(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod fake_org; // the fake org itself, so that what it fakes is faithful
 mod metrics; // the --metrics-addr endpoint scraped mid-run against the fake org's own counts
 mod page; // the status --html page in a headless browser, each day against the journal
 mod readers; // the output read back by an independent reader
+mod store; // --out s3://: a real S3-compatible server (moto) on loopback, kills, locks
 mod support; // helpers: start the fake org, run the binary, read output back
 mod sync; // the incremental run beside the backfill
 mod thrift; // API thrift: requests against the pages the rows need, QUERY_TIMEOUT

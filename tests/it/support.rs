@@ -669,3 +669,184 @@ pub fn requests(stats: &sfbackfill_fake_org::Stats, kinds: &[&str]) -> u64 {
 pub fn query_requests(stats: &sfbackfill_fake_org::Stats) -> u64 {
     requests(stats, &["query", "query_more"])
 }
+
+/// [`spawn_sfbackfill`] with `extra` variables in the child's environment too.
+pub fn spawn_sfbackfill_with_env(url: &str, args: &[&str], extra: &[(&str, &str)]) -> Running {
+    let mut env = vec![
+        ("SF_INSTANCE_URL", url),
+        ("SF_CLIENT_ID", CLIENT_ID),
+        ("SF_CLIENT_SECRET", CLIENT_SECRET),
+    ];
+    env.extend_from_slice(extra);
+    let mut cmd = command(args, &env);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Running::spawn(&mut cmd).expect("the binary starts")
+}
+
+/// [`run`] with `extra` variables in the child's environment too.
+pub async fn run_with_env(url: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    spawn_sfbackfill_with_env(url, args, extra).wait().await
+}
+
+/// A `moto` S3 server (`pip install "moto[server]"`) on a free loopback port, with one
+/// bucket; killed when dropped.
+pub struct Moto {
+    pub endpoint: String,
+    pub bucket: String,
+    _server: Running,
+}
+
+/// The dummy secret key the tests give sfbackfill: it must appear in no object and no output.
+pub const MOTO_SECRET_KEY: &str = "moto-secret-key-never-shown-5b1c";
+
+impl Moto {
+    /// Starts the server with `server_env` (e.g. moto's `S3_UPLOAD_PART_MIN_SIZE`), or, when
+    /// moto is not installed, prints one `skipped` line and returns `None`; with
+    /// `SFBACKFILL_REQUIRE_MOTO=1` (set by `.ci/run`) a missing moto fails the test instead.
+    pub fn start(test: &str, server_env: &[(&str, &str)]) -> Option<Moto> {
+        let installed = Command::new("python3")
+            .args(["-c", "import moto.server, flask"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(
+                std::env::var("SFBACKFILL_REQUIRE_MOTO").as_deref() != Ok("1"),
+                "SFBACKFILL_REQUIRE_MOTO=1 but the moto server is not installed: pip install \"moto[server]\""
+            );
+            println!(
+                "skipped store::{test}: moto server not installed (pip install \"moto[server]\")"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        for (k, v) in server_env {
+            cmd.env(k, v);
+        }
+        let mut server = Running::spawn(&mut cmd).expect("moto starts");
+        let addr = format!("127.0.0.1:{port}");
+        server.wait_for_blocking("moto to listen", || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        let moto = Moto {
+            endpoint: format!("http://{addr}"),
+            bucket: "lake".into(),
+            _server: server,
+        };
+        moto.block_on(async {
+            http()
+                .put(format!("{}/{}", moto.endpoint, moto.bucket))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .expect("the bucket is created");
+        });
+        Some(moto)
+    }
+
+    /// The variables that point sfbackfill at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "moto-access-key".into()),
+            ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
+    fn store(&self) -> object_store::aws::AmazonS3 {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(&self.bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("moto-access-key")
+            .with_secret_access_key(MOTO_SECRET_KEY)
+            .build()
+            .expect("a client of the moto server")
+    }
+
+    /// Runs `f` on a runtime of its own in a thread of its own: callable from async tests.
+    fn block_on<T: Send>(&self, f: impl std::future::Future<Output = T> + Send) -> T {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime")
+                    .block_on(f)
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    /// Every key under `prefix`, sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        use futures::StreamExt;
+        use object_store::ObjectStore;
+        let store = self.store();
+        let prefix = object_store::path::Path::from(prefix);
+        let mut keys: Vec<String> = self.block_on(async {
+            store
+                .list(Some(&prefix))
+                .map(|m| m.expect("listing").location.to_string())
+                .collect()
+                .await
+        });
+        keys.sort();
+        keys
+    }
+
+    /// The object at `key`.
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        use object_store::ObjectStoreExt;
+        let store = self.store();
+        let key = object_store::path::Path::from(key);
+        self.block_on(async {
+            store
+                .get(&key)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("body")
+        })
+        .to_vec()
+    }
+
+    /// Copies every object under `prefix` into `dir`, keys as relative paths.
+    pub fn download(&self, prefix: &str, dir: &Path) {
+        for key in self.keys(prefix) {
+            let relative = key.strip_prefix(prefix).unwrap().trim_start_matches('/');
+            let path = dir.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, self.get(&key)).unwrap();
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! A journal in a bucket: one immutable object per line, `_sfbackfill/<journal>/<n>.json`, `n`
+//! zero-padded to 20 digits from 0, each written with a create-only put (`If-None-Match: *`).
+//!
+//! Read back by listing the journal's entries in order and joining them into the working
+//! folder's journal file, which the checkpoint then reads as it reads a local one. Entries are
+//! numbered without gaps: a writer writes `n + 1` only after `n` exists, so a missing number
+//! is an entry deleted by hand and refused. Two writers can never both write entry `n`: the
+//! second's put fails, and that writer stops.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use object_store::{ObjectStoreExt, PutMode, PutPayload};
+
+use super::lock::HeldLock;
+use super::{Bucket, StoreError};
+
+/// Entries fetched at once when a journal is read back.
+const FETCHES_IN_FLIGHT: usize = 32;
+
+/// `_sfbackfill/<journal>`, relative to the prefix.
+fn entries_of(journal: &str) -> String {
+    format!("{}/{journal}", crate::checkpoint::MANIFEST_DIR)
+}
+
+fn entry_name(number: u64) -> String {
+    format!("{number:020}.json")
+}
+
+/// Reads `journal`'s entries from `bucket` into the working folder's file of the same name
+/// (none when it has no entries); returns the number of entries, the next one's number.
+///
+/// # Errors
+/// [`StoreError::Gap`] for a missing entry; [`StoreError::Request`] when listing or reading
+/// fails; [`StoreError::Local`] when the working folder cannot be written.
+pub(crate) fn fetch(bucket: &Bucket, journal: &str) -> Result<u64, StoreError> {
+    let relative = entries_of(journal);
+    let mut numbered = BTreeMap::new();
+    for (key, _) in bucket.list(&relative)? {
+        let number = key
+            .filename()
+            .and_then(|name| name.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(number) = number {
+            numbered.insert(number, key);
+        }
+    }
+    if let Some(missing) = (0..numbered.len() as u64).find(|n| !numbered.contains_key(n)) {
+        return Err(StoreError::Gap {
+            url: bucket.url().to_string(),
+            journal: journal.to_string(),
+            number: missing,
+        });
+    }
+    let path = crate::checkpoint::manifest_dir(bucket.folder()).join(journal);
+    let local = |source| StoreError::Local {
+        path: path.clone(),
+        source,
+    };
+    let _ = std::fs::remove_file(&path);
+    if numbered.is_empty() {
+        return Ok(0);
+    }
+    let store = bucket.store();
+    let lines: Vec<_> = bucket.run(
+        futures::stream::iter(numbered.values())
+            .map(|key| {
+                let store = store.clone();
+                async move {
+                    let got = store.get(key).await;
+                    match got {
+                        Ok(got) => got.bytes().await.map_err(|e| (key, e)),
+                        Err(e) => Err((key, e)),
+                    }
+                }
+            })
+            .buffered(FETCHES_IN_FLIGHT)
+            .collect(),
+    );
+    std::fs::create_dir_all(path.parent().expect("a manifest folder")).map_err(local)?;
+    let mut file = std::fs::File::create(&path).map_err(local)?;
+    for line in lines {
+        let line = line.map_err(|(key, e)| bucket.failed("read", key)(e))?;
+        file.write_all(&line).map_err(local)?;
+    }
+    file.sync_data().map_err(local)?;
+    Ok(numbered.len() as u64)
+}
+
+/// A journal of a bucket this run holds the lock of: where its next entry goes.
+#[derive(Debug)]
+pub(crate) struct RemoteJournal {
+    journal: String,
+    next: u64,
+    bucket: Arc<Bucket>,
+    /// The lock this journal took; none for one written under another journal's lock.
+    _lock: Option<HeldLock>,
+}
+
+impl RemoteJournal {
+    pub(crate) fn new(journal: &str, next: u64, lock: HeldLock) -> Self {
+        Self {
+            journal: journal.to_string(),
+            next,
+            bucket: lock.bucket().clone(),
+            _lock: Some(lock),
+        }
+    }
+
+    /// A journal written while another journal of the same run holds the bucket's lock.
+    pub(crate) fn under_held_lock(journal: &str, next: u64, bucket: Arc<Bucket>) -> Self {
+        Self {
+            journal: journal.to_string(),
+            next,
+            bucket,
+            _lock: None,
+        }
+    }
+
+    fn bucket(&self) -> &Arc<Bucket> {
+        &self.bucket
+    }
+
+    /// Writes `line` (one JSON line with its newline) as the next entry, create-only.
+    ///
+    /// # Errors
+    /// [`StoreError::LockLost`] once the lock is lost; [`StoreError::Raced`] when the entry
+    /// exists already (another writer); [`StoreError::Request`] when the put fails.
+    pub(crate) fn append(&mut self, line: Vec<u8>) -> Result<(), StoreError> {
+        let bucket = self.bucket().clone();
+        bucket.fence()?;
+        let key = bucket.key(&format!(
+            "{}/{}",
+            entries_of(&self.journal),
+            entry_name(self.next)
+        ));
+        let store = bucket.store();
+        let put = bucket.run(store.put_opts(&key, PutPayload::from(line), PutMode::Create.into()));
+        match put {
+            Ok(_) => {
+                self.next += 1;
+                Ok(())
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => Err(StoreError::Raced {
+                url: bucket.url().to_string(),
+                journal: self.journal.clone(),
+                number: self.next,
+            }),
+            Err(e) => Err(bucket.failed("write", &key)(e)),
+        }
+    }
+}

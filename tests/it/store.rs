@@ -1,0 +1,388 @@
+//! `--out s3://bucket/prefix` against a real S3-compatible server: `moto`, started on a free
+//! loopback port per test. Without moto installed each test prints one `skipped` line and
+//! passes, unless `SFBACKFILL_REQUIRE_MOTO=1` (as `.ci/run` sets it).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use sfbackfill_fake_org::{FakeOrgConfig, Faults};
+
+use crate::support::*;
+
+const OBJECTS: &str = "Account,Contact,Opportunity";
+const LOCK_KEY: &str = "one/_sfbackfill/backfill.lock";
+
+fn backfill_args<'a>(out: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
+    vec![
+        "backfill",
+        "--objects",
+        OBJECTS,
+        "--start",
+        start,
+        "--end",
+        end,
+        "--out",
+        out,
+        "--all-fields",
+        "--rate-limit",
+        "1000",
+        "--concurrency",
+        "4",
+        "--progress",
+        "off",
+    ]
+}
+
+/// The variables of `moto` and `extra`, as the helpers take them.
+fn env<'a>(
+    moto: &'a [(&'static str, String)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    moto.iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+async fn sf(org: &str, moto: &Moto, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let vars = moto.env();
+    run_with_env(org, args, &env(&vars, extra)).await
+}
+
+fn spawn_sf(org: &str, moto: &Moto, args: &[&str], extra: &[(&str, &str)]) -> Running {
+    let vars = moto.env();
+    spawn_sfbackfill_with_env(org, args, &env(&vars, extra))
+}
+
+/// The prefix's objects copied into a new folder, read as a local `--out` is.
+fn downloaded(moto: &Moto, prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    moto.download(prefix, dir.path());
+    dir
+}
+
+/// Each object's rows by `Id` and its files' names relative to the folder.
+fn contents(out: &Path) -> BTreeMap<String, (BTreeMap<String, Row>, Vec<String>)> {
+    OBJECTS
+        .split(',')
+        .map(|object| {
+            let names = parquet_files(out, object)
+                .iter()
+                .map(|f| f.strip_prefix(out).unwrap().display().to_string())
+                .collect();
+            (object.to_string(), (by_id(read_output(out, object)), names))
+        })
+        .collect()
+}
+
+/// The same backfill into a local folder: what the bucket must hold.
+async fn local_backfill(org: &str, start: &str, end: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        org,
+        &backfill_args(dir.path().to_str().unwrap(), start, end),
+    )
+    .await;
+    assert_exit(&o, 0);
+    dir
+}
+
+/// The journal's entries in order, as JSON.
+fn journal(moto: &Moto, name: &str) -> Vec<serde_json::Value> {
+    moto.keys(&format!("one/_sfbackfill/{name}/"))
+        .iter()
+        .map(|k| serde_json::from_slice(&moto.get(k)).expect("a JSON entry"))
+        .collect()
+}
+
+fn assert_no_secret(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    for secret in [MOTO_SECRET_KEY, CLIENT_SECRET] {
+        assert!(!text.contains(secret), "{what} shows a secret");
+    }
+}
+
+fn assert_no_secret_in(outputs: &[&Output], moto: &Moto) {
+    for o in outputs {
+        assert_no_secret("stdout", &o.stdout);
+        assert_no_secret("stderr", &o.stderr);
+    }
+    for key in moto.keys("") {
+        assert_no_secret(&key, &moto.get(&key));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_of_three_objects_to_s3_is_exact_and_sync_and_status_use_the_prefix() {
+    let Some(moto) = Moto::start("a_backfill_of_three_objects_to_s3_is_exact", &[]) else {
+        return;
+    };
+    let org = start_default_fake().await;
+    let url = moto.url("one");
+    let o = sf(
+        &org.url(),
+        &moto,
+        &backfill_args(&url, "2025-03-01", "2025-03-20"),
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let want = local_backfill(&org.url(), "2025-03-01", "2025-03-20").await;
+    let got = downloaded(&moto, "one");
+    let want = contents(want.path());
+    assert_eq!(contents(got.path()), want);
+    for (object, (rows, _)) in &want {
+        assert!(!rows.is_empty(), "{object} has rows");
+    }
+    let keys = moto.keys("");
+    assert!(!keys.iter().any(|k| k == LOCK_KEY), "the lock is released");
+    for key in &keys {
+        let file = key.ends_with("/part-00000.parquet") && key.contains("/date=2025-03-");
+        let entry = key.starts_with("one/_sfbackfill/backfill.journal/") && key.ends_with(".json");
+        assert!(file || entry, "unexpected key `{key}`");
+    }
+
+    let status = sf(&org.url(), &moto, &["status", "--out", &url, "--json"], &[]).await;
+    assert_exit(&status, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["out"], url.as_str());
+    for object in doc["objects"].as_array().unwrap() {
+        assert_eq!(object["chunks_done"], 20, "{object}");
+        assert_eq!(object["chunks_pending"], 0, "{object}");
+    }
+    let files: Vec<(String, u64)> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["object"].as_str().unwrap().to_string(),
+                f["files"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+
+    let sync = [
+        "sync",
+        "--objects",
+        "Account",
+        "--out",
+        &url,
+        "--start",
+        "2025-03-01",
+    ];
+    let synced = sf(&org.url(), &moto, &sync, &[]).await;
+    assert_exit(&synced, 0);
+    let again = sf(&org.url(), &moto, &sync[..5], &[]).await;
+    assert_exit(&again, 0);
+    let status = sf(&org.url(), &moto, &["status", "--out", &url, "--json"], &[]).await;
+    assert_exit(&status, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["sync"][0]["object"], "Account");
+    assert_eq!(doc["sync"][0]["syncs"], 2);
+    let sync_files = moto
+        .keys("one/Account/")
+        .into_iter()
+        .filter(|k| k.contains("/sync-"))
+        .count();
+    assert!(sync_files > 0, "the sync wrote its files to the bucket");
+    assert!(!journal(&moto, "sync.journal").is_empty());
+    assert_no_secret_in(&[&o, &status, &synced, &again], &moto);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_kills_mid_upload_then_the_same_command_give_exact_output() {
+    let Some(moto) = Moto::start(
+        "two_kills_mid_upload_then_the_same_command_give_exact_output",
+        &[("S3_UPLOAD_PART_MIN_SIZE", "1024")],
+    ) else {
+        return;
+    };
+    let org = start_default_fake().await;
+    let url = moto.url("one");
+    let args = backfill_args(&url, "2025-03-01", "2025-03-20");
+    // 4 KiB parts: every day file is a multipart upload of a few parts.
+    let parts = ("SFBACKFILL_UPLOAD_PART_SIZE", "4096");
+    for kill_at in ["part:3", "part:40"] {
+        let o = sf(
+            &org.url(),
+            &moto,
+            &args,
+            &[parts, ("SFBACKFILL_TEST_STORE_KILL", kill_at)],
+        )
+        .await;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&o.status),
+            Some(libc::SIGKILL),
+            "killed at {kill_at}: {}",
+            stderr(&o)
+        );
+        // Whatever is listed is whole: every Parquet file reads.
+        let listed = downloaded(&moto, "one");
+        for object in OBJECTS.split(',') {
+            read_output(listed.path(), object);
+        }
+    }
+    let done = journal(&moto, "backfill.journal")
+        .iter()
+        .filter(|e| e["kind"] == "chunk_done")
+        .count();
+    assert!(
+        done > 0 && done < 60,
+        "the kills left {done} of 60 days done"
+    );
+    let o = sf(&org.url(), &moto, &args, &[parts]).await;
+    assert_exit(&o, 0);
+    let want = local_backfill(&org.url(), "2025-03-01", "2025-03-20").await;
+    assert_eq!(
+        contents(downloaded(&moto, "one").path()),
+        contents(want.path())
+    );
+}
+
+/// A fake org slow enough that a run holds its lock for seconds.
+async fn slow_org() -> sfbackfill_fake_org::FakeOrg {
+    start_fake(FakeOrgConfig {
+        faults: Faults {
+            latency: Some(Duration::from_millis(700)),
+            ..Faults::default()
+        },
+        ..FakeOrgConfig::default()
+    })
+    .await
+}
+
+/// Starts a backfill and stops it (SIGSTOP) once it holds the lock object.
+async fn stopped_holder(org: &str, moto: &Moto, args: &[&str], extra: &[(&str, &str)]) -> Running {
+    let mut first = spawn_sf(org, moto, args, extra);
+    first
+        .wait_for("the first run to take the lock", || {
+            moto.keys("one/_sfbackfill/").iter().any(|k| k == LOCK_KEY)
+        })
+        .await;
+    first.signal(libc::SIGSTOP);
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_is_refused_while_the_first_runs() {
+    let Some(moto) = Moto::start("a_second_writer_is_refused_while_the_first_runs", &[]) else {
+        return;
+    };
+    let org = slow_org().await;
+    let url = moto.url("one");
+    let args = backfill_args(&url, "2025-03-01", "2025-03-20");
+    let mut first = stopped_holder(&org.url(), &moto, &args, &[]).await;
+    let before = journal(&moto, "backfill.journal").len();
+    let second = sf(&org.url(), &moto, &args, &[]).await;
+    let after = journal(&moto, "backfill.journal").len();
+    first.signal(libc::SIGCONT);
+    assert_eq!(after, before, "the refused run wrote no journal entry");
+    assert_exit(&second, 2);
+    let message = stderr(&second);
+    assert!(
+        message.contains("another sfbackfill is writing"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("pid {}", first.id())),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+    let first = first.wait().await;
+    assert_exit(&first, 0);
+    let entries = journal(&moto, "backfill.journal");
+    let pid = |e: &serde_json::Value| e["pid"].as_u64();
+    let started: Vec<_> = entries
+        .iter()
+        .filter(|e| e["kind"] == "run_started")
+        .collect();
+    assert_eq!(
+        started.len(),
+        1,
+        "the refused run wrote no entry: {started:?}"
+    );
+    assert!(pid(started[0]).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_lock_is_taken_over_and_the_old_holder_stops() {
+    let Some(moto) = Moto::start("a_stale_lock_is_taken_over_and_the_old_holder_stops", &[]) else {
+        return;
+    };
+    let org = slow_org().await;
+    let url = moto.url("one");
+    let args = backfill_args(&url, "2025-03-01", "2025-03-20");
+    let stale = ("SFBACKFILL_LOCK_STALE_AFTER", "2s");
+    let mut old = stopped_holder(&org.url(), &moto, &args, &[stale]).await;
+    // Let its heartbeat grow older than the bound (the old holder is stopped, not dead).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let new = sf(&org.url(), &moto, &args, &[stale]).await;
+    assert_exit(&new, 0);
+    let took = stderr(&new);
+    assert!(took.contains("took over the lock"), "{took}");
+    assert!(took.contains(&format!("pid {}", old.id())), "{took}");
+    old.signal(libc::SIGCONT);
+    let old_pid = old.id();
+    let old = old.wait().await;
+    assert_exit(&old, 1);
+    assert!(stderr(&old).contains("lost its lock"), "{}", stderr(&old));
+    // The old holder wrote nothing after the new one started.
+    let entries = journal(&moto, "backfill.journal");
+    let run_of = |pid: u32| {
+        entries
+            .iter()
+            .find(|e| e["kind"] == "run_started" && e["pid"] == pid)
+            .map(|e| e["run"].as_str().unwrap().to_string())
+    };
+    let new_run = entries
+        .iter()
+        .rposition(|e| e["kind"] == "run_started")
+        .unwrap();
+    let old_run = run_of(old_pid).expect("the old run started");
+    assert!(
+        entries[new_run..]
+            .iter()
+            .all(|e| e["run"] != old_run.as_str()),
+        "the old holder wrote after the takeover"
+    );
+    let want = local_backfill(&org.url(), "2025-03-01", "2025-03-20").await;
+    assert_eq!(
+        contents(downloaded(&moto, "one").path()),
+        contents(want.path())
+    );
+}
+
+#[test]
+fn an_unsupported_scheme_is_refused_and_nothing_is_written() {
+    let cwd = tempfile::tempdir().unwrap();
+    for out in [
+        "ftp://lake/one",
+        "http://lake/one",
+        "s3:///no-bucket",
+        "s3://key:secret@lake/one",
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
+        cmd.current_dir(cwd.path())
+            .args(["backfill", "--objects", "Account", "--start", "2025-03-01"])
+            .args(["--end", "2025-03-02", "--out", out, "--progress", "off"])
+            // Nothing listens there: a run that started would fail with exit 1.
+            .env("SF_INSTANCE_URL", "http://127.0.0.1:9")
+            .env("SF_CLIENT_ID", CLIENT_ID)
+            .env("SF_CLIENT_SECRET", CLIENT_SECRET);
+        let o = output(&mut cmd).unwrap();
+        assert_exit(&o, 2);
+        let message = stderr(&o);
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(message.contains("--out"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        let written: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
+        assert!(written.is_empty(), "{out} wrote {written:?}");
+    }
+    let o = sfbackfill_with_env(&["compact", "--out", "s3://lake/one"], &[]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("local --out"), "{}", stderr(&o));
+}
