@@ -140,7 +140,10 @@ async fn a_backfill_of_three_objects_to_s3_is_exact_and_sync_and_status_use_the_
     assert!(!keys.iter().any(|k| k == LOCK_KEY), "the lock is released");
     for key in &keys {
         let file = key.ends_with("/part-00000.parquet") && key.contains("/date=2025-03-");
-        let entry = key.starts_with("one/_sfbackfill/backfill.journal/") && key.ends_with(".json");
+        let entry = ["backfill.journal", "bulk.journal"]
+            .iter()
+            .any(|j| key.starts_with(&format!("one/_sfbackfill/{j}/")))
+            && key.ends_with(".json");
         assert!(file || entry, "unexpected key `{key}`");
     }
 
@@ -258,10 +261,19 @@ async fn slow_org() -> sfbackfill_fake_org::FakeOrg {
 /// Starts a backfill and stops it (SIGSTOP) once it holds the lock object.
 async fn stopped_holder(org: &str, moto: &Moto, args: &[&str], extra: &[(&str, &str)]) -> Running {
     let mut first = spawn_sf(org, moto, args, extra);
+    let pid = u64::from(first.id());
+    // Stopped once its run is journaled, not merely once it holds the lock: the tests name
+    // the old holder's run by its `run_started` entry.
     first
-        .wait_for("the first run to take the lock", || {
-            moto.keys("one/_sfbackfill/").iter().any(|k| k == LOCK_KEY)
-        })
+        .wait_for(
+            "the first run to take the lock and journal its start",
+            || {
+                moto.keys("one/_sfbackfill/").iter().any(|k| k == LOCK_KEY)
+                    && journal(moto, "backfill.journal")
+                        .iter()
+                        .any(|e| e["kind"] == "run_started" && e["pid"].as_u64() == Some(pid))
+            },
+        )
         .await;
     first.signal(libc::SIGSTOP);
     first
