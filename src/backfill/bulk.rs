@@ -430,7 +430,7 @@ async fn download(
 }
 
 /// Has the journal record that the job's `rows` before `locator` are in the parts spilled so
-/// far, once the parts folder's new entries are durable.
+/// far, once the parts folder's new entries are durable (and, on a bucket `--out`, uploaded).
 async fn commit(
     ctx: &Context,
     id: &str,
@@ -439,7 +439,15 @@ async fn commit(
     parts: Vec<PartFile>,
 ) -> Result<(), ReadError> {
     let dir = ctx.parts_dir.clone();
-    run_io(move || Ok(crate::write::sync_dir(&dir)?)).await?;
+    let files: Vec<PathBuf> = parts.iter().map(|p| dir.join(&p.file)).collect();
+    run_io(move || {
+        crate::write::sync_dir(&dir)?;
+        for file in &files {
+            crate::store::kept(file).map_err(crate::write::WriteError::from)?;
+        }
+        Ok(())
+    })
+    .await?;
     let _ = ctx.events.send(Event::Bulk(BulkEntry::Committed {
         job: id.to_string(),
         locator: locator.to_string(),

@@ -257,6 +257,11 @@ pub async fn run(
     crate::metrics::global().chunks_planned(&per_object);
 
     let mut summary = RunSummary::default();
+    // On a bucket `--out`, the parts a run on another machine committed.
+    crate::store::restore(&ctx.parts_dir).map_err(|e| ScheduleError::Chunk {
+        chunk: "Bulk parts".into(),
+        source: ReadError::Write(e.into()),
+    })?;
     let claimed = resume::claim(
         bulk_journal.state(),
         &ctx.parts_dir,

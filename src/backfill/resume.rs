@@ -154,13 +154,23 @@ fn committed_parts(
 }
 
 /// Removes every file of the parts folder (created if missing) that `keep` does not name:
-/// parts of a kill before their commit, of ended jobs, or of days since recorded.
+/// parts of a kill before their commit, of ended jobs, or of days since recorded. On a bucket
+/// `--out` the bucket's parts are swept too.
 pub(super) fn sweep(parts_dir: &Path, keep: &HashSet<PathBuf>) -> io::Result<()> {
     std::fs::create_dir_all(parts_dir)?;
+    let mut found: HashSet<PathBuf> = crate::store::listed(parts_dir)
+        .map_err(io::Error::other)?
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
     for entry in std::fs::read_dir(parts_dir)? {
-        let path = entry?.path();
-        if !keep.contains(&path) {
-            std::fs::remove_file(&path)?;
+        found.insert(entry?.path());
+    }
+    for path in found.difference(keep) {
+        crate::store::discarded(path).map_err(io::Error::other)?;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
     }
     Ok(())

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -216,6 +216,31 @@ impl Bucket {
         self.run(parts.finish())
             .map_err(self.failed("upload", &key))?;
         Ok(())
+    }
+
+    /// Downloads `key` into the file at `path` (its folder created), streamed.
+    pub(crate) fn download(&self, key: &Key, path: &Path) -> Result<(), StoreError> {
+        let local = |source| StoreError::Local {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(local)?;
+        }
+        let mut file = std::fs::File::create(path).map_err(local)?;
+        self.run(async {
+            let got = self
+                .store
+                .get(key)
+                .await
+                .map_err(self.failed("read", key))?;
+            let mut chunks = got.into_stream();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(self.failed("read", key))?;
+                file.write_all(&chunk).map_err(local)?;
+            }
+            Ok(())
+        })
     }
 
     /// Deletes `relative`; a key already gone is not an error.

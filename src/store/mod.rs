@@ -279,7 +279,57 @@ pub(crate) fn published(path: &Path) -> Result<(), StoreError> {
     })
 }
 
-/// The seam of `sync::discard_uncommitted`: a working folder's file is deleted from its bucket.
+/// The seam of a Bulk commit (`backfill::bulk`): a working folder's part file is uploaded
+/// under its key and kept locally, where the run goes on reading it; on a bucket the
+/// committed parts are what a later run, on any machine, reads on from.
+///
+/// # Errors
+/// [`StoreError`] when this run lost its lock or the upload failed.
+pub(crate) fn kept(path: &Path) -> Result<(), StoreError> {
+    let Some((bucket, key)) = bucket_of(path) else {
+        return Ok(());
+    };
+    bucket.fence()?;
+    bucket.upload(path, &key)
+}
+
+/// The files the bucket holds under a working folder's `dir`, as working-folder paths with
+/// their sizes; none for a folder that is not a working folder (a local `--out` holds its
+/// files itself).
+///
+/// # Errors
+/// [`StoreError`] when listing fails.
+pub(crate) fn listed(dir: &Path) -> Result<Vec<(PathBuf, u64)>, StoreError> {
+    let Some((bucket, relative)) = bucket_of(dir) else {
+        return Ok(Vec::new());
+    };
+    Ok(bucket
+        .list(&relative)?
+        .into_iter()
+        .filter_map(|(key, size)| Some((bucket.folder().join(bucket.relative(&key)?), size)))
+        .collect())
+}
+
+/// Fetches back into a working folder's `dir` the files its bucket holds there, each unless
+/// already present with its size: what a run on another machine committed.
+///
+/// # Errors
+/// [`StoreError`] when listing or a download fails.
+pub(crate) fn restore(dir: &Path) -> Result<(), StoreError> {
+    let Some((bucket, _)) = bucket_of(dir) else {
+        return Ok(());
+    };
+    for (path, size) in listed(dir)? {
+        if std::fs::metadata(&path).ok().map(|m| m.len()) != Some(size) {
+            let (_, key) = bucket_of(&path).expect("inside the working folder");
+            bucket.download(&bucket.key(&key), &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The seam of `sync::discard_uncommitted` and of the Bulk parts' sweep: a working folder's
+/// file is deleted from its bucket.
 ///
 /// # Errors
 /// [`StoreError`] when this run lost its lock or the delete failed.

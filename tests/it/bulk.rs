@@ -18,7 +18,7 @@ const OBJECTS: &[&str] = &[
     "Invoice__c",
 ];
 
-fn args<'a>(
+pub(crate) fn args<'a>(
     out: &'a str,
     objects: &'a str,
     start: &'a str,
@@ -59,7 +59,7 @@ async fn fake_with(faults: BulkFaults) -> FakeOrg {
 }
 
 /// Each day's file of `object`, as its rows by `Id`.
-fn days(out: &Path, object: &str) -> Days {
+pub(crate) fn days(out: &Path, object: &str) -> Days {
     parquet_files(out, object)
         .into_iter()
         .map(|f| {
@@ -75,10 +75,10 @@ fn days(out: &Path, object: &str) -> Days {
         .collect()
 }
 
-type Days = BTreeMap<String, BTreeMap<String, Row>>;
+pub(crate) type Days = BTreeMap<String, BTreeMap<String, Row>>;
 
 /// The same days, each with the same rows and values; a difference is named, not dumped.
-fn assert_same_days(got: &Days, want: &Days, what: &str) {
+pub(crate) fn assert_same_days(got: &Days, want: &Days, what: &str) {
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>(),
@@ -94,7 +94,7 @@ fn assert_same_days(got: &Days, want: &Days, what: &str) {
 }
 
 /// Reads `object` over the window through REST into a folder of its own.
-async fn through_rest(
+pub(crate) async fn through_rest(
     url: &str,
     object: &str,
     start: &str,

@@ -398,3 +398,79 @@ fn an_unsupported_scheme_is_refused_and_nothing_is_written() {
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("local --out"), "{}", stderr(&o));
 }
+
+/// A Bulk run on the bucket killed -9 once a commit is in the bucket's Bulk journal: the
+/// committed parts are in the bucket too, so the same command on a new working folder (as a
+/// new pod would have) reads on from the journaled locator with the same job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_run_killed_after_a_commit_reads_on_from_the_bucket_with_the_same_job() {
+    let Some(moto) = Moto::start(
+        "a_bulk_run_killed_after_a_commit_reads_on_from_the_bucket_with_the_same_job",
+        &[],
+    ) else {
+        return;
+    };
+    let org = start_fake(FakeOrgConfig {
+        faults: Faults {
+            latency: Some(Duration::from_millis(40)),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let url = moto.url("one");
+    let mut args = crate::bulk::args(&url, "Case", "2025-09-01", "2025-09-30", "bulk");
+    args.extend(["--bulk-page-rows", "300", "--bulk-buffer-bytes", "100000"]);
+    let committed = |moto: &Moto| {
+        journal(moto, "bulk.journal")
+            .iter()
+            .rev()
+            .find(|e| e["kind"] == "committed")
+            .map(|e| e["rows"].as_u64().unwrap())
+    };
+    let mut first = spawn_sf(&org.url(), &moto, &args, &[]);
+    first
+        .wait_for("a commit in the bucket's Bulk journal", || {
+            committed(&moto).is_some()
+        })
+        .await;
+    first.signal(libc::SIGKILL);
+    first.wait().await;
+    let rows_committed = committed(&moto).unwrap();
+    assert!(
+        !moto.keys("one/_sfbackfill/bulk-parts/").is_empty(),
+        "the committed parts are in the bucket"
+    );
+    assert!(
+        !moto
+            .keys("one/Case/")
+            .iter()
+            .any(|k| k.ends_with(".parquet")),
+        "the kill landed before the job's days were published"
+    );
+
+    let before = org.stats();
+    let again = sf(&org.url(), &moto, &args, &[]).await;
+    assert_exit(&again, 0);
+    let after = org.stats();
+    assert_eq!(
+        after.bulk.jobs_created, 1,
+        "no second job: {:?}",
+        after.bulk
+    );
+    let got = downloaded(&moto, "one");
+    let got = crate::bulk::days(got.path(), "Case");
+    let total: u64 = got.values().map(|d| d.len() as u64).sum();
+    assert!(rows_committed < total, "{rows_committed} of {total}");
+    assert_eq!(
+        after.bulk.rows_served - before.bulk.rows_served,
+        total - rows_committed,
+        "the second run reads on after the committed rows, not from the start"
+    );
+    let want = crate::bulk::through_rest(&org.url(), "Case", "2025-09-01", "2025-09-30").await;
+    crate::bulk::assert_same_days(&got, &want, "Case");
+    assert!(
+        moto.keys("one/_sfbackfill/bulk-parts/").is_empty(),
+        "the parts are in the days' files, and swept from the bucket"
+    );
+}
