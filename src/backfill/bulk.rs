@@ -92,6 +92,11 @@ pub(super) async fn read_span(
                 "{}: reading through REST instead of Bulk: {why}",
                 label(&span)
             );
+            // Else `auto` would hand the REST span straight back to a job that fails again.
+            ctx.rest_only
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(span.object.clone());
             let _ = ctx.events.send(Event::Spawn(Work::Span(span)));
             TaskEnd::Finished
         }

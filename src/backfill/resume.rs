@@ -175,3 +175,167 @@ pub(super) fn sweep(parts_dir: &Path, keep: &HashSet<PathBuf>) -> io::Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::bulk_jobs::PartFile;
+    use crate::decode::tests::field;
+    use crate::salesforce::describe::FieldType;
+    use crate::salesforce::select::Selection;
+    use crate::salesforce::soql::Identifier;
+    use chrono::{DateTime, Utc};
+
+    fn at(d: u32) -> DateTime<Utc> {
+        NaiveDate::from_ymd_opt(2025, 3, d)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+    }
+
+    fn chunk(d: u32) -> Chunk {
+        Chunk {
+            object: "Case".into(),
+            day: at(d).date_naive(),
+            window: Window {
+                start: at(d),
+                end: at(d + 1),
+            },
+        }
+    }
+
+    fn jobs() -> HashMap<String, Arc<ObjectJob>> {
+        let selection = Selection {
+            object: Identifier::parse("Case").unwrap(),
+            cursor: Identifier::parse("SystemModstamp").unwrap(),
+            fields: vec![
+                field("Id", FieldType::Id),
+                field("SystemModstamp", FieldType::Datetime),
+            ],
+        };
+        let job = ObjectJob::new(selection, 0, 16_000).unwrap();
+        HashMap::from([("Case".to_string(), Arc::new(job))])
+    }
+
+    /// A job over March 1–4 with one committed part a day, each written in `dir`.
+    fn state(jobs: &HashMap<String, Arc<ObjectJob>>, dir: &Path) -> BulkState {
+        let sel = &jobs["Case"].selection;
+        let parts = (1..=4)
+            .map(|d| {
+                let file = format!("part-{d}");
+                std::fs::write(dir.join(&file), b"1234").unwrap();
+                PartFile {
+                    day: at(d).date_naive(),
+                    file,
+                    rows: 1,
+                    bytes: 4,
+                }
+            })
+            .collect();
+        let open = OpenJob {
+            object: "Case".into(),
+            soql: soql::bulk_range(&sel.object, &sel.identifiers(), &sel.cursor, at(1), at(5)),
+            include_deleted: false,
+            start: at(1),
+            end: at(5),
+            locator: Some("L".into()),
+            rows: 4,
+            parts,
+        };
+        BulkState {
+            open: [("750A".to_string(), open)].into(),
+        }
+    }
+
+    fn claim_with(
+        pending: &[u32],
+        change: impl FnOnce(&mut BulkState, &Path),
+    ) -> (Claimed, Vec<NaiveDate>) {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = jobs();
+        let mut state = state(&jobs, dir.path());
+        change(&mut state, dir.path());
+        let mut chunks: Vec<Chunk> = pending.iter().map(|&d| chunk(d)).collect();
+        let claimed = claim(&state, dir.path(), &mut chunks, &jobs, |_| true, false);
+        (claimed, chunks.iter().map(|c| c.day).collect())
+    }
+
+    fn days(claimed: &Claimed) -> Vec<u32> {
+        use chrono::Datelike;
+        claimed.work[0].0.days.iter().map(|c| c.day.day()).collect()
+    }
+
+    #[test]
+    fn a_job_whose_days_are_all_pending_is_read_on_with_every_part() {
+        let (claimed, left) = claim_with(&[1, 2, 3, 4, 6], |_, _| {});
+        assert!(claimed.stale.is_empty());
+        assert_eq!(days(&claimed), [1, 2, 3, 4]);
+        let resume = &claimed.work[0].1;
+        assert_eq!(
+            (resume.locator.as_deref(), resume.parts.len()),
+            (Some("L"), 4)
+        );
+        assert_eq!(left, [at(6).date_naive()], "day 6 is planned as usual");
+        assert_eq!(claimed.kept().len(), 4);
+    }
+
+    #[test]
+    fn days_recorded_since_at_the_edges_are_left_out_with_their_parts() {
+        let (claimed, _) = claim_with(&[2, 3], |_, _| {});
+        assert_eq!(days(&claimed), [2, 3]);
+        assert_eq!(
+            claimed.kept().len(),
+            2,
+            "the parts of days 1 and 4 are swept"
+        );
+        assert_eq!(
+            claimed.work[0].1.window.start,
+            at(1),
+            "the job's own window"
+        );
+    }
+
+    #[test]
+    fn a_job_that_cannot_be_read_on_is_stale_and_its_days_planned_as_usual() {
+        let stale = |pending: &[u32], change: &dyn Fn(&mut BulkState, &Path)| {
+            let (claimed, left) = claim_with(pending, |s, d| change(s, d));
+            assert!(claimed.work.is_empty());
+            assert_eq!(claimed.stale, ["750A"]);
+            assert_eq!(left.len(), pending.len());
+        };
+        // A day in the middle recorded since: the pending days are not one span.
+        stale(&[1, 2, 4], &|_, _| {});
+        // A committed part gone, or of another size.
+        stale(&[1, 2, 3, 4], &|_, d| {
+            std::fs::remove_file(d.join("part-2")).unwrap()
+        });
+        stale(&[1, 2, 3, 4], &|_, d| {
+            std::fs::write(d.join("part-3"), b"12").unwrap()
+        });
+        // Another query (the fields changed since).
+        stale(&[1, 2, 3, 4], &|s, _| {
+            s.open.get_mut("750A").unwrap().soql.push_str(", Subject")
+        });
+        // Another --include-deleted.
+        stale(&[1, 2, 3, 4], &|s, _| {
+            s.open.get_mut("750A").unwrap().include_deleted = true
+        });
+        // No pending day left.
+        stale(&[], &|_, _| {});
+    }
+
+    #[test]
+    fn the_sweep_keeps_exactly_the_named_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let parts = dir.path().join("parts");
+        std::fs::create_dir(&parts).unwrap();
+        for name in ["a", "b"] {
+            std::fs::write(parts.join(name), b"x").unwrap();
+        }
+        sweep(&parts, &HashSet::from([parts.join("a")])).unwrap();
+        let left: Vec<_> = std::fs::read_dir(&parts).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1);
+        assert!(parts.join("a").exists());
+    }
+}

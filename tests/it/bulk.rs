@@ -678,3 +678,35 @@ async fn auto_reads_a_heavy_span_with_a_job_per_part_side_by_side() {
         "Case",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_auto_a_failed_job_leaves_its_object_to_rest_for_the_run() {
+    let org = fake_with(BulkFaults {
+        fail_over: Some(0),
+        ..Default::default()
+    })
+    .await;
+    let url = org.url();
+    let dir = tempfile::tempdir().unwrap();
+    let a = args(
+        dir.path().to_str().unwrap(),
+        "Case",
+        "2025-09-01",
+        "2025-09-30",
+        "auto",
+    );
+    let o = run(&url, &a).await;
+    assert_exit(&o, 0);
+    assert!(stderr(&o).contains("QUERY_TIMEOUT"), "{}", stderr(&o));
+    assert_eq!(
+        org.stats().bulk.jobs_created,
+        1,
+        "the REST span is not handed back to a new job"
+    );
+    org.set_bulk_faults(BulkFaults::default());
+    assert_same_days(
+        &days(dir.path(), "Case"),
+        &through_rest(&url, "Case", "2025-09-01", "2025-09-30").await,
+        "Case",
+    );
+}
