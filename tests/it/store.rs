@@ -144,6 +144,12 @@ async fn a_backfill_of_three_objects_to_s3_is_exact_and_sync_and_status_use_the_
         assert!(file || entry, "unexpected key `{key}`");
     }
 
+    let mut repull = backfill_args(&url, "2025-03-05", "2025-03-06");
+    repull.push("--repull");
+    let repulled = sf(&org.url(), &moto, &repull, &[]).await;
+    assert_exit(&repulled, 0);
+    assert_eq!(contents(downloaded(&moto, "one").path()), want);
+
     let status = sf(&org.url(), &moto, &["status", "--out", &url, "--json"], &[]).await;
     assert_exit(&status, 0);
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -190,7 +196,7 @@ async fn a_backfill_of_three_objects_to_s3_is_exact_and_sync_and_status_use_the_
         .count();
     assert!(sync_files > 0, "the sync wrote its files to the bucket");
     assert!(!journal(&moto, "sync.journal").is_empty());
-    assert_no_secret_in(&[&o, &status, &synced, &again], &moto);
+    assert_no_secret_in(&[&o, &repulled, &status, &synced, &again], &moto);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
