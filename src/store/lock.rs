@@ -146,7 +146,7 @@ impl Drop for HeldLock {
     fn drop(&mut self) {
         self.heartbeat.abort();
         self.bucket.release(&self.state);
-        unhold(&self.bucket.key(&self.relative).to_string());
+        unhold(self.bucket.key(&self.relative).as_ref());
         if self.state.lost.lock().expect("lock state").is_some() {
             return;
         }
@@ -179,7 +179,7 @@ pub(crate) fn take(bucket: &Arc<Bucket>, name: &str, run: &str) -> Result<HeldLo
         Err(object_store::Error::AlreadyExists { .. }) => take_over(bucket, &key, &me, stale)?,
         Err(e) => return Err(bucket.failed("create", &key)(e)),
     };
-    hold(&key.to_string(), run);
+    hold(key.as_ref(), run);
     let state = Arc::new(LockState {
         version: Mutex::new(version),
         renewed: Mutex::new(Instant::now()),

@@ -69,7 +69,9 @@ impl Out {
             reason,
         };
         let url = url::Url::parse(&text).map_err(|e| refuse(format!("not a valid URL ({e})")))?;
-        if !url.username().is_empty() || url.password().is_some() {
+        // `abfs[s]://container@account...` names its container where others put a user.
+        let container_first = matches!(url.scheme(), "abfs" | "abfss");
+        if url.password().is_some() || (!url.username().is_empty() && !container_first) {
             return Err(refuse("credentials do not go in the URL".into()));
         }
         if url.scheme() == "file" {
@@ -101,8 +103,8 @@ fn without_userinfo(text: &str) -> String {
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => text.to_string(),
+        Some(at) if rest[..at].contains(':') => format!("{scheme}://***{}", &rest[at..]),
+        _ => text.to_string(),
     }
 }
 
@@ -521,6 +523,7 @@ mod tests {
             "memory:///x",
             "s3:///no-bucket",
             "s3://key:secret@lake/one",
+            "s3://user@lake/one",
             "file://host/x",
             "s3://[bad/x",
         ] {

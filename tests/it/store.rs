@@ -147,6 +147,12 @@ async fn a_backfill_of_three_objects_to_s3_is_exact_and_sync_and_status_use_the_
         assert!(file || entry, "unexpected key `{key}`");
     }
 
+    let mut repull = backfill_args(&url, "2025-03-05", "2025-03-06");
+    repull.push("--repull");
+    let repulled = sf(&org.url(), &moto, &repull, &[]).await;
+    assert_exit(&repulled, 0);
+    assert_eq!(contents(downloaded(&moto, "one").path()), want);
+
     let status = sf(&org.url(), &moto, &["status", "--out", &url, "--json"], &[]).await;
     assert_exit(&status, 0);
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -193,7 +199,7 @@ async fn a_backfill_of_three_objects_to_s3_is_exact_and_sync_and_status_use_the_
         .count();
     assert!(sync_files > 0, "the sync wrote its files to the bucket");
     assert!(!journal(&moto, "sync.journal").is_empty());
-    assert_no_secret_in(&[&o, &status, &synced, &again], &moto);
+    assert_no_secret_in(&[&o, &repulled, &status, &synced, &again], &moto);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,28 +343,14 @@ async fn a_stale_lock_is_taken_over_and_the_old_holder_stops() {
     let took = stderr(&new);
     assert!(took.contains("took over the lock"), "{took}");
     assert!(took.contains(&format!("pid {}", old.id())), "{took}");
+    let written = journal(&moto, "backfill.journal").len();
     old.signal(libc::SIGCONT);
-    let old_pid = old.id();
     let old = old.wait().await;
     assert_exit(&old, 1);
     assert!(stderr(&old).contains("lost its lock"), "{}", stderr(&old));
-    // The old holder wrote nothing after the new one started.
-    let entries = journal(&moto, "backfill.journal");
-    let run_of = |pid: u32| {
-        entries
-            .iter()
-            .find(|e| e["kind"] == "run_started" && e["pid"] == pid)
-            .map(|e| e["run"].as_str().unwrap().to_string())
-    };
-    let new_run = entries
-        .iter()
-        .rposition(|e| e["kind"] == "run_started")
-        .unwrap();
-    let old_run = run_of(old_pid).expect("the old run started");
-    assert!(
-        entries[new_run..]
-            .iter()
-            .all(|e| e["run"] != old_run.as_str()),
+    assert_eq!(
+        journal(&moto, "backfill.journal").len(),
+        written,
         "the old holder wrote after the takeover"
     );
     let want = local_backfill(&org.url(), "2025-03-01", "2025-03-20").await;
