@@ -695,6 +695,8 @@ pub async fn run_with_env(url: &str, args: &[&str], extra: &[(&str, &str)]) -> O
 pub struct Moto {
     pub endpoint: String,
     pub bucket: String,
+    /// The runs' `TMPDIR`: the working folders a kill -9 leaves go with it.
+    tmp: tempfile::TempDir,
     _server: Running,
 }
 
@@ -749,6 +751,7 @@ impl Moto {
         let moto = Moto {
             endpoint: format!("http://{addr}"),
             bucket: "lake".into(),
+            tmp: tempfile::tempdir().expect("a temporary folder"),
             _server: server,
         };
         moto.block_on(async {
@@ -770,6 +773,7 @@ impl Moto {
             ("AWS_ACCESS_KEY_ID", "moto-access-key".into()),
             ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_KEY.into()),
             ("AWS_REGION", "us-east-1".into()),
+            ("TMPDIR", self.tmp.path().display().to_string()),
         ]
     }
 
