@@ -36,6 +36,7 @@ pub mod compact;
 pub mod config;
 pub mod decode;
 pub mod error;
+mod kill_point;
 pub mod metrics;
 pub mod plan;
 pub mod progress;

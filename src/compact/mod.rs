@@ -26,7 +26,6 @@ mod rewrite;
 use chrono::Utc;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::checkpoint::compactions::{CompactEntry, CompactJournal, Unfinished};
 use crate::checkpoint::{self, CheckpointError, cursors};
@@ -363,12 +362,12 @@ impl ObjectJob<'_> {
             rows: staged.as_ref().map_or(0, |s| s.rows),
             at: Utc::now(),
         })?;
-        test_hook::reached("recorded");
+        TEST_KILL.reached("recorded");
         if let Some(staged) = &staged {
             write::publish(staged, &dir.join(&name))?;
         }
-        test_hook::reached("published");
-        files::remove_replaced(self.out, &old, || test_hook::reached("removed"))?;
+        TEST_KILL.reached("published");
+        files::remove_replaced(self.out, &old, || TEST_KILL.reached("removed"))?;
         files::remove_if_empty(&dir);
         journal.append(CompactEntry::Replaced {
             object: self.object.to_string(),
@@ -383,29 +382,8 @@ impl ObjectJob<'_> {
 /// A kill -9 at a chosen step, for the crash tests only: `SFBACKFILL_TEST_COMPACT_KILL` set to
 /// `STEP:N` (`recorded`, `published` or `removed`, and a count) makes the process kill itself
 /// with SIGKILL the Nth time it reaches that step. Unset, it costs one check per step.
-mod test_hook {
-    use super::*;
-
-    const VARIABLE: &str = "SFBACKFILL_TEST_COMPACT_KILL";
-    static REACHED: AtomicU32 = AtomicU32::new(0);
-
-    pub fn reached(step: &str) {
-        let Ok(wanted) = std::env::var(VARIABLE) else {
-            return;
-        };
-        let Some((at, count)) = wanted.split_once(':') else {
-            return;
-        };
-        if at == step && REACHED.fetch_add(1, Ordering::SeqCst) + 1 == count.parse().unwrap_or(0) {
-            #[cfg(unix)]
-            // SAFETY: raising a signal on this process has no memory-safety precondition.
-            unsafe {
-                libc::raise(libc::SIGKILL);
-            }
-            std::process::abort();
-        }
-    }
-}
+static TEST_KILL: crate::kill_point::KillPoint =
+    crate::kill_point::KillPoint::new("SFBACKFILL_TEST_COMPACT_KILL");
 
 /// Per object, its files per day and last compaction, for `status`.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -211,7 +211,7 @@ impl Bucket {
                 return Err(self.failed("upload", &key)(e));
             }
             parts.write(&buf[..n]);
-            super::test_hook::reached("part");
+            super::TEST_KILL.reached("part");
         }
         self.run(parts.finish())
             .map_err(self.failed("upload", &key))?;

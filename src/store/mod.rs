@@ -464,29 +464,8 @@ impl UserFacing for StoreError {
 /// A kill -9 at a chosen step, for the store tests only: `SFBACKFILL_TEST_STORE_KILL` set to
 /// `part:N` makes the process kill itself with SIGKILL when the Nth part of a multipart
 /// upload has been handed to the upload (mid-upload). Unset, it costs one check per part.
-mod test_hook {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    const VARIABLE: &str = "SFBACKFILL_TEST_STORE_KILL";
-    static REACHED: AtomicU32 = AtomicU32::new(0);
-
-    pub fn reached(step: &str) {
-        let Ok(wanted) = std::env::var(VARIABLE) else {
-            return;
-        };
-        let Some((at, count)) = wanted.split_once(':') else {
-            return;
-        };
-        if at == step && REACHED.fetch_add(1, Ordering::SeqCst) + 1 == count.parse().unwrap_or(0) {
-            #[cfg(unix)]
-            // SAFETY: raising a signal on this process has no memory-safety precondition.
-            unsafe {
-                libc::raise(libc::SIGKILL);
-            }
-            std::process::abort();
-        }
-    }
-}
+static TEST_KILL: crate::kill_point::KillPoint =
+    crate::kill_point::KillPoint::new("SFBACKFILL_TEST_STORE_KILL");
 
 #[cfg(test)]
 mod tests {

@@ -347,7 +347,13 @@ async fn a_stale_lock_is_taken_over_and_the_old_holder_stops() {
     old.signal(libc::SIGCONT);
     let old = old.wait().await;
     assert_exit(&old, 1);
-    assert!(stderr(&old).contains("lost its lock"), "{}", stderr(&old));
+    // Stopped between its fence and a journal put, it finds the entry taken instead: the
+    // create-only put stops it just the same.
+    let why = stderr(&old);
+    assert!(
+        why.contains("lost its lock") || why.contains("first: this run stops here"),
+        "{why}"
+    );
     assert_eq!(
         journal(&moto, "backfill.journal").len(),
         written,
