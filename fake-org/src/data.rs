@@ -78,6 +78,7 @@ impl Snapshot {
     /// The value of field `field` of `row` in object `object`.
     pub fn value(&self, object: usize, field: usize, row: &Row) -> Value {
         let ctx = GenCtx {
+            object: self.objects[object].schema.name,
             prefix: self.prefixes[object],
             counts: &self.counts,
             prefixes: &self.prefixes,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use sfbackfill_fake_org::{BulkConfig, BulkFaults, FakeOrg, FakeOrgConfig, Faults};
+use sfbackfill_fake_org::{
+    BulkConfig, BulkFaults, FakeOrg, FakeOrgConfig, Faults, FieldSpec, FieldType,
+};
 
 use crate::support::*;
 
@@ -373,6 +375,53 @@ async fn a_compound_field_selected_is_read_through_rest() {
     );
     assert_eq!(org.stats().bulk.jobs_created, 0);
     assert!(!read_output(dir.path(), "Account").is_empty());
+}
+
+/// A `base64` field named in `--fields` keeps the object on REST (Bulk refuses binary fields:
+/// the fake org answers a job selecting one as Salesforce does), and REST writes the blob's
+/// URL, which is what query results carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base64_field_selected_is_read_through_rest() {
+    let org = fake_with(BulkFaults::default()).await;
+    org.add_field("Account", FieldSpec::new("Logo__c", FieldType::Base64))
+        .unwrap();
+    let refused = http()
+        .post(format!("{}/services/data/v62.0/jobs/query", org.url()))
+        .bearer_auth(token(&org.url()).await)
+        .json(&serde_json::json!({
+            "operation": "query",
+            "query": "SELECT Id, Logo__c FROM Account",
+            "contentType": "CSV",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("Binary field not supported"), "{body}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let mut a = args(out, "Account", "2025-05-01", "2025-05-07", "bulk");
+    a.extend(["--fields", "Account=Id,LastModifiedDate,Name,Logo__c"]);
+    let o = run(&org.url(), &a).await;
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains("Account through rest: the base64 field Account.Logo__c is selected"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(org.stats().bulk.jobs_created, 0);
+    let got = days(dir.path(), "Account");
+    let rows: Vec<&Row> = got.values().flat_map(|d| d.values()).collect();
+    assert!(!rows.is_empty());
+    for row in rows {
+        let url = format!("{:?}", row.get("Logo__c"));
+        assert!(
+            url.contains("/sobjects/Account/") && url.contains("/Logo__c"),
+            "{url}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

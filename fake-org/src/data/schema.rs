@@ -40,10 +40,12 @@ pub enum FieldType {
     Time,
     Address,
     Location,
+    /// A blob: query results carry the relative URL that serves it, not its bytes (§3.3).
+    Base64,
 }
 
 /// Every type, for looking one up by its spelling.
-const ALL_TYPES: [FieldType; 21] = [
+const ALL_TYPES: [FieldType; 22] = [
     FieldType::Id,
     FieldType::Reference,
     FieldType::String,
@@ -65,6 +67,7 @@ const ALL_TYPES: [FieldType; 21] = [
     FieldType::Time,
     FieldType::Address,
     FieldType::Location,
+    FieldType::Base64,
 ];
 
 impl FieldType {
@@ -92,6 +95,7 @@ impl FieldType {
             FieldType::Time => "time",
             FieldType::Address => "address",
             FieldType::Location => "location",
+            FieldType::Base64 => "base64",
         }
     }
 
@@ -128,6 +132,7 @@ impl FieldType {
             FieldType::Time => "xsd:time",
             FieldType::Address => "urn:address",
             FieldType::Location => "urn:location",
+            FieldType::Base64 => "xsd:base64Binary",
             _ => "xsd:string",
         }
     }
@@ -652,6 +657,7 @@ impl FieldSpec {
                 FieldType::Date => (Gen::DateAround(365, 0), &[], None),
                 FieldType::DateTime => (Gen::DateTimeBefore(30), &[], None),
                 FieldType::Time => (Gen::TimeOfDay, &[], None),
+                FieldType::Base64 => (Gen::BlobUrl, &[], None),
             };
         let nillable = self.ftype != FieldType::Boolean;
         Ok(Field {

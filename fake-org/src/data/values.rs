@@ -216,6 +216,8 @@ pub enum Gen {
     Masked,
     /// Compound fields are rendered from their components.
     Compound,
+    /// A `base64` field: the relative URL of the row's blob, as query results carry it.
+    BlobUrl,
 }
 
 impl Gen {
@@ -490,6 +492,8 @@ fn pick<T: Copy>(list: &[T], r: u64) -> T {
 /// What the generator needs besides the row: the object's key prefix and every object's row
 /// count (for references).
 pub struct GenCtx<'a> {
+    /// The object's API name and key prefix.
+    pub object: &'a str,
     pub prefix: &'static str,
     pub counts: &'a [usize],
     pub prefixes: &'a [&'static str],
@@ -641,6 +645,20 @@ pub fn value_of(ctx: &GenCtx<'_>, fields: &[Field], index: usize, row: &Row) -> 
             _ => Value::Null,
         },
         Gen::TimeOfDay => Value::Time(((r % 96) * 15 * 60_000) as u32),
+        Gen::BlobUrl => {
+            let mut id = Vec::with_capacity(18);
+            IdValue {
+                prefix: ctx.prefix,
+                seq: row.seq,
+            }
+            .write(&mut id);
+            Value::Text(Cow::Owned(format!(
+                "/services/data/v62.0/sobjects/{}/{}/{}",
+                ctx.object,
+                String::from_utf8_lossy(&id),
+                field.name
+            )))
+        }
         Gen::Flag(pct) => Value::Bool(r % 100 < u64::from(pct)),
         Gen::AutoNumber(prefix) => Value::Text(Cow::Owned(format!("{prefix}{:06}", row.seq + 1))),
         Gen::Ip => Value::Text(Cow::Owned(format!(

@@ -12,15 +12,19 @@ use std::ops::Range;
 use super::render;
 use super::{Column, Ctx, Kind, QueryResult, Records, Target, user_value};
 use crate::data::Snapshot;
+use crate::data::schema::FieldType;
 use crate::data::values::Value;
 
 impl QueryResult {
     /// Why Bulk API 2.0 refuses this query, as the error message job creation answers with:
-    /// compound fields and aggregates (§7.1). `None` for a plain record query.
+    /// compound fields, `base64` fields and aggregates (§7.1). `None` for a plain record query.
     pub fn bulk_refusal(&self) -> Option<&'static str> {
         match &self.kind {
             Kind::Records(r) if has_compound(&r.columns) => {
                 Some("Selecting compound data not supported in Bulk Query")
+            }
+            Kind::Records(r) if r.selects_base64() => {
+                Some("FeatureNotEnabled : Binary field not supported")
             }
             Kind::Records(_) => None,
             Kind::Count(_) | Kind::Aggregate(_) => {
@@ -69,6 +73,16 @@ impl Records {
             out,
         );
         out.push(b'\n');
+    }
+}
+
+impl Records {
+    /// Whether a `base64` field of the object itself is selected.
+    fn selects_base64(&self) -> bool {
+        let fields = &self.snap.objects[self.object].schema.fields;
+        self.columns.iter().any(|c| {
+            matches!(c, Column::Field { field, .. } if fields[*field].ftype == FieldType::Base64)
+        })
     }
 }
 
