@@ -127,7 +127,10 @@ impl WriteError {
 
 impl UserFacing for WriteError {
     fn exit_kind(&self) -> ExitKind {
-        ExitKind::Failure
+        match self {
+            WriteError::Store(e) => e.exit_kind(),
+            _ => ExitKind::Failure,
+        }
     }
 
     fn hint(&self) -> Option<String> {

@@ -32,7 +32,7 @@ use crate::plan::{Chunk, Window};
 /// The manifest folder's name inside the output folder.
 pub const MANIFEST_DIR: &str = "_sfbackfill";
 /// The backfill journal's file name.
-const JOURNAL_FILE: &str = "backfill.journal";
+pub(crate) const JOURNAL_FILE: &str = "backfill.journal";
 /// The lock file's name; its content names the holder.
 const LOCK_FILE: &str = "backfill.lock";
 /// The first line of every journal; tells our manifests from anything else.

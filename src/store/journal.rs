@@ -29,8 +29,10 @@ fn entry_name(number: u64) -> String {
     format!("{number:020}.json")
 }
 
-/// Reads `journal`'s entries from `bucket` into the working folder's file of the same name
-/// (none when it has no entries); returns the number of entries, the next one's number.
+/// Brings the working folder's file of `journal` up to the bucket's entries (none when it has
+/// no entries); returns the number of entries, the next one's number. Entries never change
+/// once written, so only those past the file's whole lines are read (a start reads the
+/// journals once to check, then again under the lock: the second read costs a listing).
 ///
 /// # Errors
 /// [`StoreError::Gap`] for a missing entry; [`StoreError::Request`] when listing or reading
@@ -59,13 +61,18 @@ pub(crate) fn fetch(bucket: &Bucket, journal: &str) -> Result<u64, StoreError> {
         path: path.clone(),
         source,
     };
-    let _ = std::fs::remove_file(&path);
-    if numbered.is_empty() {
-        return Ok(0);
+    let have = lines_held(&path)
+        .filter(|&n| n <= numbered.len() as u64)
+        .unwrap_or(0);
+    if have == 0 {
+        let _ = std::fs::remove_file(&path);
+    }
+    if numbered.len() as u64 == have {
+        return Ok(have);
     }
     let store = bucket.store();
     let lines: Vec<_> = bucket.run(
-        futures::stream::iter(numbered.values())
+        futures::stream::iter(numbered.range(have..).map(|(_, key)| key))
             .map(|key| {
                 let store = store.clone();
                 async move {
@@ -80,13 +87,27 @@ pub(crate) fn fetch(bucket: &Bucket, journal: &str) -> Result<u64, StoreError> {
             .collect(),
     );
     std::fs::create_dir_all(path.parent().expect("a manifest folder")).map_err(local)?;
-    let mut file = std::fs::File::create(&path).map_err(local)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(local)?;
     for line in lines {
         let line = line.map_err(|(key, e)| bucket.failed("read", key)(e))?;
         file.write_all(&line).map_err(local)?;
     }
     file.sync_data().map_err(local)?;
     Ok(numbered.len() as u64)
+}
+
+/// The whole lines of the working folder's journal file; `None` when it is missing or ends in
+/// a partial line (it is then read again from the start).
+fn lines_held(path: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read(path).ok()?;
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        return None;
+    }
+    Some(text.iter().filter(|&&b| b == b'\n').count() as u64)
 }
 
 /// A journal of a bucket this run holds the lock of: where its next entry goes.
@@ -100,27 +121,20 @@ pub(crate) struct RemoteJournal {
 }
 
 impl RemoteJournal {
-    pub(crate) fn new(journal: &str, next: u64, lock: HeldLock) -> Self {
-        Self {
-            journal: journal.to_string(),
-            next,
-            bucket: lock.bucket().clone(),
-            _lock: Some(lock),
-        }
-    }
-
-    /// A journal written while another journal of the same run holds the bucket's lock.
-    pub(crate) fn under_held_lock(journal: &str, next: u64, bucket: Arc<Bucket>) -> Self {
+    /// `lock` is the lock this journal took; `None` for one written while another journal of
+    /// the same run holds the bucket's lock.
+    pub(crate) fn new(
+        journal: &str,
+        next: u64,
+        bucket: Arc<Bucket>,
+        lock: Option<HeldLock>,
+    ) -> Self {
         Self {
             journal: journal.to_string(),
             next,
             bucket,
-            _lock: None,
+            _lock: lock,
         }
-    }
-
-    fn bucket(&self) -> &Arc<Bucket> {
-        &self.bucket
     }
 
     /// Writes `line` (one JSON line with its newline) as the next entry, create-only.
@@ -129,7 +143,7 @@ impl RemoteJournal {
     /// [`StoreError::LockLost`] once the lock is lost; [`StoreError::Raced`] when the entry
     /// exists already (another writer); [`StoreError::Request`] when the put fails.
     pub(crate) fn append(&mut self, line: Vec<u8>) -> Result<(), StoreError> {
-        let bucket = self.bucket().clone();
+        let bucket = &self.bucket;
         bucket.fence()?;
         let key = bucket.key(&format!(
             "{}/{}",

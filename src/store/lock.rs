@@ -136,12 +136,6 @@ pub(crate) struct HeldLock {
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
-impl HeldLock {
-    pub(crate) fn bucket(&self) -> &Arc<Bucket> {
-        &self.bucket
-    }
-}
-
 impl Drop for HeldLock {
     fn drop(&mut self) {
         self.heartbeat.abort();

@@ -38,7 +38,7 @@ pub use lock::{DEFAULT_STALE_AFTER, STALE_AFTER_VARIABLE};
 
 /// The journals a working folder is filled with from its bucket.
 const JOURNALS: [&str; 4] = [
-    "backfill.journal",
+    crate::checkpoint::JOURNAL_FILE,
     crate::checkpoint::bulk_jobs::BULK_JOURNAL_FILE,
     crate::checkpoint::cursors::SYNC_JOURNAL_FILE,
     crate::checkpoint::compactions::COMPACT_JOURNAL_FILE,
@@ -239,7 +239,12 @@ pub(crate) fn journal_lock(
     };
     let lock = lock::take(&bucket, lock_name, run)?;
     let next = journal::fetch(&bucket, journal_name)?;
-    Ok(Some(RemoteJournal::new(journal_name, next, lock)))
+    Ok(Some(RemoteJournal::new(
+        journal_name,
+        next,
+        bucket,
+        Some(lock),
+    )))
 }
 
 /// The seam of `checkpoint::Journal::open_held`: for a working folder, fills the local journal
@@ -257,11 +262,7 @@ pub(crate) fn journal_held(
     };
     bucket.fence()?;
     let next = journal::fetch(&bucket, journal_name)?;
-    Ok(Some(RemoteJournal::under_held_lock(
-        journal_name,
-        next,
-        bucket,
-    )))
+    Ok(Some(RemoteJournal::new(journal_name, next, bucket, None)))
 }
 
 /// The seam of `write::publish`, after the rename: a file in a working folder is uploaded
@@ -270,15 +271,23 @@ pub(crate) fn journal_held(
 /// # Errors
 /// [`StoreError`] when this run lost its lock or the upload failed.
 pub(crate) fn published(path: &Path) -> Result<(), StoreError> {
-    let Some((bucket, key)) = bucket_of(path) else {
+    if !uploaded(path)? {
         return Ok(());
-    };
-    bucket.fence()?;
-    bucket.upload(path, &key)?;
+    }
     std::fs::remove_file(path).map_err(|source| StoreError::Local {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Uploads a working folder's file under its key; `false` for a file of a plain folder.
+fn uploaded(path: &Path) -> Result<bool, StoreError> {
+    let Some((bucket, key)) = bucket_of(path) else {
+        return Ok(false);
+    };
+    bucket.fence()?;
+    bucket.upload(path, &key)?;
+    Ok(true)
 }
 
 /// The seam of a Bulk commit (`backfill::bulk`): a working folder's part file is uploaded
@@ -288,11 +297,7 @@ pub(crate) fn published(path: &Path) -> Result<(), StoreError> {
 /// # Errors
 /// [`StoreError`] when this run lost its lock or the upload failed.
 pub(crate) fn kept(path: &Path) -> Result<(), StoreError> {
-    let Some((bucket, key)) = bucket_of(path) else {
-        return Ok(());
-    };
-    bucket.fence()?;
-    bucket.upload(path, &key)
+    uploaded(path).map(|_| ())
 }
 
 /// The files the bucket holds under a working folder's `dir`, as working-folder paths with
@@ -318,13 +323,15 @@ pub(crate) fn listed(dir: &Path) -> Result<Vec<(PathBuf, u64)>, StoreError> {
 /// # Errors
 /// [`StoreError`] when listing or a download fails.
 pub(crate) fn restore(dir: &Path) -> Result<(), StoreError> {
-    let Some((bucket, _)) = bucket_of(dir) else {
+    let Some((bucket, relative)) = bucket_of(dir) else {
         return Ok(());
     };
-    for (path, size) in listed(dir)? {
+    for (key, size) in bucket.list(&relative)? {
+        let Some(path) = bucket.relative(&key).map(|r| bucket.folder().join(r)) else {
+            continue;
+        };
         if std::fs::metadata(&path).ok().map(|m| m.len()) != Some(size) {
-            let (_, key) = bucket_of(&path).expect("inside the working folder");
-            bucket.download(&bucket.key(&key), &path)?;
+            bucket.download(&key, &path)?;
         }
     }
     Ok(())
