@@ -187,8 +187,8 @@ pub fn spread_evenly(window: Window, total: u64) -> BTreeMap<NaiveDate, u64> {
 }
 
 /// Whether one day estimated at `rows` is worth counting by hour and cutting into sub-ranges:
-/// the same threshold as a span's, since a cut costs the same (a count query, a partial page
-/// per sub-range and at most one page read past the first one).
+/// above [`DAY_PART_MIN_PAGES`], more than a span's threshold, since a day's cut costs more (a
+/// count by hour, edge ids, a partial page per sub-range).
 pub fn should_cut_day(rows: f64, page_rows: u64) -> bool {
     rows > (DAY_PART_MIN_PAGES * page_rows.max(1)) as f64
 }

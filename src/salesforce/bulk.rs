@@ -28,13 +28,6 @@ pub enum JobState {
     Aborted,
 }
 
-impl JobState {
-    /// Whether the job may still complete.
-    pub fn is_running(&self) -> bool {
-        matches!(self, JobState::UploadComplete | JobState::InProgress)
-    }
-}
-
 /// One results page: its CSV bytes, the rows the server says it holds, and the next locator
 /// (`None` once `Sforce-Locator` is `null`).
 #[derive(Debug)]
