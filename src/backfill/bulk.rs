@@ -117,8 +117,8 @@ pub(super) async fn read_span(
 
 /// For `--api auto`: hands a REST span to Bulk jobs when its first page (`first`, of a query
 /// matching `total_rows`) shows that Bulk needs at most half the requests; says so. A heavy
-/// span is cut into consecutive parts of about equal days, a job each ([`api::jobs_for`], as
-/// many as keep Bulk at most half of REST's requests), so their results are read side by side.
+/// span is cut into consecutive parts of about equal days, a job each ([`api::for_span`]), so
+/// their results are read side by side.
 pub(super) fn hand_over(
     ctx: &Context,
     job: &ObjectJob,
@@ -139,25 +139,18 @@ pub(super) fn hand_over(
         object: object.to_string(),
         days: days(),
     };
-    let most = api::jobs_for(
-        total_rows as f64,
-        ctx.bulk.page_rows,
-        span.days.len(),
-        ctx.concurrency,
-    );
-    let choose = |jobs| {
-        let rows = Some(total_rows as f64);
-        let (page, groups) = (first.num_rows() as u64, job.groups.len());
-        api::choose(ApiMode::Auto, &job.selection, rows, page, groups, jobs)
+    let shape = api::SpanShape {
+        rows: Some(total_rows as f64),
+        rest_page_rows: first.num_rows() as u64,
+        groups: job.groups.len(),
+        days: span.days.len(),
+        concurrency: ctx.concurrency,
+        bulk_page_rows: ctx.bulk.page_rows,
     };
-    // As many jobs as pay: each costs requests, and Bulk must stay at most half of REST's.
-    let Some((choice, jobs)) = (1..=most)
-        .rev()
-        .map(|jobs| (choose(jobs), jobs))
-        .find(|(choice, _)| choice.api == Api::Bulk)
-    else {
+    let (choice, jobs) = api::for_span(ApiMode::Auto, &job.selection, &shape);
+    if choice.api != Api::Bulk {
         return false;
-    };
+    }
     eprintln!(
         "backfill: {} through bulk: {} ({jobs} job{})",
         label(&span),

@@ -56,7 +56,7 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     let (mut total_requests, mut total_floor) = (0u64, 0u64);
     let mut estimated = Vec::new();
     let mut closing = Vec::new();
-    let mut apis = Vec::new();
+    let mut api_lines = Vec::new();
     for (selection, window) in selections.iter().zip(&windows) {
         let object = selection.object.to_string();
         let (days, pending, not_over) = match window.window {
@@ -91,26 +91,48 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
             },
         };
         let page = selection.rows_per_page(settings.limits.batch_size);
-        let (mut rows, mut empty, mut cost) = (0.0, 0, spans::Cost::default());
+        let groups = field_groups(settings, selection);
+        let (mut rows, mut empty, mut floor) = (0.0, 0, 0);
+        let mut cost = spans::Cost::default();
+        let mut apis = ApiLine::default();
         cost.queries += earliest_queries;
         cost.requests += earliest_queries;
         for span in spans::spans(pending.clone()) {
             let estimates = spans::estimate_days(&span.days, &counts);
             empty += estimates.iter().filter(|&&n| n == 0.0).count();
-            rows += estimates.iter().sum::<f64>();
-            let c = spans::expected_cost(&estimates, page, settings.limits.concurrency);
+            let span_rows = estimates.iter().sum::<f64>();
+            rows += span_rows;
+            let shape = api::SpanShape {
+                rows: Some(span_rows),
+                rest_page_rows: page,
+                groups,
+                days: span.days.len(),
+                concurrency: settings.limits.concurrency,
+                bulk_page_rows: settings.bulk.page_rows,
+            };
+            let (choice, jobs) = api::for_span(settings.api, selection, &shape);
+            let (c, fewest) = match choice.api {
+                api::Api::Bulk => {
+                    let requests = shape.bulk_requests(jobs);
+                    let queries = jobs as u64;
+                    (spans::Cost { queries, requests }, shape.bulk_requests(1))
+                }
+                api::Api::Rest => (
+                    spans::expected_cost(&estimates, page, settings.limits.concurrency),
+                    (span_rows.round() as u64).div_ceil(page),
+                ),
+            };
             cost.queries += c.queries;
             cost.requests += c.requests;
+            floor += fewest;
+            apis.add(choice, jobs, &shape);
         }
-        if !pending.is_empty() {
-            apis.push((
-                object.clone(),
-                api_choice(settings, selection, rows, &pending),
-            ));
+        if let Some(line) = apis.line(&object) {
+            api_lines.push(line);
         }
         let rows = rows.round() as u64;
-        // The describe is part of both: the floor is the pages the rows need plus it.
-        let floor = rows.div_ceil(page) + 1;
+        // The describe is part of both.
+        let floor = floor + 1;
         total_requests += cost.requests + 1;
         total_floor += floor;
         println!(
@@ -129,8 +151,8 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     for line in &closing {
         println!("{line}");
     }
-    for (object, choice) in &apis {
-        println!("api: {object} through {}: {}", choice.api, choice.reason);
+    for line in &api_lines {
+        println!("{line}");
     }
     if !estimated.is_empty() {
         println!(
@@ -140,7 +162,7 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
     }
     let secs = total_requests as f64 / per_second;
     println!(
-        "about {total_requests} requests against a lower bound of {total_floor} (pages the rows need, plus each describe); at {per_second:.1} requests/s about {}",
+        "about {total_requests} requests against a lower bound of {total_floor} (the fewest requests the rows need, plus each describe); at {per_second:.1} requests/s about {}",
         human_duration(Duration::from_secs_f64(secs))
     );
     println!("{}", usage_line(&client));
@@ -185,27 +207,53 @@ async fn spread_count(
     Ok(spans::spread_evenly(window, total))
 }
 
-/// What `backfill` with the same `--api` would read the object's pending days with.
-fn api_choice(
-    settings: &BackfillSettings,
-    selection: &Selection,
-    rows: f64,
-    pending: &[plan::Chunk],
-) -> api::ApiChoice {
-    let groups = crate::salesforce::select::field_groups(
+/// REST field groups of the selection, as `backfill` would split its queries.
+fn field_groups(settings: &BackfillSettings, selection: &Selection) -> usize {
+    crate::salesforce::select::field_groups(
         selection,
         super::backfill::query_uri_prefix(&settings.connection),
         settings.max_query_uri_bytes,
     )
-    .len();
-    api::choose(
-        settings.api,
-        selection,
-        Some(rows),
-        selection.rows_per_page(settings.limits.batch_size),
-        groups,
-        spans::spans(pending.to_vec()).len(),
-    )
+    .len()
+}
+
+/// An object's `api:` line: the API of its spans (both when they differ), the jobs Bulk reads
+/// them with, and why.
+#[derive(Default)]
+struct ApiLine {
+    bulk: Vec<(api::ApiChoice, usize, f64)>,
+    rest: Vec<(api::ApiChoice, f64)>,
+}
+
+impl ApiLine {
+    fn add(&mut self, choice: api::ApiChoice, jobs: usize, shape: &api::SpanShape) {
+        let rows = shape.rows.unwrap_or(0.0);
+        match choice.api {
+            api::Api::Bulk => self.bulk.push((choice, jobs, rows)),
+            api::Api::Rest => self.rest.push((choice, rows)),
+        }
+    }
+
+    fn line(&self, object: &str) -> Option<String> {
+        let jobs: usize = self.bulk.iter().map(|(_, j, _)| j).sum();
+        let jobs = format!("{jobs} job{}", if jobs == 1 { "" } else { "s" });
+        // The heaviest span's reason speaks for the object.
+        let heaviest = |a: &f64, b: &f64| a.total_cmp(b);
+        let bulk = self.bulk.iter().max_by(|a, b| heaviest(&a.2, &b.2));
+        let rest = self.rest.iter().max_by(|a, b| heaviest(&a.1, &b.1));
+        Some(match (bulk, rest) {
+            (Some((b, ..)), None) => format!("api: {object} through bulk: {} ({jobs})", b.reason),
+            (None, Some((r, _))) => format!("api: {object} through rest: {}", r.reason),
+            (Some((b, ..)), Some((r, _))) => format!(
+                "api: {object} through bulk for {} of {} spans: {} ({jobs}); rest for the others: {}",
+                self.bulk.len(),
+                self.bulk.len() + self.rest.len(),
+                b.reason,
+                r.reason
+            ),
+            (None, None) => return None,
+        })
+    }
 }
 
 fn human_duration(d: Duration) -> String {

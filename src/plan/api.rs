@@ -104,32 +104,73 @@ pub fn rest_requests(rows: f64, rows_per_page: u64, groups: usize) -> u64 {
 }
 
 /// How many jobs read a span of `days` days holding about `rows`, side by side: one per
-/// results page of `page_rows`, at most `concurrency` and one per day. A job's results pages come one
-/// after another (each names the next by its locator), so a heavy span read by one job is read
-/// by one task while the others idle; each extra job costs a create, polls and a delete.
+/// results page of `page_rows`, at most `concurrency` and one per day. A job's results pages
+/// come one after another (each names the next by its locator), so a heavy span read by one
+/// job is read by one task while the others idle; each extra job costs a create, polls and a
+/// delete.
 pub fn jobs_for(rows: f64, page_rows: usize, days: usize, concurrency: usize) -> usize {
     let pages = (rows / page_rows.max(1) as f64).ceil() as usize;
     pages.min(concurrency).min(days).max(1)
 }
 
-/// Bulk requests to read `rows` with `jobs` jobs (one per span of pending days): each a
+/// Bulk requests to read `rows` with `jobs` jobs of results pages of `page_rows`: each job a
 /// create, polls, at least one results page and a delete.
-pub fn bulk_requests(rows: f64, jobs: usize) -> u64 {
+pub fn bulk_requests(rows: f64, jobs: usize, page_rows: usize) -> u64 {
     let jobs = jobs.max(1) as u64;
-    let pages = ((rows / BULK_PAGE_ROWS as f64).ceil() as u64).max(jobs);
+    let pages = ((rows / page_rows.max(1) as f64).ceil() as u64).max(jobs);
     jobs * (1 + EXPECTED_POLLS + 1) + pages
 }
 
-/// The API for an object whose pending days, in `jobs` spans, hold about `rows` (`None`: not
-/// counted).
-pub fn choose(
-    mode: ApiMode,
-    selection: &Selection,
-    rows: Option<f64>,
-    rows_per_page: u64,
-    groups: usize,
-    jobs: usize,
-) -> ApiChoice {
+/// What the choice for one span of pending days weighs.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanShape {
+    /// About how many rows the span holds; `None`: not counted.
+    pub rows: Option<f64>,
+    /// Rows per REST page of the selection.
+    pub rest_page_rows: u64,
+    /// REST field groups (each reads every row once).
+    pub groups: usize,
+    pub days: usize,
+    /// `--concurrency`: the most jobs a heavy span is cut into.
+    pub concurrency: usize,
+    /// `--bulk-page-rows`.
+    pub bulk_page_rows: usize,
+}
+
+impl SpanShape {
+    /// REST requests to read the span.
+    pub fn rest_requests(&self) -> u64 {
+        rest_requests(self.rows.unwrap_or(0.0), self.rest_page_rows, self.groups)
+    }
+
+    /// Bulk requests to read the span with `jobs` jobs.
+    pub fn bulk_requests(&self, jobs: usize) -> u64 {
+        bulk_requests(self.rows.unwrap_or(0.0), jobs, self.bulk_page_rows)
+    }
+}
+
+/// The API that reads one span under `mode`, and the jobs it is cut into when through Bulk:
+/// `auto` takes as many jobs, up to [`jobs_for`], as keep Bulk at most half of REST's
+/// requests; `--api bulk` reads a span with one job. `backfill` and `plan` both decide here.
+pub fn for_span(mode: ApiMode, selection: &Selection, shape: &SpanShape) -> (ApiChoice, usize) {
+    let most = match (mode, shape.rows) {
+        (ApiMode::Auto, Some(rows)) => {
+            jobs_for(rows, shape.bulk_page_rows, shape.days, shape.concurrency)
+        }
+        _ => 1,
+    };
+    let mut choice = choose(mode, selection, shape, most);
+    for jobs in (1..most).rev() {
+        if choice.api == Api::Bulk {
+            return (choice, jobs + 1);
+        }
+        choice = choose(mode, selection, shape, jobs);
+    }
+    (choice, 1)
+}
+
+/// The API for a span read, if through Bulk, by `jobs` jobs.
+fn choose(mode: ApiMode, selection: &Selection, shape: &SpanShape, jobs: usize) -> ApiChoice {
     let rest = |reason: String| ApiChoice {
         api: Api::Rest,
         reason,
@@ -146,13 +187,10 @@ pub fn choose(
             reason: "--api bulk".into(),
         };
     }
-    let Some(rows) = rows else {
+    let Some(rows) = shape.rows else {
         return rest("rows not counted".into());
     };
-    let (by_rest, by_bulk) = (
-        rest_requests(rows, rows_per_page, groups),
-        bulk_requests(rows, jobs),
-    );
+    let (by_rest, by_bulk) = (shape.rest_requests(), shape.bulk_requests(jobs));
     let numbers = format!("~{rows:.0} rows: {by_rest} REST requests, {by_bulk} Bulk");
     if by_bulk * 2 <= by_rest {
         ApiChoice {
@@ -169,6 +207,17 @@ mod tests {
     use super::*;
     use crate::decode::tests::field;
     use crate::salesforce::soql::Identifier;
+
+    fn shape(rows: Option<f64>) -> SpanShape {
+        SpanShape {
+            rows,
+            rest_page_rows: 2000,
+            groups: 1,
+            days: 365,
+            concurrency: 1,
+            bulk_page_rows: BULK_PAGE_ROWS,
+        }
+    }
 
     fn selection(object: &str, extra: Option<(&str, FieldType)>) -> Selection {
         let mut fields = vec![
@@ -195,39 +244,70 @@ mod tests {
     #[test]
     fn auto_takes_bulk_only_where_it_halves_the_requests() {
         let s = selection("Case", None);
-        let heavy = choose(ApiMode::Auto, &s, Some(200_000.0), 2000, 1, 1);
+        let heavy = choose(ApiMode::Auto, &s, &shape(Some(200_000.0)), 1);
         assert_eq!(heavy.api, Api::Bulk, "{}", heavy.reason);
         assert!(
             heavy.reason.contains("100 REST requests, 10 Bulk"),
             "{}",
             heavy.reason
         );
-        let small = choose(ApiMode::Auto, &s, Some(900.0), 2000, 1, 1);
+        let small = choose(ApiMode::Auto, &s, &shape(Some(900.0)), 1);
         assert_eq!(small.api, Api::Rest, "{}", small.reason);
-        let edge = choose(ApiMode::Auto, &s, Some(28_000.0), 2000, 1, 1);
+        let edge = choose(ApiMode::Auto, &s, &shape(Some(28_000.0)), 1);
         assert_eq!(
             edge.api,
             Api::Bulk,
             "14 pages vs 7 requests: {}",
             edge.reason
         );
-        let under = choose(ApiMode::Auto, &s, Some(26_000.0), 2000, 1, 1);
+        let under = choose(ApiMode::Auto, &s, &shape(Some(26_000.0)), 1);
         assert_eq!(
             under.api,
             Api::Rest,
             "13 pages vs 7 requests: {}",
             under.reason
         );
-        assert_eq!(choose(ApiMode::Auto, &s, None, 2000, 1, 1).api, Api::Rest);
-        let scattered = choose(ApiMode::Auto, &s, Some(200_000.0), 2000, 1, 10);
+        assert_eq!(choose(ApiMode::Auto, &s, &shape(None), 1).api, Api::Rest);
+        let scattered = choose(ApiMode::Auto, &s, &shape(Some(200_000.0)), 10);
         assert_eq!(scattered.api, Api::Rest, "ten jobs: {}", scattered.reason);
         assert_eq!(
-            choose(ApiMode::Rest, &s, Some(1e7), 2000, 1, 1).api,
+            choose(ApiMode::Rest, &s, &shape(Some(1e7)), 1).api,
             Api::Rest
         );
         assert_eq!(
-            choose(ApiMode::Bulk, &s, Some(1.0), 2000, 1, 1).api,
+            choose(ApiMode::Bulk, &s, &shape(Some(1.0)), 1).api,
             Api::Bulk
+        );
+    }
+
+    #[test]
+    fn a_span_takes_as_many_jobs_as_keep_bulk_at_half_and_weighs_the_bulk_page_size() {
+        let s = selection("Case", None);
+        let wide = SpanShape {
+            concurrency: 4,
+            ..shape(Some(5_000_000.0))
+        };
+        let (choice, jobs) = for_span(ApiMode::Auto, &s, &wide);
+        assert_eq!((choice.api, jobs), (Api::Bulk, 4), "{}", choice.reason);
+        let (choice, jobs) = for_span(ApiMode::Bulk, &s, &wide);
+        assert_eq!(
+            (choice.api, jobs),
+            (Api::Bulk, 1),
+            "--api bulk: a job a span"
+        );
+        // 14 REST pages: 7 Bulk requests at 50,000 rows a page, 20 at 2,000.
+        let edge = shape(Some(28_000.0));
+        assert_eq!(for_span(ApiMode::Auto, &s, &edge).0.api, Api::Bulk);
+        let small_pages = SpanShape {
+            bulk_page_rows: 2000,
+            ..edge
+        };
+        let (choice, jobs) = for_span(ApiMode::Auto, &s, &small_pages);
+        assert_eq!((choice.api, jobs), (Api::Rest, 1), "{}", choice.reason);
+        assert!(
+            choice.reason.contains("14 REST requests, 20 Bulk"),
+            "{}",
+            choice.reason
         );
     }
 
@@ -253,9 +333,7 @@ mod tests {
             let c = choose(
                 ApiMode::Bulk,
                 &selection(object, extra),
-                Some(1e7),
-                2000,
-                1,
+                &shape(Some(1e7)),
                 1,
             );
             assert_eq!(c.api, Api::Rest);

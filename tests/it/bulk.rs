@@ -197,23 +197,37 @@ async fn auto_takes_bulk_for_the_heavy_object_and_rest_for_three_days_of_a_small
     let url = org.url();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
+    // Pages of 500 rows and results pages of 20,000: September's Case rows need two results
+    // pages, so Bulk reads the month with two jobs side by side and still halves REST.
+    let pages = ["--batch-size", "500", "--bulk-page-rows", "20000"];
     let mut plan = args(out, "Case", "2025-09-01", "2025-09-30", "auto");
     plan[0] = "plan";
+    plan.extend(pages);
     let o = run(&url, &plan).await;
     assert_exit(&o, 0);
-    assert!(
-        stdout(&o).contains("api: Case through bulk"),
-        "{}",
-        stdout(&o)
-    );
-    let o = run(&url, &args(out, "Case", "2025-09-01", "2025-09-30", "auto")).await;
+    let said = stdout(&o);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("api: Case through bulk"))
+        .unwrap_or_else(|| panic!("{said}"));
+    // `… (N jobs)`: the plan cuts the month as the run will.
+    let planned: u64 = line
+        .rsplit('(')
+        .next()
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let mut backfill = args(out, "Case", "2025-09-01", "2025-09-30", "auto");
+    backfill.extend(pages);
+    let o = run(&url, &backfill).await;
     assert_exit(&o, 0);
     assert!(
         stderr(&o).contains("backfill: Case/2025-09-01..2025-09-30 through bulk: ~"),
         "{}",
         stderr(&o)
     );
-    assert!(org.stats().bulk.jobs_created > 0);
+    assert_eq!(org.stats().bulk.jobs_created, planned, "{line}");
+    assert_eq!(planned, 2, "{line}");
 
     org.reset_stats();
     let created = org.stats().bulk.jobs_created;
