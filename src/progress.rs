@@ -58,6 +58,14 @@ impl Totals {
         self.rows.load(Ordering::Relaxed) as f64 / secs
     }
 
+    fn drop_rows(&self, rows: u64) {
+        let _ = self
+            .rows
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                Some(r.saturating_sub(rows))
+            });
+    }
+
     fn eta(&self) -> Option<Duration> {
         let done = self.chunks_done.load(Ordering::Relaxed);
         let total = self.chunks_total.load(Ordering::Relaxed);
@@ -130,6 +138,10 @@ impl Reporter for Bars {
             self.totals.rows.load(Ordering::Relaxed),
             self.totals.rows_per_second()
         ));
+    }
+
+    fn on_rows_dropped(&self, _object: &str, rows: u64) {
+        self.totals.drop_rows(rows);
     }
 
     fn on_chunk_done(&self, chunk: &Chunk, rows: u64) {
@@ -213,6 +225,10 @@ impl Reporter for LogLines {
     fn on_rows(&self, _object: &str, rows: u64) {
         self.totals.rows.fetch_add(rows, Ordering::Relaxed);
         self.maybe_log();
+    }
+
+    fn on_rows_dropped(&self, _object: &str, rows: u64) {
+        self.totals.drop_rows(rows);
     }
 
     fn on_chunk_done(&self, _chunk: &Chunk, _rows: u64) {

@@ -378,7 +378,8 @@ pub(super) async fn delete_quietly(ctx: &Context, id: &str) {
 }
 
 /// Reads the job's results pages into the span's days, from the start or from the commit
-/// `from` names, committing at each spill; then publishes the days.
+/// `from` names, committing at each spill; then publishes the days. Rows are reported as
+/// read; a download given up takes its report back, as its days will be read again.
 async fn download(
     ctx: &Context,
     job: &ObjectJob,
@@ -387,6 +388,23 @@ async fn download(
     soql: &str,
     window: Window,
     from: Option<Resume>,
+) -> Result<(), ReadError> {
+    let mut reported = 0;
+    let downloaded = read_results(ctx, job, span, id, (soql, window), from, &mut reported).await;
+    if downloaded.is_err() {
+        ctx.reporter.on_rows_dropped(&span.object, reported);
+    }
+    downloaded
+}
+
+async fn read_results(
+    ctx: &Context,
+    job: &ObjectJob,
+    span: &Span,
+    id: &str,
+    (soql, window): (&str, Window),
+    from: Option<Resume>,
+    reported: &mut u64,
 ) -> Result<(), ReadError> {
     let mut days = DayRouter::new(ctx, job, span, soql, window);
     let (mut locator, mut rows) = (None, 0);
@@ -398,6 +416,7 @@ async fn download(
     loop {
         let (batch, next) = page;
         rows += batch.num_rows() as u64;
+        *reported += batch.num_rows() as u64;
         ctx.reporter.on_rows(&span.object, batch.num_rows() as u64);
         // The next page is asked for (by the locator this one gave) while this one's rows
         // are routed, spilled and committed: the server's work and ours overlap.

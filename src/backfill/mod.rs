@@ -54,6 +54,9 @@ pub trait Reporter: Send + Sync {
     fn on_run_start(&self, _objects: &[(String, u64)]) {}
     /// Rows of `object` decoded and written.
     fn on_rows(&self, _object: &str, _rows: u64) {}
+    /// Rows reported by `on_rows` that will not be written as read: a Bulk download given up
+    /// (its days are read again by a new job or through REST).
+    fn on_rows_dropped(&self, _object: &str, _rows: u64) {}
     fn on_chunk_done(&self, _chunk: &Chunk, _rows: u64) {}
     fn on_chunk_failed(&self, _chunk: &Chunk, _error: &str) {}
     /// Outside every off-peak window: no chunk starts until `until` (local time, as text).

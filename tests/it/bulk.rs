@@ -278,12 +278,25 @@ async fn falls_back(
         "bulk",
     );
     a.extend(extra);
+    // Progress as log lines: the last one's rows must be the rows written, though rows a
+    // given-up job read were reported on the way.
+    *a.iter_mut().find(|v| **v == "off").unwrap() = "log";
     let o = run(&url, &a).await;
     assert_exit(&o, 0);
     assert!(
         stderr(&o).contains(note),
         "wanted `{note}` in:\n{}",
         stderr(&o)
+    );
+    let progress = stderr(&o);
+    let last = progress
+        .lines()
+        .rfind(|l| l.starts_with("progress:"))
+        .unwrap_or_else(|| panic!("{progress}"));
+    let written = read_output(dir.path(), "Lead").len();
+    assert!(
+        last.contains(&format!(" {written} rows,")),
+        "{written} rows written: {last}"
     );
     let stats = org.stats().bulk;
     org.set_bulk_faults(BulkFaults::default());
