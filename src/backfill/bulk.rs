@@ -40,9 +40,9 @@ use crate::checkpoint::bulk_jobs::{BulkEntry, PartFile};
 use crate::plan::api::{self, Api, ApiMode};
 use crate::plan::spans::Span;
 use crate::plan::{Chunk, Window};
-use crate::read::{Halt, ObjectJob, ReadError, cursor_column, run_blocking, run_io};
+use crate::read::{Halt, ObjectJob, ReadError, cursor_column, fetch_decoded, run_blocking, run_io};
 use crate::salesforce::FetchError;
-use crate::salesforce::bulk::JobState;
+use crate::salesforce::bulk::{JobState, ResultsPage};
 use crate::salesforce::soql;
 use crate::write::StagedFile;
 
@@ -72,8 +72,6 @@ impl Default for BulkSettings {
 /// The first pause between polls; each next one is half again as long, up to [`MAX_POLL`].
 const FIRST_POLL: Duration = Duration::from_millis(200);
 const MAX_POLL: Duration = Duration::from_secs(10);
-/// A results page cut off is fetched again this many times before the span fails.
-const MAX_PAGE_REFETCHES: u32 = 4;
 /// Jobs deleted under the reader before its days go to REST.
 const MAX_JOBS: u32 = 2;
 
@@ -482,26 +480,14 @@ async fn results_page(
     id: &str,
     locator: Option<&str>,
 ) -> Result<(RecordBatch, Option<String>), ReadError> {
-    let mut refetches = 0;
-    loop {
-        ctx.pages().take_request()?;
-        let page = ctx
-            .client
-            .job_results(id, locator, ctx.bulk.page_rows)
-            .await?;
-        let decoder = job.decoder.clone();
-        let (body, records) = (page.body, page.records);
-        match run_blocking(move || Ok(decoder.decode_csv(&body, records)?)).await {
-            Ok(batch) => return Ok((batch, page.next)),
-            Err(ReadError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
-                refetches += 1;
-                tracing::info!(
-                    "Bulk job {id}: a results page arrived cut off ({e}); fetching it again"
-                );
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let decoder = job.decoder.clone();
+    fetch_decoded(
+        ctx.pages(),
+        &|| format!("Bulk job {id}"),
+        || ctx.client.job_results(id, locator, ctx.bulk.page_rows),
+        move |page: ResultsPage| Ok((decoder.decode_csv(&page.body, page.records)?, page.next)),
+    )
+    .await
 }
 
 /// The span's rows by day while the job's pages arrive.

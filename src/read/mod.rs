@@ -291,12 +291,36 @@ pub(crate) async fn fetch_page(
     request: &QueryPage,
     label: &(dyn Fn() -> String + Sync),
 ) -> Result<Page, ReadError> {
+    let decoder = decoder.clone();
+    fetch_decoded(
+        source,
+        label,
+        || source.client.query_page(request),
+        move |body| Ok(decoder.decode(&body)?),
+    )
+    .await
+}
+
+/// Sends a page request and decodes its answer off the runtime, spending one query from the
+/// budget per request sent. An answer cut off is fetched again, at most
+/// [`MAX_PAGE_REFETCHES`] times: a cursor or a Bulk locator serves the same page again.
+pub(crate) async fn fetch_decoded<A, T, Fut>(
+    source: PageSource<'_>,
+    label: &(dyn Fn() -> String + Sync),
+    mut fetch: impl FnMut() -> Fut,
+    decode: impl Fn(A) -> Result<T, ReadError> + Clone + Send + 'static,
+) -> Result<T, ReadError>
+where
+    Fut: Future<Output = Result<A, FetchError>>,
+    A: Send + 'static,
+    T: Send + 'static,
+{
     let mut refetches = 0;
     loop {
         source.take_request()?;
-        let body = source.client.query_page(request).await?;
-        let decoder = decoder.clone();
-        match run_blocking(move || decoder.decode(&body).map_err(ReadError::from)).await {
+        let answer = fetch().await?;
+        let decode = decode.clone();
+        match run_blocking(move || decode(answer)).await {
             Err(ReadError::Decode(e)) if e.is_transient() && refetches < MAX_PAGE_REFETCHES => {
                 refetches += 1;
                 tracing::info!(

@@ -15,7 +15,7 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use std::sync::PoisonError;
 
-use super::{ApiUsage, DataCall, FetchError, SalesforceClient};
+use super::{ApiUsage, DataCall, FetchError, SalesforceClient, json_body};
 
 /// A job's state as `state` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,16 +76,6 @@ impl JobInfo {
     }
 }
 
-fn json_of<T: serde::de::DeserializeOwned>(
-    body: &[u8],
-    what: &'static str,
-) -> Result<T, FetchError> {
-    serde_json::from_slice(body).map_err(|e| FetchError::BadBody {
-        what,
-        reason: super::auth::json_error_shape(&e),
-    })
-}
-
 impl SalesforceClient {
     /// Whether one more query job keeps the org's daily jobs under `max_api_usage_pct`.
     ///
@@ -100,8 +90,11 @@ impl SalesforceClient {
         let Some(ApiUsage { used, max }) = jobs else {
             return Ok(());
         };
-        let share = (used + 1) as f64 * 100.0 / max.max(1) as f64;
-        if share > self.inner.config.max_api_usage_pct {
+        let after = ApiUsage {
+            used: used + 1,
+            max,
+        };
+        if max == 0 || after.share_pct() > self.inner.config.max_api_usage_pct {
             return Err(JobRefused::DailyJobs { used, max });
         }
         Ok(())
@@ -133,7 +126,7 @@ impl SalesforceClient {
         };
         let info: JobInfo = self
             .inner
-            .call(&call, |_, body| json_of(&body, "query job answer"))
+            .call(&call, |_, body| json_body(&body, "query job answer"))
             .await?;
         if let Some(jobs) = self
             .inner
@@ -155,7 +148,7 @@ impl SalesforceClient {
         let call = self.job_call(Method::GET, id, None);
         let info: JobInfo = self
             .inner
-            .call(&call, |_, body| json_of(&body, "query job answer"))
+            .call(&call, |_, body| json_body(&body, "query job answer"))
             .await?;
         Ok(info.state())
     }

@@ -542,13 +542,8 @@ impl Inner {
         url: &Url,
         what: &'static str,
     ) -> Result<T, FetchError> {
-        self.with_session(url, HeaderMap::new(), |body| {
-            serde_json::from_slice(&body).map_err(|e| FetchError::BadBody {
-                what,
-                reason: auth::json_error_shape(&e),
-            })
-        })
-        .await
+        self.with_session(url, HeaderMap::new(), |body| json_body(&body, what))
+            .await
     }
 
     /// A data `GET` returning the `200` body as is.
@@ -776,6 +771,18 @@ impl Inner {
             }
         }
     }
+}
+
+/// A `2xx` body read as `T`; a body that is not (cut off, an edge's page) is a
+/// [`FetchError::BadBody`], which is retried.
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &'static str,
+) -> Result<T, FetchError> {
+    serde_json::from_slice(body).map_err(|e| FetchError::BadBody {
+        what,
+        reason: auth::json_error_shape(&e),
+    })
 }
 
 /// A URL as logged: path and query (the SOQL is not secret), never userinfo.
