@@ -239,6 +239,7 @@ mod tests {
             include_deleted: false,
             start: at(1),
             end: at(5),
+            created_at: at(5),
             locator: Some("L".into()),
             rows: 4,
             parts,

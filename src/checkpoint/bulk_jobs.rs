@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{CheckpointError, Journal, JournalLine, Manifest, manifest_dir};
+use super::{CheckpointError, Journal, JournalLine, Manifest, manifest_dir, read_unlocked};
 
 /// The Bulk journal's file name.
 pub const BULK_JOURNAL_FILE: &str = "bulk.journal";
@@ -94,6 +94,7 @@ pub struct OpenJob {
     pub include_deleted: bool,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
     /// Where its results are read on from; `None` before the first commit.
     pub locator: Option<String>,
     /// Rows committed.
@@ -118,6 +119,7 @@ impl BulkState {
                 include_deleted,
                 start,
                 end,
+                at,
                 ..
             } => {
                 let open = OpenJob {
@@ -126,6 +128,7 @@ impl BulkState {
                     include_deleted,
                     start,
                     end,
+                    created_at: at,
                     locator: None,
                     rows: 0,
                     parts: Vec::new(),
@@ -150,6 +153,18 @@ impl BulkState {
             }
         }
     }
+}
+
+/// Reads the Bulk journal of `out` without locking it (for `status`).
+///
+/// # Errors
+/// `Corrupt`/`Foreign`/`Newer` for a journal we cannot read; `Io` when it cannot be read.
+pub fn read(out: &Path) -> Result<BulkState, CheckpointError> {
+    let mut state = BulkState::default();
+    read_unlocked(out, BULK_JOURNAL_FILE, (FORMAT, FORMAT_VERSION), |e| {
+        state.apply(e)
+    })?;
+    Ok(state)
 }
 
 /// The folder of committed part files of `out`.

@@ -21,12 +21,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io;
 use std::path::Path;
 
 use super::{
     CheckpointError, Journal, JournalLine, LOCK_FILE, acquire_lock, cursors, io_err, manifest_dir,
-    read_journal,
+    read_unlocked,
 };
 
 /// The compaction journal's file name.
@@ -180,15 +179,10 @@ impl CompactState {
 /// Reads the compaction journal of `out` without locking it (for `status` and `--dry-run`).
 /// None yet reads as empty.
 pub fn read(out: &Path) -> Result<CompactState, CheckpointError> {
-    let path = manifest_dir(out).join(COMPACT_JOURNAL_FILE);
     let mut state = CompactState::default();
-    match File::open(&path) {
-        Ok(file) => {
-            read_journal(&path, file, (FORMAT, FORMAT_VERSION), |e| state.apply(e))?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("read", &path)(e)),
-    }
+    read_unlocked(out, COMPACT_JOURNAL_FILE, (FORMAT, FORMAT_VERSION), |e| {
+        state.apply(e)
+    })?;
     Ok(state)
 }
 

@@ -16,14 +16,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io;
 use std::path::Path;
 
-use super::{
-    CheckpointError, ConfigVersion, Journal, JournalLine, ObjectConfig, io_err, manifest_dir,
-    read_journal,
-};
+use super::{CheckpointError, ConfigVersion, Journal, JournalLine, ObjectConfig, read_unlocked};
 
 /// The sync journal's file name.
 pub const SYNC_JOURNAL_FILE: &str = "sync.journal";
@@ -286,15 +281,10 @@ fn file_day(file: &str) -> Option<NaiveDate> {
 
 /// Reads the sync journal of `out` without locking it (for `status`). None yet reads as empty.
 pub fn read(out: &Path) -> Result<SyncState, CheckpointError> {
-    let path = manifest_dir(out).join(SYNC_JOURNAL_FILE);
     let mut state = SyncState::default();
-    match File::open(&path) {
-        Ok(file) => {
-            read_journal(&path, file, (FORMAT, FORMAT_VERSION), |e| state.apply(e))?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("read", &path)(e)),
-    }
+    read_unlocked(out, SYNC_JOURNAL_FILE, (FORMAT, FORMAT_VERSION), |e| {
+        state.apply(e)
+    })?;
     Ok(state)
 }
 

@@ -445,17 +445,30 @@ pub fn manifest_dir(out: &Path) -> PathBuf {
 ///
 /// A folder without a manifest reads as empty.
 pub fn read(out: &Path) -> Result<ManifestState, CheckpointError> {
-    let path = manifest_dir(out).join(JOURNAL_FILE);
+    let mut state = ManifestState::default();
+    if !read_unlocked(out, JOURNAL_FILE, (FORMAT, FORMAT_VERSION), |e| {
+        state.apply(e)
+    })? {
+        refuse_foreign_folder(out)?;
+    }
+    Ok(state)
+}
+
+/// Folds the journal `name` of `out` through `apply` without locking it (for `status` and
+/// `plan`); `false` when there is none.
+pub(crate) fn read_unlocked<E: JournalLine>(
+    out: &Path,
+    name: &str,
+    format: (&str, u32),
+    apply: impl FnMut(E),
+) -> Result<bool, CheckpointError> {
+    let path = manifest_dir(out).join(name);
     match File::open(&path) {
         Ok(file) => {
-            let mut state = ManifestState::default();
-            read_journal(&path, file, (FORMAT, FORMAT_VERSION), |e| state.apply(e))?;
-            Ok(state)
+            read_journal(&path, file, format, apply)?;
+            Ok(true)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            refuse_foreign_folder(out)?;
-            Ok(ManifestState::default())
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(io_err("read", &path)(e)),
     }
 }

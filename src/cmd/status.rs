@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::checkpoint;
+use crate::checkpoint::bulk_jobs::{self, BulkState};
 use crate::checkpoint::cursors;
 use crate::checkpoint::status::{
     AddedColumn, ColumnDrift, ObjectStatus, SyncStatus, object_statuses, sync_statuses,
@@ -76,12 +77,22 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
     let statuses = object_statuses(&state, chrono::Utc::now());
     let synced = sync_statuses(&cursors::read(out)?);
     let files = crate::compact::files_status(out)?;
+    let bulk = bulk_jobs::read(out)?;
     if json {
         let doc = serde_json::json!({
             "out": crate::store::shown(out),
             "objects": statuses,
             "sync": synced,
             "files": files,
+            "bulk_jobs": bulk.open.iter().map(|(id, job)| serde_json::json!({
+                "id": id,
+                "object": job.object,
+                "window_start": job.start,
+                "window_end": job.end,
+                "created_at": job.created_at,
+                "rows_committed": job.rows,
+                "parts": job.parts.len(),
+            })).collect::<Vec<_>>(),
             "last_run_started": state.last_run_started,
             "last_run_ended": state.last_run_ended.as_ref().map(|(at, outcome)| serde_json::json!({"at": at, "outcome": outcome})),
         });
@@ -98,6 +109,9 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
             at.format("%Y-%m-%d %H:%M:%S UTC")
         );
     }
+    if !bulk.open.is_empty() {
+        print!("\n{}", bulk_table(&bulk));
+    }
     if !synced.is_empty() {
         print!("\n{}", sync_table(&synced));
     }
@@ -105,6 +119,27 @@ pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
         print!("\n{}", files_table(&files));
     }
     Ok(())
+}
+
+/// The Bulk jobs a stopped backfill left open, which the next one reads on from.
+fn bulk_table(bulk: &BulkState) -> String {
+    let time = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut s = format!(
+        "{:<20} {:<20} {:<20} {:>14}  {}\n",
+        "OPEN BULK JOB", "OBJECT", "CREATED", "ROWS COMMITTED", "WINDOW"
+    );
+    for (id, job) in &bulk.open {
+        s += &format!(
+            "{id:<20} {:<20} {:<20} {:>14}  {} .. {}\n",
+            job.object,
+            time(&job.created_at),
+            job.rows,
+            time(&job.start),
+            time(&job.end)
+        );
+    }
+    s += "    the next backfill with the same arguments reads on from these jobs while Salesforce keeps them (7 days); a job gone by then is created again for its pending days\n";
+    s
 }
 
 /// Per object its day folders, files, the most files in one day, and its last compaction.

@@ -684,8 +684,24 @@ async fn a_run_stopped_by_the_query_limit_leaves_its_job_for_the_next_run_to_rea
     let o = run(&url, &limited).await;
     assert_exit(&o, 3);
     let (job, committed) = last_commit(dir.path()).expect("a commit before the limit");
-    assert_eq!(open_jobs(dir.path()), [job], "the job is left open");
+    assert_eq!(open_jobs(dir.path()), [job.clone()], "the job is left open");
     assert_eq!(org.stats().bulk.jobs_open, 1, "and not deleted");
+    let status = run(&url, &["status", "--out", out]).await;
+    assert_exit(&status, 0);
+    let row = format!("{job} ");
+    let shown = stdout(&status);
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with(&row))
+        .unwrap_or_else(|| panic!("status shows the open job:\n{shown}"));
+    assert!(
+        line.contains(" Case ") && line.contains(&format!(" {committed} ")),
+        "{line}"
+    );
+    let json = run(&url, &["status", "--out", out, "--json"]).await;
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(doc["bulk_jobs"][0]["id"], job.as_str());
+    assert_eq!(doc["bulk_jobs"][0]["rows_committed"], committed);
     let before = org.stats();
     assert_exit(&run(&url, &a).await, 0);
     let after = org.stats();
@@ -707,6 +723,12 @@ async fn a_run_stopped_by_the_query_limit_leaves_its_job_for_the_next_run_to_rea
     );
     assert!(open_jobs(dir.path()).is_empty());
     assert_eq!(bulk_parts(dir.path()), 0);
+    let status = run(&url, &["status", "--out", out]).await;
+    assert!(
+        !stdout(&status).contains("OPEN BULK JOB"),
+        "{}",
+        stdout(&status)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
