@@ -569,15 +569,7 @@ impl DayRouter {
                 continue;
             }
             let waiting = std::mem::take(&mut day.waiting);
-            let mut part = day.sink.part_in(dir);
-            let part = run_blocking(move || {
-                for rows in &waiting {
-                    part.write(rows)?;
-                }
-                Ok(part)
-            })
-            .await?;
-            let (staged, soql) = run_io(move || Ok(part.finish()?)).await?;
+            let (staged, soql) = write_part(day.sink.part_in(dir), waiting).await?;
             if let Some(staged) = &staged {
                 spilled.push(PartFile {
                     day: day.chunk.day,
@@ -635,18 +627,26 @@ async fn publish_day(day: Day, out: PathBuf) -> Result<(Chunk, ChunkDone), ReadE
         return Ok((chunk, done));
     }
     if !waiting.is_empty() {
-        let mut part = sink.part();
-        let part = run_blocking(move || {
-            for rows in &waiting {
-                part.write(rows)?;
-            }
-            Ok(part)
-        })
-        .await?;
-        parts.push(run_io(move || Ok(part.finish()?)).await?);
+        parts.push(write_part(sink.part(), waiting).await?);
     }
     let done = run_io(move || Ok(sink.publish_parts(parts, &out)?)).await?;
     Ok((chunk, done))
+}
+
+/// Writes `rows` to the part file `part` (encoding off the runtime) and closes it: the staged
+/// file (`None`: no rows) and the query that read them.
+async fn write_part(
+    mut part: ChunkSink,
+    rows: Vec<RecordBatch>,
+) -> Result<(Option<StagedFile>, String), ReadError> {
+    let part = run_blocking(move || {
+        for batch in &rows {
+            part.write(batch)?;
+        }
+        Ok(part)
+    })
+    .await?;
+    run_io(move || Ok(part.finish()?)).await
 }
 
 /// The rows of `batch` per day index, in row order within each day; rows of the job's
