@@ -19,8 +19,8 @@
 //! `N` is `SFB_COMPACT_RECORDS` (default 1,000,000); `SFB_MEM_BIN` points at another binary.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
+#[path = "common/peak_rss.rs"]
+mod peak_rss;
+
 const OBJECT: &str = "Bench__c";
 const DAYS: usize = 30;
 const SYNC_DAYS: usize = 5;
@@ -39,8 +42,6 @@ const WIDE_COLUMNS: usize = 24;
 const TEXT_CHARS: usize = 40;
 const DEFAULT_RECORDS: usize = 1_000_000;
 const BATCH: usize = 8192;
-/// Set (to a result file) when this binary runs as the launcher.
-const LAUNCH_ENV: &str = "SFB_MEM_LAUNCH_RESULT";
 
 struct Measured {
     label: String,
@@ -53,21 +54,21 @@ struct Measured {
 }
 
 fn main() -> ExitCode {
-    if let Some(result) = std::env::var_os(LAUNCH_ENV) {
-        return launch(Path::new(&result));
+    if let Some(code) = peak_rss::as_launcher() {
+        return code;
     }
     let records = std::env::var("SFB_COMPACT_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_RECORDS);
-    let bin = match binary() {
+    let bin = match peak_rss::binary("compact") {
         Ok(bin) => bin,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    let floor = floor();
+    let floor = peak_rss::floor();
     println!("launcher floor: {:.1} MB", floor as f64 / 1024.0);
     let mut runs = Vec::new();
     for (label, n, wide) in [
@@ -241,9 +242,7 @@ fn measure(bin: &Path, label: &str, n: usize, wide: bool) -> Result<Measured, St
 fn compact(bin: &Path, out: &Path, dry_run: bool) -> Result<(i64, Duration), String> {
     let result = out.join("launch.result");
     let started = Instant::now();
-    let status = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-        .env(LAUNCH_ENV, &result)
-        .arg(bin)
+    let status = peak_rss::launcher(bin, &result)
         .args(["compact", "--out"])
         .arg(out)
         .args(dry_run.then_some("--dry-run"))
@@ -253,7 +252,7 @@ fn compact(bin: &Path, out: &Path, dry_run: bool) -> Result<(i64, Duration), Str
     if !status.success() {
         return Err(format!("launcher: {status}"));
     }
-    let (code, peak_rss_kb) = read_result(&result);
+    let (code, peak_rss_kb) = peak_rss::result(&result);
     std::fs::remove_file(&result).map_err(|e| e.to_string())?;
     match code {
         0 => Ok((peak_rss_kb, wall)),
@@ -276,87 +275,4 @@ fn parquet_rows(dir: &Path) -> (u64, usize, usize) {
         }
     }
     (rows, files, days)
-}
-
-/// The binary next to the bench's profile folder, or `SFB_MEM_BIN`.
-fn binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("SFB_MEM_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("sfbackfill"))
-        .ok_or_else(|| format!("unexpected bench path {}", exe.display()))?;
-    match bin.is_file() {
-        true => Ok(bin),
-        false => Err(format!(
-            "{} not found: build the binary with the bench's profile first (cargo build && cargo bench --bench compact --profile dev)",
-            bin.display()
-        )),
-    }
-}
-
-/// The launcher: runs `argv[1..]`, reaps it with `wait4`, writes `<status> <ru_maxrss KiB>`.
-/// (Why a launcher and not a child of the bench: see `benches/memory.rs`.)
-fn launch(result: &Path) -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let Some(program) = args.next() else {
-        return ExitCode::from(2);
-    };
-    let Ok(child) = Command::new(&program).args(args).spawn() else {
-        return ExitCode::from(2);
-    };
-    let (status, maxrss) = wait4(child.id() as libc::pid_t);
-    drop(child);
-    std::fs::write(result, format!("{status} {maxrss}")).expect("write launcher result");
-    ExitCode::SUCCESS
-}
-
-fn floor() -> i64 {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let result = dir.path().join("launch.result");
-    let status = Command::new(std::env::current_exe().expect("current_exe"))
-        .env(LAUNCH_ENV, &result)
-        .arg("true")
-        .status()
-        .expect("run the launcher");
-    assert!(status.success(), "launcher failed: {status}");
-    read_result(&result).1
-}
-
-fn read_result(path: &Path) -> (i32, i64) {
-    let text = std::fs::read_to_string(path).expect("launcher result");
-    let mut parts = text
-        .split_whitespace()
-        .map(|p| p.parse::<i64>().expect("number"));
-    (
-        parts.next().expect("status") as i32,
-        parts.next().expect("maxrss"),
-    )
-}
-
-/// Waits for `pid`; returns its exit status (128 + signal if killed) and `ru_maxrss` in KiB.
-fn wait4(pid: libc::pid_t) -> (i32, i64) {
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 writes both out-parameters.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own unreaped child; the pointers are to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            panic!("wait4({pid}): {err}");
-        }
-    }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    (code, usage.ru_maxrss)
 }

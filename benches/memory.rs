@@ -30,14 +30,16 @@
 //! whichever comes first. Figures: docs/benchmarks.md.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use sfbackfill_fake_org::{FakeOrg, FakeOrgConfig};
 
 mod common;
+#[path = "common/peak_rss.rs"]
+mod peak_rss;
 
 const OBJECT: &str = "Case";
 const FIELDS: &str = "Case=Subject,Status,Priority,Origin,Description";
@@ -49,8 +51,6 @@ const DEFAULT_SCALES: [u32; 4] = [1, 3, 10, 34];
 const CONCURRENCIES: [u32; 2] = [4, 16];
 const CLIENT_ID: &str = "fake-client-id";
 const CLIENT_SECRET: &str = "fake-client-secret";
-/// Set (to a result file) when this binary runs as the launcher; see [`launch`].
-const LAUNCH_ENV: &str = "SFB_MEM_LAUNCH_RESULT";
 
 /// One measured backfill.
 struct Run {
@@ -67,8 +67,8 @@ struct Run {
 }
 
 fn main() -> ExitCode {
-    if let Some(result) = std::env::var_os(LAUNCH_ENV) {
-        return launch(Path::new(&result));
+    if let Some(code) = peak_rss::as_launcher() {
+        return code;
     }
     let scales: Vec<u32> = match std::env::var("SFB_MEM_SCALES") {
         Ok(v) => match v
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         },
         Err(_) => DEFAULT_SCALES.to_vec(),
     };
-    let bin = match binary() {
+    let bin = match peak_rss::binary("memory") {
         Ok(bin) => bin,
         Err(msg) => {
             eprintln!("{msg}");
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
     println!("binary: {}", bin.display());
     println!();
 
-    let floor_kb = floor();
+    let floor_kb = peak_rss::floor();
     println!(
         "measurement floor (the launcher running `true`): {:.1} MB",
         floor_kb as f64 / 1024.0
@@ -218,36 +218,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// `target/<profile>/sfbackfill`, next to the directory this bench runs from.
-fn binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("SFB_MEM_BIN") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("SFB_MEM_BIN={} is not a file", path.display()))
-        };
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    // target/<profile>/deps/memory-<hash> → target/<profile>/sfbackfill
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("unexpected bench path {}", exe.display()))?;
-    let bin = profile_dir.join("sfbackfill");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} not found: build the binary with the bench's profile first, e.g.\n  \
-             cargo build --release && cargo bench --bench memory\n  \
-             cargo build && cargo bench --bench memory --profile dev\n\
-             or point SFB_MEM_BIN at an sfbackfill binary",
-            bin.display()
-        ))
-    }
-}
-
 /// Runs one backfill as a child process and reaps it with `wait4` for its peak RSS.
 fn backfill(
     bin: &Path,
@@ -263,9 +233,7 @@ fn backfill(
     let log = File::create(&log_path).expect("log file");
     let started = Instant::now();
     let result = dir.path().join("launch.result");
-    let status = Command::new(std::env::current_exe().expect("current_exe"))
-        .env(LAUNCH_ENV, &result)
-        .arg(bin)
+    let status = peak_rss::launcher(bin, &result)
         .args([
             "backfill",
             "--objects",
@@ -291,7 +259,7 @@ fn backfill(
         .status()
         .expect("run the launcher");
     assert!(status.success(), "launcher failed: {status}");
-    let (status, peak_rss_kb) = read_result(&result);
+    let (status, peak_rss_kb) = peak_rss::result(&result);
     let wall = started.elapsed();
     if status != 0 {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -310,83 +278,6 @@ fn backfill(
         peak_rss_kb,
         status,
     }
-}
-
-/// The launcher: runs `argv[1..]` as its child, reaps it with `wait4` and writes
-/// `<exit status> <ru_maxrss KiB>` to `result`.
-///
-/// Why not `wait4` on a child of the bench itself: Rust spawns through `posix_spawn` (a
-/// `CLONE_VM` child sharing the parent's memory until it execs), and Linux keeps the
-/// high-water mark of the memory a process had before `exec` in its `ru_maxrss`. A child of
-/// the bench would therefore report at least the bench's own RSS, fake org included (a
-/// 101-row day measured 50 MB that way). The launcher is this binary freshly exec'd, before
-/// any runtime or org exists, so the floor it leaves is a few MB, printed as the `floor` row.
-fn launch(result: &Path) -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let Some(program) = args.next() else {
-        eprintln!("launcher: no program");
-        return ExitCode::from(2);
-    };
-    let child = match Command::new(&program).args(args).spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("launcher: spawn {}: {e}", program.to_string_lossy());
-            return ExitCode::from(2);
-        }
-    };
-    let (status, maxrss) = wait4(child.id() as libc::pid_t);
-    // Reaped by wait4: `child` must not be waited for again (dropping it does not wait).
-    drop(child);
-    std::fs::write(result, format!("{status} {maxrss}")).expect("write launcher result");
-    ExitCode::SUCCESS
-}
-
-/// The `ru_maxrss` the launcher reports for a program that uses almost nothing: the part of
-/// every figure that is the launcher's, not the engine's.
-fn floor() -> i64 {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let result = dir.path().join("launch.result");
-    let status = Command::new(std::env::current_exe().expect("current_exe"))
-        .env(LAUNCH_ENV, &result)
-        .arg("true")
-        .status()
-        .expect("run the launcher");
-    assert!(status.success(), "launcher failed: {status}");
-    read_result(&result).1
-}
-
-fn read_result(path: &Path) -> (i32, i64) {
-    let text = std::fs::read_to_string(path).expect("launcher result");
-    let mut parts = text
-        .split_whitespace()
-        .map(|p| p.parse::<i64>().expect("number"));
-    let status = parts.next().expect("status") as i32;
-    let maxrss = parts.next().expect("maxrss");
-    (status, maxrss)
-}
-
-/// Waits for `pid`; returns its exit status (128 + signal if killed) and `ru_maxrss` in KiB.
-fn wait4(pid: libc::pid_t) -> (i32, i64) {
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 writes both out-parameters.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own unreaped child; the pointers are to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            panic!("wait4({pid}): {err}");
-        }
-    }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    (code, usage.ru_maxrss)
 }
 
 /// Rows (from each footer) and files of every Parquet file under `dir`.
