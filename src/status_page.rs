@@ -19,6 +19,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::checkpoint::RunUsage;
+use crate::checkpoint::bulk_jobs::BulkState;
 use crate::checkpoint::status::{DayState, ObjectStatus, SyncStatus};
 
 /// Everything the page shows.
@@ -31,6 +32,8 @@ pub struct Page<'a> {
     pub synced: &'a [SyncStatus],
     /// Per synced object, in the same order, its schema changes.
     pub sync_drift: Vec<Vec<String>>,
+    /// Bulk jobs a stopped backfill left open.
+    pub bulk: &'a BulkState,
     pub last_run_ended: Option<&'a (DateTime<Utc>, String)>,
     pub usage: Option<RunUsage>,
 }
@@ -93,6 +96,7 @@ pub fn render(page: &Page) -> String {
         }
         None => html += "<p>No chunk is recorded or planned in this folder yet.</p>\n",
     }
+    html += &bulk_section(page.bulk);
     html += &sync_section(page.synced, &page.sync_drift);
     html += "</body></html>\n";
     html
@@ -337,6 +341,34 @@ fn level(rows: u64, max: u64) -> u64 {
     }
 }
 
+/// The Bulk jobs the next backfill reads on from; nothing when there are none.
+fn bulk_section(bulk: &BulkState) -> String {
+    if bulk.open.is_empty() {
+        return String::new();
+    }
+    let time = |at: &DateTime<Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut s = String::from(
+        "<h2>Open Bulk jobs</h2><p class=\"meta\">The next backfill with the same arguments \
+         reads on from these while Salesforce keeps them (7 days).</p>\
+         <table><tr><th>Job</th><th>Object</th><th>Created</th><th>Rows committed</th>\
+         <th>Window</th></tr>\n",
+    );
+    for (id, job) in &bulk.open {
+        let _ = writeln!(
+            s,
+            "<tr data-bulk-job=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{} .. {}</td></tr>",
+            escape(id),
+            escape(id),
+            escape(&job.object),
+            time(&job.created_at),
+            thousands(job.rows),
+            time(&job.start),
+            time(&job.end),
+        );
+    }
+    s + "</table>\n"
+}
+
 fn sync_section(synced: &[SyncStatus], drift: &[Vec<String>]) -> String {
     if synced.is_empty() {
         return "<h2>Sync</h2><p class=\"meta\">No object has been synced into this folder.</p>\n"
@@ -427,6 +459,10 @@ fn bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
+    static NO_JOBS: BulkState = BulkState {
+        open: std::collections::BTreeMap::new(),
+    };
+
     fn day(m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2025, m, d).unwrap()
     }
@@ -447,6 +483,7 @@ mod tests {
             drift: vec![vec![]; objects.len()],
             synced: &[],
             sync_drift: vec![],
+            bulk: &NO_JOBS,
             last_run_ended: None,
             usage: None,
         }

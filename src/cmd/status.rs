@@ -14,13 +14,31 @@ use crate::status_page;
 
 use super::Failure;
 
+/// What every form of `status` shows, read once.
+struct Shown {
+    state: checkpoint::ManifestState,
+    objects: Vec<ObjectStatus>,
+    synced: Vec<SyncStatus>,
+    bulk: BulkState,
+}
+
+impl Shown {
+    fn read(out: &Path, now: chrono::DateTime<chrono::Utc>) -> Result<Self, Failure> {
+        check_folder(out)?;
+        let state = checkpoint::read(out)?;
+        Ok(Self {
+            objects: object_statuses(&state, now),
+            synced: sync_statuses(&cursors::read(out)?),
+            bulk: bulk_jobs::read(out)?,
+            state,
+        })
+    }
+}
+
 /// `status --html FILE`: the same status as one self-contained page, written to `page`.
 pub fn status_html(out: &Path, page: &Path) -> Result<(), Failure> {
-    check_folder(out)?;
-    let state = checkpoint::read(out)?;
     let now = chrono::Utc::now();
-    let statuses = object_statuses(&state, now);
-    let synced = sync_statuses(&cursors::read(out)?);
+    let shown = Shown::read(out, now)?;
     let lines = |drift: &ColumnDrift, files: Files| -> Vec<String> {
         drift_lines(drift, files)
             .lines()
@@ -30,18 +48,21 @@ pub fn status_html(out: &Path, page: &Path) -> Result<(), Failure> {
     let html = status_page::render(&status_page::Page {
         out,
         now,
-        drift: statuses
+        drift: shown
+            .objects
             .iter()
             .map(|o| lines(&o.columns, Files::Backfill))
             .collect(),
-        objects: &statuses,
-        sync_drift: synced
+        objects: &shown.objects,
+        sync_drift: shown
+            .synced
             .iter()
             .map(|o| lines(&o.columns, Files::Sync))
             .collect(),
-        synced: &synced,
-        last_run_ended: state.last_run_ended.as_ref(),
-        usage: state.last_run_usage,
+        synced: &shown.synced,
+        bulk: &shown.bulk,
+        last_run_ended: shown.state.last_run_ended.as_ref(),
+        usage: shown.state.last_run_usage,
     });
     std::fs::write(page, html).map_err(|e| {
         Failure::new(
@@ -53,8 +74,8 @@ pub fn status_html(out: &Path, page: &Path) -> Result<(), Failure> {
     println!(
         "wrote {} ({} objects, {} synced)",
         page.display(),
-        statuses.len(),
-        synced.len()
+        shown.objects.len(),
+        shown.synced.len()
     );
     Ok(())
 }
@@ -72,12 +93,13 @@ fn check_folder(out: &Path) -> Result<(), Failure> {
 
 /// `status`: per object chunks done, pending and failed, rows, bytes, window, errors.
 pub fn status(out: &Path, json: bool) -> Result<(), Failure> {
-    check_folder(out)?;
-    let state = checkpoint::read(out)?;
-    let statuses = object_statuses(&state, chrono::Utc::now());
-    let synced = sync_statuses(&cursors::read(out)?);
+    let Shown {
+        state,
+        objects: statuses,
+        synced,
+        bulk,
+    } = Shown::read(out, chrono::Utc::now())?;
     let files = crate::compact::files_status(out)?;
-    let bulk = bulk_jobs::read(out)?;
     if json {
         let doc = serde_json::json!({
             "out": crate::store::shown(out),

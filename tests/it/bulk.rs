@@ -706,6 +706,15 @@ async fn a_run_stopped_by_the_query_limit_leaves_its_job_for_the_next_run_to_rea
     let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(doc["bulk_jobs"][0]["id"], job.as_str());
     assert_eq!(doc["bulk_jobs"][0]["rows_committed"], committed);
+    let page = dir.path().join("status.html");
+    let html = run(
+        &url,
+        &["status", "--out", out, "--html", page.to_str().unwrap()],
+    )
+    .await;
+    assert_exit(&html, 0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(&format!("data-bulk-job=\"{job}\"")), "{html}");
     let before = org.stats();
     assert_exit(&run(&url, &a).await, 0);
     let after = org.stats();
