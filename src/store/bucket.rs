@@ -54,7 +54,7 @@ impl Bucket {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let store: Arc<dyn ObjectStore> = match scheme {
             ObjectStoreScheme::AmazonS3 => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
+                s3_builder()?
                     .with_url(url.as_str())
                     .build()
                     .map_err(|e| setup(e.to_string()))?,
@@ -309,6 +309,43 @@ impl Drop for Bucket {
             runtime.shutdown_background();
         }
     }
+}
+
+/// An S3 builder from the environment, as `AmazonS3Builder::from_env`, then what the AWS
+/// profile adds (`aws_profile`): its keys when the environment has none (its session token
+/// with them, never the environment's), its region and endpoint when the environment has none.
+fn s3_builder() -> Result<object_store::aws::AmazonS3Builder, StoreError> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as Config};
+    let profile = super::aws_profile::settings(&|name| std::env::var(name).ok())?;
+    let mut builder = AmazonS3Builder::new();
+    for (name, value) in std::env::vars() {
+        let Some(key) = name
+            .starts_with("AWS_")
+            .then(|| name.to_ascii_lowercase().parse::<Config>().ok())
+            .flatten()
+        else {
+            continue;
+        };
+        if profile.keys.is_some() && key == Config::Token {
+            continue;
+        }
+        builder = builder.with_config(key, value);
+    }
+    if let Some((id, secret, token)) = profile.keys {
+        builder = builder
+            .with_access_key_id(id)
+            .with_secret_access_key(secret);
+        if let Some(token) = token {
+            builder = builder.with_token(token);
+        }
+    }
+    if let Some(region) = profile.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = profile.endpoint_url {
+        builder = builder.with_endpoint(endpoint);
+    }
+    Ok(builder)
 }
 
 /// Fills `buf` from `file` unless the file ends first; returns the bytes read.

@@ -28,10 +28,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{ExitKind, UserFacing};
 
+mod aws_profile;
 mod bucket;
 mod journal;
 mod lock;
 
+pub use aws_profile::ProfileError;
 pub(crate) use bucket::Bucket;
 pub(crate) use journal::RemoteJournal;
 pub use lock::{DEFAULT_STALE_AFTER, STALE_AFTER_VARIABLE};
@@ -409,6 +411,9 @@ pub enum StoreError {
         journal: String,
         number: u64,
     },
+    /// The AWS profile the environment chooses cannot be used.
+    #[error(transparent)]
+    Profile(#[from] aws_profile::ProfileError),
     /// The working folder could not be written.
     #[error("cannot write the working folder `{path}`: {source}")]
     Local {
@@ -426,6 +431,7 @@ impl UserFacing for StoreError {
             | StoreError::Setup { .. }
             | StoreError::Locked { .. }
             | StoreError::Gap { .. } => ExitKind::Usage,
+            StoreError::Profile(e) => e.exit_kind(),
             StoreError::Request { .. }
             | StoreError::LockLost { .. }
             | StoreError::Raced { .. }
@@ -435,6 +441,7 @@ impl UserFacing for StoreError {
 
     fn hint(&self) -> Option<String> {
         Some(match self {
+            StoreError::Profile(e) => return e.hint(),
             StoreError::Unsupported { .. } => "give a folder, or an s3://bucket/prefix, \
                 gs://bucket/prefix or az://container/prefix URL (credentials come from the \
                 provider's environment, see docs/object-storage.md)"
