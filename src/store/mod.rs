@@ -319,21 +319,21 @@ pub(crate) fn listed(dir: &Path) -> Result<Vec<(PathBuf, u64)>, StoreError> {
         .collect())
 }
 
-/// Fetches back into a working folder's `dir` the files its bucket holds there, each unless
-/// already present with its size: what a run on another machine committed.
+/// Fetches into a working folder the files named with their sizes, each unless already there
+/// with its size: the committed Bulk parts a run reads on from, which a run on another machine
+/// may have committed. Files of a plain folder are skipped.
 ///
 /// # Errors
-/// [`StoreError`] when listing or a download fails.
-pub(crate) fn restore(dir: &Path) -> Result<(), StoreError> {
-    let Some((bucket, relative)) = bucket_of(dir) else {
-        return Ok(());
-    };
-    for (key, size) in bucket.list(&relative)? {
-        let Some(path) = bucket.relative(&key).map(|r| bucket.folder().join(r)) else {
+/// [`StoreError`] when a download fails.
+pub(crate) fn restore<'a>(
+    files: impl IntoIterator<Item = (&'a Path, u64)>,
+) -> Result<(), StoreError> {
+    for (path, size) in files {
+        let Some((bucket, relative)) = bucket_of(path) else {
             continue;
         };
-        if std::fs::metadata(&path).ok().map(|m| m.len()) != Some(size) {
-            bucket.download(&key, &path)?;
+        if std::fs::metadata(path).ok().map(|m| m.len()) != Some(size) {
+            bucket.download(&bucket.key(&relative), path)?;
         }
     }
     Ok(())

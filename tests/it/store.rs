@@ -2,7 +2,7 @@
 //! loopback port per test. Without moto installed each test prints one `skipped` line and
 //! passes, unless `SFBACKFILL_REQUIRE_MOTO=1` (as `.ci/run` sets it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -13,6 +13,7 @@ use crate::support::*;
 
 const OBJECTS: &str = "Account,Contact,Opportunity";
 const LOCK_KEY: &str = "one/_sfbackfill/backfill.lock";
+const PARTS: &str = "one/_sfbackfill/bulk-parts/";
 
 fn backfill_args<'a>(out: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
     vec![
@@ -447,9 +448,59 @@ async fn a_bulk_run_killed_after_a_commit_reads_on_from_the_bucket_with_the_same
         "the kill landed before the job's days were published"
     );
 
+    let named: BTreeSet<String> = journal(&moto, "bulk.journal")
+        .iter()
+        .filter(|e| e["kind"] == "committed")
+        .flat_map(|e| e["parts"].as_array().unwrap().clone())
+        .map(|p| format!("/lake/{PARTS}{}", p["file"].as_str().unwrap()))
+        .collect();
+    // A part a kill left before its commit: no job names it.
+    moto.put(&format!("{PARTS}stray-part"), &[7u8; 20_000]);
+    // A lock of another host, an hour old: live under a bound of two hours, stale under 60 s.
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let holder = serde_json::json!({
+        "host": "elsewhere", "pid": 1, "run": "by-hand", "started": hour_ago, "heartbeat": hour_ago,
+    });
+    moto.put(LOCK_KEY, holder.to_string().as_bytes());
+    let parts_read = |moto: &Moto, since: usize| -> Vec<String> {
+        let gets = moto.gets();
+        gets[since..]
+            .iter()
+            .filter(|path| path.starts_with(&format!("/lake/{PARTS}")))
+            .cloned()
+            .collect()
+    };
+    let since = moto.gets().len();
+    let refused = sf(
+        &org.url(),
+        &moto,
+        &args,
+        &[("SFBACKFILL_LOCK_STALE_AFTER", "2h")],
+    )
+    .await;
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("host elsewhere"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        parts_read(&moto, since),
+        Vec::<String>::new(),
+        "the refused run read parts"
+    );
+
     let before = org.stats();
+    let since = moto.gets().len();
     let again = sf(&org.url(), &moto, &args, &[]).await;
     assert_exit(&again, 0);
+    let read = parts_read(&moto, since);
+    assert_eq!(
+        read.iter().cloned().collect::<BTreeSet<_>>(),
+        named,
+        "the run read exactly the parts its job names"
+    );
+    assert_eq!(read.len(), named.len(), "each part once: {read:?}");
     let after = org.stats();
     assert_eq!(
         after.bulk.jobs_created, 1,
