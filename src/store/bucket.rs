@@ -266,6 +266,21 @@ impl Bucket {
         })
     }
 
+    /// The last part of each key and folder directly under `relative` (a delimiter listing).
+    pub(crate) fn names(&self, relative: &str) -> Result<Vec<String>, StoreError> {
+        let key = self.key(relative);
+        let listed = self
+            .run(self.store.list_with_delimiter(Some(&key)))
+            .map_err(self.failed("list", &key))?;
+        let objects = listed.objects.into_iter().map(|meta| meta.location);
+        Ok(listed
+            .common_prefixes
+            .into_iter()
+            .chain(objects)
+            .filter_map(|path| path.filename().map(str::to_string))
+            .collect())
+    }
+
     /// Per object, its day folders and files (`OBJECT/date=D/NAME.parquet`), as `status`
     /// shows them for a local folder.
     pub(crate) fn layout(&self) -> Result<Vec<ObjectFiles>, StoreError> {

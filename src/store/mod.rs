@@ -319,6 +319,13 @@ pub(crate) fn listed(dir: &Path) -> Result<Vec<(PathBuf, u64)>, StoreError> {
         .collect())
 }
 
+/// The names a working folder's bucket holds directly under its `dir`, objects and folders
+/// alike (one delimiter listing); `None` for a folder that is not a working folder.
+pub(crate) fn names_in(dir: &Path) -> Option<Result<Vec<String>, StoreError>> {
+    let (bucket, relative) = bucket_of(dir)?;
+    Some(bucket.names(&relative))
+}
+
 /// Fetches into a working folder the files named with their sizes, each unless already there
 /// with its size: the committed Bulk parts a run reads on from, which a run on another machine
 /// may have committed. Files of a plain folder are skipped.

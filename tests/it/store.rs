@@ -718,3 +718,41 @@ async fn a_missing_or_unsupported_aws_profile_is_refused_before_any_work() {
     );
     assert_no_profile_secret(&outputs.iter().collect::<Vec<_>>(), &moto);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_whose_sfbackfill_folder_holds_what_we_did_not_make_is_refused() {
+    let Some(moto) = Moto::start(
+        "a_prefix_whose_sfbackfill_folder_holds_what_we_did_not_make_is_refused",
+        &[],
+    ) else {
+        return;
+    };
+    let org = start_default_fake().await;
+    let url = moto.url("one");
+    let theirs = ["one/_sfbackfill/other-tool/state.json"];
+    for key in theirs {
+        moto.put(key, b"{}");
+    }
+    let before = org.stats();
+    let o = sf(
+        &org.url(),
+        &moto,
+        &backfill_args(&url, "2025-03-01", "2025-03-02"),
+        &[],
+    )
+    .await;
+    assert_exit(&o, 2);
+    let message = stderr(&o);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains("`s3://lake/one/_sfbackfill` is not an sfbackfill manifest")
+            && message.contains("`other-tool`"),
+        "{message}"
+    );
+    assert_eq!(moto.keys(""), theirs, "the refused run wrote to the bucket");
+    assert_eq!(
+        query_requests(&org.stats()),
+        query_requests(&before),
+        "the refused run queried the org"
+    );
+}
