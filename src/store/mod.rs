@@ -2,8 +2,9 @@
 //!
 //! Owns what `--out` means ([`Out`]: a folder, or a bucket URL; any other scheme is refused
 //! before any work) and, for a bucket, the whole object-store side: the connection built from
-//! the provider's own environment (`object_store`'s `from_env` builders: no credential ever
-//! passes through a flag, an output line or an object), day files uploaded whole, the journals
+//! the provider's own environment (`object_store`'s `from_env` builders, and for S3 the AWS
+//! profile files, `aws_profile`: no credential ever passes through a flag, an output line or
+//! an object), day files uploaded whole, the journals
 //! as numbered create-only objects (`journal`), and the lock object with its heartbeat (`lock`).
 //!
 //! How a bucket is written: the engine runs unchanged on a local *working folder*, a fresh
@@ -459,7 +460,7 @@ impl UserFacing for StoreError {
             }
             StoreError::Setup { .. } | StoreError::Request { .. } => {
                 "check the bucket's name, the network and the credentials in the environment \
-                 (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL), \
+                 (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, or an AWS_PROFILE), \
                  then run the same command again (finished days are kept)"
                     .into()
             }
