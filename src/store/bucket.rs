@@ -36,7 +36,8 @@ pub(crate) struct Bucket {
     prefix: Key,
     folder: PathBuf,
     part_size: usize,
-    /// The locks this process holds on the prefix; any lost one stops every write.
+    /// The locks this process holds on the prefix (the only list of them): any lost one stops
+    /// every write.
     held: Mutex<Vec<Arc<LockState>>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -161,6 +162,15 @@ impl Bucket {
     /// Counts a lock this process now holds.
     pub(crate) fn hold(&self, lock: Arc<LockState>) {
         self.held.lock().expect("held locks").push(lock);
+    }
+
+    /// Whether this process holds a lock of the prefix for `run`.
+    pub(crate) fn holds(&self, run: &str) -> bool {
+        self.held
+            .lock()
+            .expect("held locks")
+            .iter()
+            .any(|lock| lock.run == run)
     }
 
     /// Forgets a released lock.
