@@ -5,8 +5,9 @@
 //! Invariants:
 //! * A job is read on only when this run would send the very same query (object, fields,
 //!   cursor, window, `--include-deleted`), its pending days are consecutive and lie inside its
-//!   window, and every committed part of those days is in the parts folder with its journaled
-//!   size; otherwise it is stale, and its pending days are planned as any others.
+//!   window, and every committed part of those days is held with its journaled size (in the
+//!   parts folder, or on a bucket `--out` listed by its bucket: [`held`]); otherwise it is
+//!   stale, and its pending days are planned as any others.
 //! * A job's days recorded done since (a kill while its days were being published) are not
 //!   read again: the job's rows of those days are dropped as they arrive.
 //! * After [`sweep`], the parts folder holds exactly the committed parts of the days read on.
