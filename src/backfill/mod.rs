@@ -260,23 +260,29 @@ pub async fn run(
     crate::metrics::global().chunks_planned(&per_object);
 
     let mut summary = RunSummary::default();
-    // On a bucket `--out`, the parts a run on another machine committed.
-    crate::store::restore(&ctx.parts_dir).map_err(|e| ScheduleError::Chunk {
+    let parts_failed = |e| ScheduleError::Chunk {
         chunk: "Bulk parts".into(),
-        source: ReadError::Write(e.into()),
-    })?;
+        source: ReadError::Write(write::WriteError::from_io(&ctx.parts_dir, e)),
+    };
+    // On a bucket `--out` the parts are claimed as the bucket lists them, and only the parts
+    // of the jobs read on are downloaded (a run on another machine committed them).
+    let held = resume::held(&ctx.parts_dir).map_err(parts_failed)?;
     let claimed = resume::claim(
         bulk_journal.state(),
         &ctx.parts_dir,
+        &held,
         &mut chunks,
         jobs,
         |o| config.bulk_objects.contains(o) || config.auto_bulk.contains(o),
         config.include_deleted,
     );
-    resume::sweep(&ctx.parts_dir, &claimed.kept()).map_err(|e| ScheduleError::Chunk {
-        chunk: "Bulk parts".into(),
-        source: ReadError::Write(write::WriteError::from_io(&ctx.parts_dir, e)),
+    crate::store::restore(claimed.parts().map(|p| (p.path.as_path(), p.bytes))).map_err(|e| {
+        ScheduleError::Chunk {
+            chunk: "Bulk parts".into(),
+            source: ReadError::Write(e.into()),
+        }
     })?;
+    resume::sweep(&ctx.parts_dir, &held, &claimed.kept()).map_err(parts_failed)?;
     for id in &claimed.stale {
         bulk::delete_quietly(&ctx, id).await;
     }
@@ -415,7 +421,9 @@ fn sweep_ended_parts(ctx: &Context, journal: &BulkJournal) {
         .values()
         .flat_map(|job| job.parts.iter().map(|p| ctx.parts_dir.join(&p.file)))
         .collect();
-    if let Err(e) = resume::sweep(&ctx.parts_dir, &keep) {
+    let swept =
+        resume::held(&ctx.parts_dir).and_then(|held| resume::sweep(&ctx.parts_dir, &held, &keep));
+    if let Err(e) = swept {
         tracing::info!("Bulk parts of ended jobs not removed ({e}); the next run removes them");
     }
 }

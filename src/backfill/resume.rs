@@ -5,8 +5,9 @@
 //! Invariants:
 //! * A job is read on only when this run would send the very same query (object, fields,
 //!   cursor, window, `--include-deleted`), its pending days are consecutive and lie inside its
-//!   window, and every committed part of those days is in the parts folder with its journaled
-//!   size; otherwise it is stale, and its pending days are planned as any others.
+//!   window, and every committed part of those days is held with its journaled size (in the
+//!   parts folder, or on a bucket `--out` listed by its bucket: [`held`]); otherwise it is
+//!   stale, and its pending days are planned as any others.
 //! * A job's days recorded done since (a kill while its days were being published) are not
 //!   read again: the job's rows of those days are dropped as they arrive.
 //! * After [`sweep`], the parts folder holds exactly the committed parts of the days read on.
@@ -51,18 +52,23 @@ pub(super) struct Claimed {
 impl Claimed {
     /// The part files [`sweep`] keeps.
     pub fn kept(&self) -> HashSet<PathBuf> {
+        self.parts().map(|p| p.path.clone()).collect()
+    }
+
+    /// The committed parts the spans read on use.
+    pub fn parts(&self) -> impl Iterator<Item = &StagedFile> {
         self.work
             .iter()
-            .flat_map(|(_, r)| r.parts.iter().map(|(_, p)| p.path.clone()))
-            .collect()
+            .flat_map(|(_, r)| r.parts.iter().map(|(_, p)| p))
     }
 }
 
 /// Takes out of `chunks` the days each open job of `state` reads on; `may_bulk` says which
-/// objects this run may read through Bulk at all.
+/// objects this run may read through Bulk at all; `held` is what [`held`] found.
 pub(super) fn claim(
     state: &BulkState,
     parts_dir: &Path,
+    held: &HashMap<PathBuf, u64>,
     chunks: &mut Vec<Chunk>,
     jobs: &HashMap<String, Arc<ObjectJob>>,
     may_bulk: impl Fn(&str) -> bool,
@@ -76,7 +82,7 @@ pub(super) fn claim(
             .flatten()
             .and_then(|job| pending_span(open, job, chunks));
         let Some((span, parts)) =
-            span.and_then(|s| committed_parts(open, parts_dir, &s).map(|p| (s, p)))
+            span.and_then(|s| committed_parts(open, parts_dir, held, &s).map(|p| (s, p)))
         else {
             claimed.stale.push(id.clone());
             continue;
@@ -129,10 +135,11 @@ fn pending_span(open: &OpenJob, job: &ObjectJob, chunks: &[Chunk]) -> Option<Spa
     }
 }
 
-/// The committed parts of `span`'s days, each checked present with its journaled size.
+/// The committed parts of `span`'s days, each checked held with its journaled size.
 fn committed_parts(
     open: &OpenJob,
     parts_dir: &Path,
+    held: &HashMap<PathBuf, u64>,
     span: &Span,
 ) -> Option<Vec<(NaiveDate, StagedFile)>> {
     open.parts
@@ -140,7 +147,7 @@ fn committed_parts(
         .filter(|p| span.days.iter().any(|c| c.day == p.day))
         .map(|p| {
             let path = parts_dir.join(&p.file);
-            let bytes = std::fs::metadata(&path).ok()?.len();
+            let bytes = *held.get(&path)?;
             (bytes == p.bytes).then_some((
                 p.day,
                 StagedFile {
@@ -153,20 +160,34 @@ fn committed_parts(
         .collect()
 }
 
-/// Removes every file of the parts folder (created if missing) that `keep` does not name:
-/// parts of a kill before their commit, of ended jobs, or of days since recorded. On a bucket
-/// `--out` the bucket's parts are swept too.
-pub(super) fn sweep(parts_dir: &Path, keep: &HashSet<PathBuf>) -> io::Result<()> {
-    std::fs::create_dir_all(parts_dir)?;
-    let mut found: HashSet<PathBuf> = crate::store::listed(parts_dir)
-        .map_err(io::Error::other)?
-        .into_iter()
-        .map(|(path, _)| path)
-        .collect();
-    for entry in std::fs::read_dir(parts_dir)? {
-        found.insert(entry?.path());
+/// The part files held, with their sizes: the parts folder's, and on a bucket `--out` its
+/// bucket's (one listing; the bucket's size wins), not downloaded.
+pub(super) fn held(parts_dir: &Path) -> io::Result<HashMap<PathBuf, u64>> {
+    let mut held = HashMap::new();
+    match std::fs::read_dir(parts_dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry?;
+                held.insert(entry.path(), entry.metadata()?.len());
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
-    for path in found.difference(keep) {
+    held.extend(crate::store::listed(parts_dir).map_err(io::Error::other)?);
+    Ok(held)
+}
+
+/// Removes every part file `held` names but `keep` does not (the parts folder is created if
+/// missing): parts of a kill before their commit, of ended jobs, or of days since recorded.
+/// On a bucket `--out` they are deleted from the bucket too.
+pub(super) fn sweep(
+    parts_dir: &Path,
+    held: &HashMap<PathBuf, u64>,
+    keep: &HashSet<PathBuf>,
+) -> io::Result<()> {
+    std::fs::create_dir_all(parts_dir)?;
+    for path in held.keys().filter(|p| !keep.contains(*p)) {
         crate::store::discarded(path).map_err(io::Error::other)?;
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -258,7 +279,16 @@ mod tests {
         let mut state = state(&jobs, dir.path());
         change(&mut state, dir.path());
         let mut chunks: Vec<Chunk> = pending.iter().map(|&d| chunk(d)).collect();
-        let claimed = claim(&state, dir.path(), &mut chunks, &jobs, |_| true, false);
+        let held = held(dir.path()).unwrap();
+        let claimed = claim(
+            &state,
+            dir.path(),
+            &held,
+            &mut chunks,
+            &jobs,
+            |_| true,
+            false,
+        );
         (claimed, chunks.iter().map(|c| c.day).collect())
     }
 
@@ -334,7 +364,9 @@ mod tests {
         for name in ["a", "b"] {
             std::fs::write(parts.join(name), b"x").unwrap();
         }
-        sweep(&parts, &HashSet::from([parts.join("a")])).unwrap();
+        let held = held(&parts).unwrap();
+        assert_eq!(held.len(), 2);
+        sweep(&parts, &held, &HashSet::from([parts.join("a")])).unwrap();
         let left: Vec<_> = std::fs::read_dir(&parts).unwrap().flatten().collect();
         assert_eq!(left.len(), 1);
         assert!(parts.join("a").exists());

@@ -473,11 +473,22 @@ pub(crate) fn read_unlocked<E: JournalLine>(
     }
 }
 
-/// A `_sfbackfill` folder with files but no journal was not made by us.
+/// A `_sfbackfill` folder with files but no journal was not made by us. On a bucket `--out`
+/// the bucket's `_sfbackfill/` is the one checked, as its URL.
 fn refuse_foreign_folder(out: &Path) -> Result<(), CheckpointError> {
-    let dir = manifest_dir(out);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Ok(());
+    let mut dir = manifest_dir(out);
+    let names: Vec<String> = match crate::store::names_in(&dir) {
+        Some(names) => {
+            dir = PathBuf::from(format!("{}/{MANIFEST_DIR}", crate::store::shown(out)));
+            names?
+        }
+        None => match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => return Ok(()),
+        },
     };
     let ours = |name: &str| {
         name == "staging"
@@ -488,10 +499,7 @@ fn refuse_foreign_folder(out: &Path) -> Result<(), CheckpointError> {
             || name == bulk_jobs::BULK_JOURNAL_FILE
             || name == bulk_jobs::BULK_PARTS_DIR
     };
-    let foreign = entries
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|name| !ours(name));
+    let foreign = names.into_iter().find(|name| !ours(name));
     match foreign {
         Some(name) => Err(CheckpointError::Foreign {
             path: dir,

@@ -23,7 +23,7 @@ pub use demo::{DEMO_OBJECTS, duckdb_query};
 pub use status::status;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,14 +76,12 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Objects(args) => objects::objects(&args).await,
         Command::Plan(args) => {
             let mut settings = config::backfill(&args, &ProcessEnv)?;
-            let out = store::attach(&settings.out)?;
-            settings.out = out.folder().to_path_buf();
+            let _out = attach(&mut settings.out)?;
             plan::plan(&settings).await
         }
         Command::Backfill(args) => {
             let mut settings = config::backfill(&args, &ProcessEnv)?;
-            let out = store::attach(&settings.out)?;
-            settings.out = out.folder().to_path_buf();
+            let _out = attach(&mut settings.out)?;
             let _metrics = serve_metrics(&args.metrics).await?;
             // Listening before the first request: a Ctrl-C from here on stops the run (exit 3).
             let shutdown = shutdown_signal();
@@ -93,8 +91,7 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
         }
         Command::Sync(args) => {
             let mut settings = config::sync(&args, &ProcessEnv)?;
-            let out = store::attach(&settings.out)?;
-            settings.out = out.folder().to_path_buf();
+            let _out = attach(&mut settings.out)?;
             let _metrics = serve_metrics(&args.metrics).await?;
             // Listening before the first request: a Ctrl-C from here on stops the run (exit 3).
             let shutdown = shutdown_signal();
@@ -123,6 +120,14 @@ pub async fn run(cli: cli::Cli) -> Result<(), Failure> {
             ),
         )),
     }
+}
+
+/// Makes `--out` ready (`store::attach`) and points `out` at the folder the engine works in;
+/// the returned guard keeps a bucket's working folder until the command ends.
+fn attach(out: &mut PathBuf) -> Result<store::Attached, Failure> {
+    let attached = store::attach(out)?;
+    *out = attached.folder().to_path_buf();
+    Ok(attached)
 }
 
 /// Serves the run's metrics on `--metrics-addr`, if given, until the handle drops.

@@ -36,7 +36,8 @@ pub(crate) struct Bucket {
     prefix: Key,
     folder: PathBuf,
     part_size: usize,
-    /// The locks this process holds on the prefix; any lost one stops every write.
+    /// The locks this process holds on the prefix (the only list of them): any lost one stops
+    /// every write.
     held: Mutex<Vec<Arc<LockState>>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -54,7 +55,7 @@ impl Bucket {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let store: Arc<dyn ObjectStore> = match scheme {
             ObjectStoreScheme::AmazonS3 => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
+                s3_builder()?
                     .with_url(url.as_str())
                     .build()
                     .map_err(|e| setup(e.to_string()))?,
@@ -163,6 +164,15 @@ impl Bucket {
         self.held.lock().expect("held locks").push(lock);
     }
 
+    /// Whether this process holds a lock of the prefix for `run`.
+    pub(crate) fn holds(&self, run: &str) -> bool {
+        self.held
+            .lock()
+            .expect("held locks")
+            .iter()
+            .any(|lock| lock.run == run)
+    }
+
     /// Forgets a released lock.
     pub(crate) fn release(&self, lock: &Arc<LockState>) {
         self.held
@@ -266,6 +276,21 @@ impl Bucket {
         })
     }
 
+    /// The last part of each key and folder directly under `relative` (a delimiter listing).
+    pub(crate) fn names(&self, relative: &str) -> Result<Vec<String>, StoreError> {
+        let key = self.key(relative);
+        let listed = self
+            .run(self.store.list_with_delimiter(Some(&key)))
+            .map_err(self.failed("list", &key))?;
+        let objects = listed.objects.into_iter().map(|meta| meta.location);
+        Ok(listed
+            .common_prefixes
+            .into_iter()
+            .chain(objects)
+            .filter_map(|path| path.filename().map(str::to_string))
+            .collect())
+    }
+
     /// Per object, its day folders and files (`OBJECT/date=D/NAME.parquet`), as `status`
     /// shows them for a local folder.
     pub(crate) fn layout(&self) -> Result<Vec<ObjectFiles>, StoreError> {
@@ -309,6 +334,43 @@ impl Drop for Bucket {
             runtime.shutdown_background();
         }
     }
+}
+
+/// An S3 builder from the environment, as `AmazonS3Builder::from_env`, then what the AWS
+/// profile adds (`aws_profile`): its keys when the environment has none (its session token
+/// with them, never the environment's), its region and endpoint when the environment has none.
+fn s3_builder() -> Result<object_store::aws::AmazonS3Builder, StoreError> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as Config};
+    let profile = super::aws_profile::settings(&|name| std::env::var(name).ok())?;
+    let mut builder = AmazonS3Builder::new();
+    for (name, value) in std::env::vars() {
+        let Some(key) = name
+            .starts_with("AWS_")
+            .then(|| name.to_ascii_lowercase().parse::<Config>().ok())
+            .flatten()
+        else {
+            continue;
+        };
+        if profile.keys.is_some() && key == Config::Token {
+            continue;
+        }
+        builder = builder.with_config(key, value);
+    }
+    if let Some((id, secret, token)) = profile.keys {
+        builder = builder
+            .with_access_key_id(id)
+            .with_secret_access_key(secret);
+        if let Some(token) = token {
+            builder = builder.with_token(token);
+        }
+    }
+    if let Some(region) = profile.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = profile.endpoint_url {
+        builder = builder.with_endpoint(endpoint);
+    }
+    Ok(builder)
 }
 
 /// Fills `buf` from `file` unless the file ends first; returns the bytes read.

@@ -96,6 +96,8 @@ impl Holder {
 /// The state of a lock this process holds, shared with its heartbeat.
 #[derive(Debug)]
 pub(crate) struct LockState {
+    /// The run holding it.
+    pub(crate) run: String,
     version: Mutex<UpdateVersion>,
     renewed: Mutex<Instant>,
     lost: Mutex<Option<String>>,
@@ -140,7 +142,6 @@ impl Drop for HeldLock {
     fn drop(&mut self) {
         self.heartbeat.abort();
         self.bucket.release(&self.state);
-        unhold(self.bucket.key(&self.relative).as_ref());
         if self.state.lost.lock().expect("lock state").is_some() {
             return;
         }
@@ -173,8 +174,8 @@ pub(crate) fn take(bucket: &Arc<Bucket>, name: &str, run: &str) -> Result<HeldLo
         Err(object_store::Error::AlreadyExists { .. }) => take_over(bucket, &key, &me, stale)?,
         Err(e) => return Err(bucket.failed("create", &key)(e)),
     };
-    hold(key.as_ref(), run);
     let state = Arc::new(LockState {
+        run: run.to_string(),
         version: Mutex::new(version),
         renewed: Mutex::new(Instant::now()),
         lost: Mutex::new(None),
@@ -291,30 +292,14 @@ async fn beat(
     }
 }
 
-/// Lock keys this process holds, with their run: a lock naming this process's id is an
-/// earlier start's only when this process does not hold it.
-fn held() -> &'static Mutex<Vec<(String, String)>> {
-    static HELD: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-    &HELD
-}
-
-fn hold(key: &str, run: &str) {
-    held()
-        .lock()
-        .expect("held locks")
-        .push((key.to_string(), run.to_string()));
-}
-
-fn unhold(key: &str) {
-    held().lock().expect("held locks").retain(|(k, _)| k != key);
-}
-
+/// Whether a lock of this process, on any of its buckets, is `run`'s: a lock naming this
+/// process's id is an earlier start's only when this process does not hold it.
 fn held_here(run: &str) -> bool {
-    held()
+    super::registry()
         .lock()
-        .expect("held locks")
+        .expect("store registry")
         .iter()
-        .any(|(_, r)| r == run)
+        .any(|(_, bucket)| bucket.holds(run))
 }
 
 /// This machine's host name (in a container, usually the pod's name).

@@ -2,8 +2,9 @@
 //!
 //! Owns what `--out` means ([`Out`]: a folder, or a bucket URL; any other scheme is refused
 //! before any work) and, for a bucket, the whole object-store side: the connection built from
-//! the provider's own environment (`object_store`'s `from_env` builders: no credential ever
-//! passes through a flag, an output line or an object), day files uploaded whole, the journals
+//! the provider's own environment (`object_store`'s `from_env` builders, and for S3 the AWS
+//! profile files, `aws_profile`: no credential ever passes through a flag, an output line or
+//! an object), day files uploaded whole, the journals
 //! as numbered create-only objects (`journal`), and the lock object with its heartbeat (`lock`).
 //!
 //! How a bucket is written: the engine runs unchanged on a local *working folder*, a fresh
@@ -28,10 +29,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{ExitKind, UserFacing};
 
+mod aws_profile;
 mod bucket;
 mod journal;
 mod lock;
 
+pub use aws_profile::ProfileError;
 pub(crate) use bucket::Bucket;
 pub(crate) use journal::RemoteJournal;
 pub use lock::{DEFAULT_STALE_AFTER, STALE_AFTER_VARIABLE};
@@ -317,21 +320,28 @@ pub(crate) fn listed(dir: &Path) -> Result<Vec<(PathBuf, u64)>, StoreError> {
         .collect())
 }
 
-/// Fetches back into a working folder's `dir` the files its bucket holds there, each unless
-/// already present with its size: what a run on another machine committed.
+/// The names a working folder's bucket holds directly under its `dir`, objects and folders
+/// alike (one delimiter listing); `None` for a folder that is not a working folder.
+pub(crate) fn names_in(dir: &Path) -> Option<Result<Vec<String>, StoreError>> {
+    let (bucket, relative) = bucket_of(dir)?;
+    Some(bucket.names(&relative))
+}
+
+/// Fetches into a working folder the files named with their sizes, each unless already there
+/// with its size: the committed Bulk parts a run reads on from, which a run on another machine
+/// may have committed. Files of a plain folder are skipped.
 ///
 /// # Errors
-/// [`StoreError`] when listing or a download fails.
-pub(crate) fn restore(dir: &Path) -> Result<(), StoreError> {
-    let Some((bucket, relative)) = bucket_of(dir) else {
-        return Ok(());
-    };
-    for (key, size) in bucket.list(&relative)? {
-        let Some(path) = bucket.relative(&key).map(|r| bucket.folder().join(r)) else {
+/// [`StoreError`] when a download fails.
+pub(crate) fn restore<'a>(
+    files: impl IntoIterator<Item = (&'a Path, u64)>,
+) -> Result<(), StoreError> {
+    for (path, size) in files {
+        let Some((bucket, relative)) = bucket_of(path) else {
             continue;
         };
-        if std::fs::metadata(&path).ok().map(|m| m.len()) != Some(size) {
-            bucket.download(&key, &path)?;
+        if std::fs::metadata(path).ok().map(|m| m.len()) != Some(size) {
+            bucket.download(&bucket.key(&relative), path)?;
         }
     }
     Ok(())
@@ -409,6 +419,9 @@ pub enum StoreError {
         journal: String,
         number: u64,
     },
+    /// The AWS profile the environment chooses cannot be used.
+    #[error(transparent)]
+    Profile(#[from] aws_profile::ProfileError),
     /// The working folder could not be written.
     #[error("cannot write the working folder `{path}`: {source}")]
     Local {
@@ -426,6 +439,7 @@ impl UserFacing for StoreError {
             | StoreError::Setup { .. }
             | StoreError::Locked { .. }
             | StoreError::Gap { .. } => ExitKind::Usage,
+            StoreError::Profile(e) => e.exit_kind(),
             StoreError::Request { .. }
             | StoreError::LockLost { .. }
             | StoreError::Raced { .. }
@@ -435,6 +449,7 @@ impl UserFacing for StoreError {
 
     fn hint(&self) -> Option<String> {
         Some(match self {
+            StoreError::Profile(e) => return e.hint(),
             StoreError::Unsupported { .. } => "give a folder, or an s3://bucket/prefix, \
                 gs://bucket/prefix or az://container/prefix URL (credentials come from the \
                 provider's environment, see docs/object-storage.md)"
@@ -445,7 +460,7 @@ impl UserFacing for StoreError {
             }
             StoreError::Setup { .. } | StoreError::Request { .. } => {
                 "check the bucket's name, the network and the credentials in the environment \
-                 (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL), \
+                 (for S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, or an AWS_PROFILE), \
                  then run the same command again (finished days are kept)"
                     .into()
             }

@@ -2,7 +2,7 @@
 //! loopback port per test. Without moto installed each test prints one `skipped` line and
 //! passes, unless `SFBACKFILL_REQUIRE_MOTO=1` (as `.ci/run` sets it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -13,6 +13,7 @@ use crate::support::*;
 
 const OBJECTS: &str = "Account,Contact,Opportunity";
 const LOCK_KEY: &str = "one/_sfbackfill/backfill.lock";
+const PARTS: &str = "one/_sfbackfill/bulk-parts/";
 
 fn backfill_args<'a>(out: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
     vec![
@@ -447,9 +448,59 @@ async fn a_bulk_run_killed_after_a_commit_reads_on_from_the_bucket_with_the_same
         "the kill landed before the job's days were published"
     );
 
+    let named: BTreeSet<String> = journal(&moto, "bulk.journal")
+        .iter()
+        .filter(|e| e["kind"] == "committed")
+        .flat_map(|e| e["parts"].as_array().unwrap().clone())
+        .map(|p| format!("/lake/{PARTS}{}", p["file"].as_str().unwrap()))
+        .collect();
+    // A part a kill left before its commit: no job names it.
+    moto.put(&format!("{PARTS}stray-part"), &[7u8; 20_000]);
+    // A lock of another host, an hour old: live under a bound of two hours, stale under 60 s.
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let holder = serde_json::json!({
+        "host": "elsewhere", "pid": 1, "run": "by-hand", "started": hour_ago, "heartbeat": hour_ago,
+    });
+    moto.put(LOCK_KEY, holder.to_string().as_bytes());
+    let parts_read = |moto: &Moto, since: usize| -> Vec<String> {
+        let gets = moto.gets();
+        gets[since..]
+            .iter()
+            .filter(|path| path.starts_with(&format!("/lake/{PARTS}")))
+            .cloned()
+            .collect()
+    };
+    let since = moto.gets().len();
+    let refused = sf(
+        &org.url(),
+        &moto,
+        &args,
+        &[("SFBACKFILL_LOCK_STALE_AFTER", "2h")],
+    )
+    .await;
+    assert_exit(&refused, 2);
+    assert!(
+        stderr(&refused).contains("host elsewhere"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        parts_read(&moto, since),
+        Vec::<String>::new(),
+        "the refused run read parts"
+    );
+
     let before = org.stats();
+    let since = moto.gets().len();
     let again = sf(&org.url(), &moto, &args, &[]).await;
     assert_exit(&again, 0);
+    let read = parts_read(&moto, since);
+    assert_eq!(
+        read.iter().cloned().collect::<BTreeSet<_>>(),
+        named,
+        "the run read exactly the parts its job names"
+    );
+    assert_eq!(read.len(), named.len(), "each part once: {read:?}");
     let after = org.stats();
     assert_eq!(
         after.bulk.jobs_created, 1,
@@ -470,5 +521,238 @@ async fn a_bulk_run_killed_after_a_commit_reads_on_from_the_bucket_with_the_same
     assert!(
         moto.keys("one/_sfbackfill/bulk-parts/").is_empty(),
         "the parts are in the days' files, and swept from the bucket"
+    );
+}
+
+const PROFILE_SECRET: &str = "profile-secret-never-shown-7d2e";
+const OTHER_SECRET: &str = "other-secret-never-shown-91ac";
+
+/// An sfbackfill run whose AWS settings are only in the profile files of `files`: none of the
+/// test's own `AWS_*` variables, and of moto's only `AWS_ALLOW_HTTP` (a plain-HTTP server).
+async fn with_profile(
+    org: &str,
+    moto: &Moto,
+    files: &Path,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
+    cmd.args(args)
+        .env("SF_INSTANCE_URL", org)
+        .env("SF_CLIENT_ID", CLIENT_ID)
+        .env("SF_CLIENT_SECRET", CLIENT_SECRET)
+        .env_remove("SF_API_VERSION")
+        .env_remove("RUST_LOG");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AWS_") {
+            cmd.env_remove(name);
+        }
+    }
+    for (name, value) in moto.env() {
+        if matches!(name, "TMPDIR" | "AWS_ALLOW_HTTP") {
+            cmd.env(name, value);
+        }
+    }
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", files.join("credentials"))
+        .env("AWS_CONFIG_FILE", files.join("config"))
+        .env("HOME", files)
+        // Were the profile not read, the role chain would ask this dead loopback port.
+        .env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9");
+    for (name, value) in extra {
+        cmd.env(name, value);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    Running::spawn(&mut cmd)
+        .expect("the binary starts")
+        .wait()
+        .await
+}
+
+fn assert_no_profile_secret(outputs: &[&Output], moto: &Moto) {
+    for o in outputs {
+        for bytes in [&o.stdout, &o.stderr] {
+            let text = String::from_utf8_lossy(bytes);
+            for secret in [PROFILE_SECRET, OTHER_SECRET, CLIENT_SECRET] {
+                assert!(!text.contains(secret), "an output shows a secret: {text}");
+            }
+        }
+    }
+    for key in moto.keys("") {
+        let text = String::from_utf8_lossy(&moto.get(&key)).into_owned();
+        for secret in [PROFILE_SECRET, OTHER_SECRET] {
+            assert!(!text.contains(secret), "`{key}` holds a secret");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_with_its_keys_only_in_aws_profile_files_is_exact() {
+    let Some(moto) = Moto::start(
+        "a_backfill_with_its_keys_only_in_aws_profile_files_is_exact",
+        &[],
+    ) else {
+        return;
+    };
+    let org = start_default_fake().await;
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| std::fs::write(files.path().join(name), text).unwrap();
+    let endpoint = &moto.endpoint;
+    write(
+        "credentials",
+        format!(
+            "# keys\n[default]\naws_access_key_id = moto-access-key\n\
+             aws_secret_access_key = {PROFILE_SECRET}\n\n[other]\n\
+             aws_access_key_id = other-access-key\naws_secret_access_key = {OTHER_SECRET}\n"
+        ),
+    );
+    write(
+        "config",
+        format!(
+            "[default]\nregion = us-east-1\nendpoint_url = {endpoint} ; moto\n\n\
+             [profile other]\nregion = us-east-1\nendpoint_url = {endpoint}\n"
+        ),
+    );
+    let url = moto.url("one");
+    let args = backfill_args(&url, "2025-03-01", "2025-03-05");
+    let o = with_profile(&org.url(), &moto, files.path(), &args, &[]).await;
+    assert_exit(&o, 0);
+    let want = local_backfill(&org.url(), "2025-03-01", "2025-03-05").await;
+    assert_eq!(
+        contents(downloaded(&moto, "one").path()),
+        contents(want.path())
+    );
+
+    // The default profile now leads nowhere (half a key pair, a dead endpoint): only the
+    // `other` sections of both files reach the bucket.
+    write(
+        "credentials",
+        format!(
+            "[default]\naws_access_key_id = moto-access-key\n\n[other]\n\
+             aws_access_key_id = other-access-key\naws_secret_access_key = {OTHER_SECRET}\n"
+        ),
+    );
+    write(
+        "config",
+        format!(
+            "[default]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:9\n\n\
+             [profile other]\nregion = us-east-1\nendpoint_url = {endpoint}\n"
+        ),
+    );
+    let status = ["status", "--out", &url, "--json"];
+    let refused = with_profile(&org.url(), &moto, files.path(), &status, &[]).await;
+    assert_exit(&refused, 2);
+    let other = [("AWS_PROFILE", "other")];
+    let shown = with_profile(&org.url(), &moto, files.path(), &status, &other).await;
+    assert_exit(&shown, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    for object in doc["objects"].as_array().unwrap() {
+        assert_eq!(object["chunks_done"], 5, "{object}");
+    }
+    assert_no_profile_secret(&[&o, &refused, &shown], &moto);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_unsupported_aws_profile_is_refused_before_any_work() {
+    let Some(moto) = Moto::start(
+        "a_missing_or_unsupported_aws_profile_is_refused_before_any_work",
+        &[],
+    ) else {
+        return;
+    };
+    let org = start_default_fake().await;
+    let files = tempfile::tempdir().unwrap();
+    let endpoint = &moto.endpoint;
+    std::fs::write(
+        files.path().join("credentials"),
+        format!(
+            "[default]\naws_access_key_id = moto-access-key\n\
+             aws_secret_access_key = {PROFILE_SECRET}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        files.path().join("config"),
+        format!(
+            "[default]\nregion = us-east-1\nendpoint_url = {endpoint}\n\n\
+             [profile sso]\nsso_session = corp\nsso_account_id = 123456789012\n\
+             region = us-east-1\nendpoint_url = {endpoint}\n\n\
+             [profile proc]\ncredential_process = /bin/echo {OTHER_SECRET}\n\
+             region = us-east-1\nendpoint_url = {endpoint}\n"
+        ),
+    )
+    .unwrap();
+    let url = moto.url("one");
+    let args = backfill_args(&url, "2025-03-01", "2025-03-02");
+    let before = org.stats();
+    let mut outputs = Vec::new();
+    for (profile, says) in [
+        ("nowhere", "`nowhere`, which neither"),
+        ("proc", "`credential_process`"),
+        ("sso", "`sso_account_id`"),
+    ] {
+        let o = with_profile(
+            &org.url(),
+            &moto,
+            files.path(),
+            &args,
+            &[("AWS_PROFILE", profile)],
+        )
+        .await;
+        assert_exit(&o, 2);
+        let message = stderr(&o);
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(message.contains(says), "{profile}: {message}");
+        assert!(message.contains("hint:"), "{message}");
+        outputs.push(o);
+    }
+    assert!(
+        moto.keys("").is_empty(),
+        "a refused run wrote to the bucket"
+    );
+    assert_eq!(
+        query_requests(&org.stats()),
+        query_requests(&before),
+        "a refused run queried the org"
+    );
+    assert_no_profile_secret(&outputs.iter().collect::<Vec<_>>(), &moto);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_whose_sfbackfill_folder_holds_what_we_did_not_make_is_refused() {
+    let Some(moto) = Moto::start(
+        "a_prefix_whose_sfbackfill_folder_holds_what_we_did_not_make_is_refused",
+        &[],
+    ) else {
+        return;
+    };
+    let org = start_default_fake().await;
+    let url = moto.url("one");
+    let theirs = ["one/_sfbackfill/other-tool/state.json"];
+    for key in theirs {
+        moto.put(key, b"{}");
+    }
+    let before = org.stats();
+    let o = sf(
+        &org.url(),
+        &moto,
+        &backfill_args(&url, "2025-03-01", "2025-03-02"),
+        &[],
+    )
+    .await;
+    assert_exit(&o, 2);
+    let message = stderr(&o);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains("`s3://lake/one/_sfbackfill` is not an sfbackfill manifest")
+            && message.contains("`other-tool`"),
+        "{message}"
+    );
+    assert_eq!(moto.keys(""), theirs, "the refused run wrote to the bucket");
+    assert_eq!(
+        query_requests(&org.stats()),
+        query_requests(&before),
+        "the refused run queried the org"
     );
 }

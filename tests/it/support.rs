@@ -193,6 +193,15 @@ impl Running {
         })
     }
 
+    /// What the child has written to stderr so far (a server's request log).
+    pub fn stderr_so_far(&self) -> String {
+        let bytes = self
+            .stderr
+            .as_ref()
+            .map(|d| d.bytes.lock().unwrap().clone());
+        String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()
+    }
+
     /// The child's process id (to signal it).
     pub fn id(&self) -> u32 {
         self.child.id()
@@ -774,7 +783,38 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_KEY.into()),
             ("AWS_REGION", "us-east-1".into()),
             ("TMPDIR", self.tmp.path().display().to_string()),
+            // No AWS profile of the machine running the tests applies.
+            ("AWS_CONFIG_FILE", self.no_file("aws-config")),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.no_file("aws-credentials"),
+            ),
         ]
+    }
+
+    fn no_file(&self, name: &str) -> String {
+        self.tmp.path().join(name).display().to_string()
+    }
+
+    /// The paths of the object GETs the server has answered so far, in order
+    /// (`/bucket/key`, from its request log; listings are not counted).
+    pub fn gets(&self) -> Vec<String> {
+        self._server
+            .stderr_so_far()
+            .lines()
+            .filter_map(|line| line.split_once("\"GET ")?.1.split_once(' '))
+            .map(|(path, _)| path.to_string())
+            .filter(|path| !path.contains('?'))
+            .collect()
+    }
+
+    /// Writes `bytes` at `key`.
+    pub fn put(&self, key: &str, bytes: &[u8]) {
+        use object_store::ObjectStoreExt;
+        let store = self.store();
+        let key = object_store::path::Path::from(key);
+        let payload = object_store::PutPayload::from(bytes.to_vec());
+        self.block_on(async { store.put(&key, payload).await.expect("put") });
     }
 
     /// `s3://bucket/prefix`.
