@@ -1,17 +1,18 @@
-//! S3 settings from the AWS shared config and credentials files, read as the AWS CLI reads
-//! them, for what `object_store`'s environment builder does not read.
+//! S3 settings from the AWS shared config and credentials files, read in the AWS SDKs'
+//! shared-config format, for what `object_store`'s environment builder does not read.
 //!
-//! Owns which profile applies (`AWS_PROFILE`, else `default`), where its files are
-//! (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`, sections `[name]`;
-//! `AWS_CONFIG_FILE`, else `~/.aws/config`, sections `[profile name]` and `[default]`), and
-//! which of its keys apply: `aws_access_key_id`, `aws_secret_access_key`,
-//! `aws_session_token`, `region`, `endpoint_url`.
+//! Owns which profile applies (`AWS_PROFILE`, or the older `AWS_DEFAULT_PROFILE`, else
+//! `default`), where its files are (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`,
+//! sections `[name]`; `AWS_CONFIG_FILE`, else `~/.aws/config`, sections `[profile name]` and
+//! `[default]`), and which of its keys apply: `aws_access_key_id`, `aws_secret_access_key`,
+//! `aws_session_token` (the three from one file), `region`, `endpoint_url`.
 //!
 //! Invariants:
-//! * The environment comes first, as in the AWS SDKs: a profile's keys apply only when
-//!   `AWS_ACCESS_KEY_ID` is unset, its region only when `AWS_REGION` and `AWS_DEFAULT_REGION`
-//!   are, its endpoint only when `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`) is. Without
-//!   keys from either, `object_store`'s role chain (web identity, container, instance) applies.
+//! * The environment comes first, as in the AWS SDKs: a profile's keys apply only when the
+//!   environment gives neither key nor a web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`), its
+//!   region only when `AWS_REGION` and `AWS_DEFAULT_REGION` are unset, its endpoint only when
+//!   `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`) is. Without keys from either,
+//!   `object_store`'s role chain (web identity, container, instance) applies.
 //! * A profile is refused before any request when `AWS_PROFILE` names one neither file holds,
 //!   or when its credentials would come from something not done here (a process, SSO, an
 //!   assumed role, a web identity token file): never quietly replaced by another identity.
@@ -64,7 +65,10 @@ pub(crate) fn settings(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ProfileSettings, ProfileError> {
     let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
-    let named = env("AWS_PROFILE").filter(|p| !p.is_empty());
+    // `AWS_DEFAULT_PROFILE` is the AWS CLI's older name for the same choice.
+    let named = ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"]
+        .into_iter()
+        .find_map(|v| env(v).filter(|p| !p.is_empty()));
     let profile = named.clone().unwrap_or_else(|| "default".into());
     let home = env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     let file = |variable: &str, default: &str| {
@@ -75,27 +79,27 @@ pub(crate) fn settings(
     };
     let credentials = file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
     let config = file("AWS_CONFIG_FILE", "config");
-    // The credentials file's keys win over the config file's, as in the AWS CLI.
-    let mut found = Found::default();
-    if let Some(path) = &config {
-        found.merge(path, read(path, Kind::Config)?.remove(&profile));
-    }
-    if let Some(path) = &credentials {
-        found.merge(path, read(path, Kind::Credentials)?.remove(&profile));
-    }
-    if named.is_some() && !found.seen {
+    let section = |path: &Option<PathBuf>, kind| -> Result<_, ProfileError> {
+        let Some(path) = path else { return Ok(None) };
+        Ok(read(path, kind)?
+            .remove(&profile)
+            .map(|keys| (path.clone(), keys)))
+    };
+    let found = Found {
+        credentials: section(&credentials, Kind::Credentials)?,
+        config: section(&config, Kind::Config)?,
+    };
+    if named.is_some() && found.credentials.is_none() && found.config.is_none() {
         return Err(ProfileError::Missing {
             profile,
-            files: [&credentials, &config]
-                .into_iter()
-                .flatten()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(" nor "),
+            files: missing_in(&[&credentials, &config]),
         });
     }
     let mut settings = ProfileSettings::default();
-    if !set("AWS_ACCESS_KEY_ID") && !set("AWS_SECRET_ACCESS_KEY") {
+    // Keys in the environment win; so does a web identity (an EKS service account's role),
+    // which the AWS CLI takes before the shared credentials file.
+    let env_keys = set("AWS_ACCESS_KEY_ID") || set("AWS_SECRET_ACCESS_KEY");
+    if !env_keys && !set("AWS_WEB_IDENTITY_TOKEN_FILE") {
         settings.keys = found.credentials(&profile)?;
     }
     if !set("AWS_REGION") && !set("AWS_DEFAULT_REGION") {
@@ -107,6 +111,20 @@ pub(crate) fn settings(
     Ok(settings)
 }
 
+/// Where a profile was looked for, in words for [`ProfileError::Missing`].
+fn missing_in(files: &[&Option<PathBuf>]) -> String {
+    let named: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.as_ref())
+        .map(|p| format!("`{}`", p.display()))
+        .collect();
+    match named.as_slice() {
+        [] => "no AWS config file (HOME is not set and neither AWS_SHARED_CREDENTIALS_FILE nor AWS_CONFIG_FILE is)".into(),
+        [one] => format!("{one} does not hold it"),
+        _ => format!("neither {} holds it", named.join(" nor ")),
+    }
+}
+
 /// `~/…` as the AWS CLI expands it.
 fn expand_home(path: &str, home: Option<&Path>) -> PathBuf {
     match (path.strip_prefix("~/"), home) {
@@ -115,60 +133,59 @@ fn expand_home(path: &str, home: Option<&Path>) -> PathBuf {
     }
 }
 
-/// The chosen profile's keys from both files, each with the file it came from.
-#[derive(Default)]
+/// The chosen profile's section in each file, with the file it is in.
 struct Found {
-    keys: HashMap<String, (String, PathBuf)>,
-    /// A section of the profile exists (perhaps empty).
-    seen: bool,
+    credentials: Option<(PathBuf, HashMap<String, String>)>,
+    config: Option<(PathBuf, HashMap<String, String>)>,
 }
 
 impl Found {
-    fn merge(&mut self, path: &Path, section: Option<HashMap<String, String>>) {
-        let Some(section) = section else {
-            return;
-        };
-        self.seen = true;
-        for (key, value) in section {
-            self.keys.insert(key, (value, path.to_path_buf()));
-        }
+    /// Both sections, the credentials file's first: its values win, as in the AWS CLI.
+    fn sections(&self) -> impl Iterator<Item = &(PathBuf, HashMap<String, String>)> {
+        self.credentials.iter().chain(&self.config)
     }
 
     fn value(&self, key: &str) -> Option<String> {
-        self.keys
-            .get(key)
-            .map(|(v, _)| v.clone())
+        self.sections()
+            .find_map(|(_, keys)| keys.get(key))
             .filter(|v| !v.is_empty())
+            .cloned()
     }
 
     /// The static keys of the profile; `None` when it has none (the role chain applies).
+    /// The id, secret and token come from one file, the credentials file when it has a key,
+    /// so a file's keys are never paired with the other's token.
     fn credentials(&self, profile: &str) -> Result<Option<Keys>, ProfileError> {
         let unsupported = self
-            .keys
-            .iter()
+            .sections()
+            .flat_map(|(path, keys)| keys.keys().map(move |k| (k, path)))
             .filter(|(k, _)| UNSUPPORTED.contains(&k.as_str()) || k.starts_with("sso_"))
             .min_by_key(|(k, _)| k.as_str());
-        if let Some((key, (_, path))) = unsupported {
+        if let Some((key, path)) = unsupported {
             return Err(ProfileError::Unsupported {
                 profile: profile.into(),
                 file: path.clone(),
                 key: key.clone(),
             });
         }
-        let id = self.value("aws_access_key_id");
-        let secret = self.value("aws_secret_access_key");
-        match (id, secret) {
-            (Some(id), Some(secret)) => Ok(Some((id, secret, self.value("aws_session_token")))),
-            (None, None) => Ok(None),
+        let key_names = ["aws_access_key_id", "aws_secret_access_key"];
+        let Some((file, keys)) = self
+            .sections()
+            .find(|(_, keys)| key_names.iter().any(|k| keys.contains_key(*k)))
+        else {
+            return Ok(None);
+        };
+        let value = |key: &str| keys.get(key).filter(|v| !v.is_empty()).cloned();
+        match (value(key_names[0]), value(key_names[1])) {
+            (Some(id), Some(secret)) => Ok(Some((id, secret, value("aws_session_token")))),
             (id, _) => {
                 let (has, lacks) = match id {
-                    Some(_) => ("aws_access_key_id", "aws_secret_access_key"),
-                    None => ("aws_secret_access_key", "aws_access_key_id"),
+                    Some(_) => (key_names[0], key_names[1]),
+                    None => (key_names[1], key_names[0]),
                 };
-                let file = self.keys[has].1.clone();
                 Err(ProfileError::HalfKey {
                     profile: profile.into(),
-                    file,
+                    file: file.clone(),
                     has,
                     lacks,
                 })
@@ -286,7 +303,7 @@ fn without_comment(value: &str) -> &str {
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     /// `AWS_PROFILE` names a profile neither file holds.
-    #[error("AWS_PROFILE names the profile `{profile}`, which neither {files} holds")]
+    #[error("AWS_PROFILE names the profile `{profile}`, but {files}")]
     Missing { profile: String, files: String },
     /// The profile's credentials come from something sfbackfill does not do.
     #[error(
@@ -471,6 +488,43 @@ mod tests {
             ProfileSettings::default()
         );
         assert_eq!(resolve("", "", &[]).unwrap(), ProfileSettings::default());
+    }
+
+    #[test]
+    fn a_web_identity_wins_over_profile_keys_and_the_older_profile_variable_is_read() {
+        let web = [("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token")];
+        let s = resolve(KEYS, CONFIG, &web).unwrap();
+        assert_eq!(s.keys, None, "the role chain's web identity applies");
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+        let s = resolve(KEYS, CONFIG, &[("AWS_DEFAULT_PROFILE", "other")]).unwrap();
+        assert_eq!(s.keys, Some(("A2".into(), "S2".into(), Some("T2".into()))));
+        let both = [("AWS_PROFILE", "default"), ("AWS_DEFAULT_PROFILE", "other")];
+        let s = resolve(KEYS, CONFIG, &both).unwrap();
+        assert_eq!(
+            s.keys,
+            Some(("A".into(), "S".into(), None)),
+            "AWS_PROFILE first"
+        );
+    }
+
+    #[test]
+    fn a_profiles_keys_and_token_come_from_one_file() {
+        let config = "[default]\naws_session_token = STALE\naws_access_key_id = C\n";
+        let s = resolve(KEYS, config, &[]).unwrap();
+        assert_eq!(s.keys, Some(("A".into(), "S".into(), None)));
+        let keys = "[default]\naws_access_key_id = A\n";
+        let config = "[default]\naws_secret_access_key = S\n";
+        let e = resolve(keys, config, &[]).unwrap_err();
+        assert!(matches!(e, ProfileError::HalfKey { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_missing_profile_says_where_it_was_looked_for() {
+        let e = resolve(KEYS, CONFIG, &[("AWS_PROFILE", "nope")]).unwrap_err();
+        assert!(e.to_string().contains("but neither `"), "{e}");
+        let env = HashMap::from([("AWS_PROFILE", "nope")]);
+        let e = settings(&|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(e.to_string().contains("but no AWS config file"), "{e}");
     }
 
     #[test]

@@ -343,7 +343,10 @@ fn s3_builder() -> Result<object_store::aws::AmazonS3Builder, StoreError> {
     use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as Config};
     let profile = super::aws_profile::settings(&|name| std::env::var(name).ok())?;
     let mut builder = AmazonS3Builder::new();
-    for (name, value) in std::env::vars() {
+    // As `from_env`: a variable that is not UTF-8 is skipped, not a panic.
+    let vars = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    for (name, value) in vars {
         let Some(key) = name
             .starts_with("AWS_")
             .then(|| name.to_ascii_lowercase().parse::<Config>().ok())
