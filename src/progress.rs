@@ -140,8 +140,9 @@ impl Reporter for Bars {
         ));
     }
 
-    fn on_rows_dropped(&self, _object: &str, rows: u64) {
+    fn on_rows_dropped(&self, object: &str, rows: u64) {
         self.totals.drop_rows(rows);
+        self.on_rows(object, 0);
     }
 
     fn on_chunk_done(&self, chunk: &Chunk, rows: u64) {

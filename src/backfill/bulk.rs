@@ -441,7 +441,7 @@ async fn read_results(
             None => break,
         }
     }
-    days.publish_all(ctx).await
+    days.publish_all(ctx, reported).await
 }
 
 /// Has the journal record that the job's `rows` before `locator` are in the parts spilled so
@@ -589,8 +589,8 @@ impl DayRouter {
     }
 
     /// Publishes every day, `concurrency` at a time (the files are independent), and reports
-    /// each as it is in place.
-    async fn publish_all(self, ctx: &Context) -> Result<(), ReadError> {
+    /// each as it is in place; its rows leave `reported`, the rows a failure takes back.
+    async fn publish_all(self, ctx: &Context, reported: &mut u64) -> Result<(), ReadError> {
         use futures::StreamExt;
         let mut published = futures::stream::iter(
             self.days
@@ -600,6 +600,8 @@ impl DayRouter {
         .buffer_unordered(ctx.concurrency.max(1));
         while let Some(done) = published.next().await {
             let (chunk, done) = done?;
+            // Written: no longer taken back if a later day fails.
+            *reported = reported.saturating_sub(done.rows);
             let _ = ctx.events.send(Event::DayDone { chunk, done });
         }
         Ok(())

@@ -94,7 +94,7 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
         let groups = field_groups(settings, selection);
         let (mut rows, mut empty, mut floor) = (0.0, 0, 0);
         let mut cost = spans::Cost::default();
-        let mut apis = ApiLine::default();
+        let mut apis = api::ObjectApis::default();
         cost.queries += earliest_queries;
         cost.requests += earliest_queries;
         for span in spans::spans(pending.clone()) {
@@ -113,8 +113,10 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
             let (choice, jobs) = api::for_span(settings.api, selection, &shape);
             let (c, fewest) = match choice.api {
                 api::Api::Bulk => {
-                    let requests = shape.bulk_requests(jobs);
-                    let queries = jobs as u64;
+                    // Under `auto` a span's first REST page shows its rows before the handover.
+                    let first_page = u64::from(settings.api == api::ApiMode::Auto);
+                    let requests = shape.bulk_requests(jobs) + first_page;
+                    let queries = jobs as u64 + first_page;
                     (spans::Cost { queries, requests }, shape.bulk_requests(1))
                 }
                 api::Api::Rest => (
@@ -215,45 +217,6 @@ fn field_groups(settings: &BackfillSettings, selection: &Selection) -> usize {
         settings.max_query_uri_bytes,
     )
     .len()
-}
-
-/// An object's `api:` line: the API of its spans (both when they differ), the jobs Bulk reads
-/// them with, and why.
-#[derive(Default)]
-struct ApiLine {
-    bulk: Vec<(api::ApiChoice, usize, f64)>,
-    rest: Vec<(api::ApiChoice, f64)>,
-}
-
-impl ApiLine {
-    fn add(&mut self, choice: api::ApiChoice, jobs: usize, shape: &api::SpanShape) {
-        let rows = shape.rows.unwrap_or(0.0);
-        match choice.api {
-            api::Api::Bulk => self.bulk.push((choice, jobs, rows)),
-            api::Api::Rest => self.rest.push((choice, rows)),
-        }
-    }
-
-    fn line(&self, object: &str) -> Option<String> {
-        let jobs: usize = self.bulk.iter().map(|(_, j, _)| j).sum();
-        let jobs = format!("{jobs} job{}", if jobs == 1 { "" } else { "s" });
-        // The heaviest span's reason speaks for the object.
-        let heaviest = |a: &f64, b: &f64| a.total_cmp(b);
-        let bulk = self.bulk.iter().max_by(|a, b| heaviest(&a.2, &b.2));
-        let rest = self.rest.iter().max_by(|a, b| heaviest(&a.1, &b.1));
-        Some(match (bulk, rest) {
-            (Some((b, ..)), None) => format!("api: {object} through bulk: {} ({jobs})", b.reason),
-            (None, Some((r, _))) => format!("api: {object} through rest: {}", r.reason),
-            (Some((b, ..)), Some((r, _))) => format!(
-                "api: {object} through bulk for {} of {} spans: {} ({jobs}); rest for the others: {}",
-                self.bulk.len(),
-                self.bulk.len() + self.rest.len(),
-                b.reason,
-                r.reason
-            ),
-            (None, None) => return None,
-        })
-    }
 }
 
 fn human_duration(d: Duration) -> String {

@@ -202,6 +202,47 @@ fn choose(mode: ApiMode, selection: &Selection, shape: &SpanShape, jobs: usize) 
     }
 }
 
+/// An object's `api:` line: the API of its spans (both when they differ), the jobs Bulk reads
+/// them with, and why.
+#[derive(Default)]
+pub struct ObjectApis {
+    bulk: Vec<(ApiChoice, usize, f64)>,
+    rest: Vec<(ApiChoice, f64)>,
+}
+
+impl ObjectApis {
+    /// Records the choice for one span of the object.
+    pub fn add(&mut self, choice: ApiChoice, jobs: usize, shape: &SpanShape) {
+        let rows = shape.rows.unwrap_or(0.0);
+        match choice.api {
+            Api::Bulk => self.bulk.push((choice, jobs, rows)),
+            Api::Rest => self.rest.push((choice, rows)),
+        }
+    }
+
+    /// `api: OBJECT through …`; `None` when the object has no pending span.
+    pub fn line(&self, object: &str) -> Option<String> {
+        let jobs: usize = self.bulk.iter().map(|(_, j, _)| j).sum();
+        let jobs = format!("{jobs} job{}", if jobs == 1 { "" } else { "s" });
+        // The heaviest span's reason speaks for the object.
+        let heaviest = |a: &f64, b: &f64| a.total_cmp(b);
+        let bulk = self.bulk.iter().max_by(|a, b| heaviest(&a.2, &b.2));
+        let rest = self.rest.iter().max_by(|a, b| heaviest(&a.1, &b.1));
+        Some(match (bulk, rest) {
+            (Some((b, ..)), None) => format!("api: {object} through bulk: {} ({jobs})", b.reason),
+            (None, Some((r, _))) => format!("api: {object} through rest: {}", r.reason),
+            (Some((b, ..)), Some((r, _))) => format!(
+                "api: {object} through bulk for {} of {} spans: {} ({jobs}); rest for the others: {}",
+                self.bulk.len(),
+                self.bulk.len() + self.rest.len(),
+                b.reason,
+                r.reason
+            ),
+            (None, None) => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +349,37 @@ mod tests {
             choice.reason.contains("14 REST requests, 20 Bulk"),
             "{}",
             choice.reason
+        );
+    }
+
+    #[test]
+    fn an_objects_line_names_its_spans_apis_and_jobs() {
+        let s = selection("Case", None);
+        let mut apis = ObjectApis::default();
+        assert_eq!(apis.line("Case"), None);
+        let heavy = SpanShape {
+            concurrency: 4,
+            ..shape(Some(5_000_000.0))
+        };
+        let (choice, jobs) = for_span(ApiMode::Auto, &s, &heavy);
+        apis.add(choice, jobs, &heavy);
+        let line = apis.line("Case").unwrap();
+        assert!(
+            line.starts_with("api: Case through bulk: ~5000000 rows"),
+            "{line}"
+        );
+        assert!(line.ends_with("(4 jobs)"), "{line}");
+        let light = shape(Some(900.0));
+        let (choice, jobs) = for_span(ApiMode::Auto, &s, &light);
+        apis.add(choice, jobs, &light);
+        let line = apis.line("Case").unwrap();
+        assert!(
+            line.starts_with("api: Case through bulk for 1 of 2 spans: ~5000000 rows"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("rest for the others: ~900 rows: 1 REST requests, 7 Bulk"),
+            "{line}"
         );
     }
 
