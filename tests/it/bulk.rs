@@ -684,7 +684,11 @@ async fn a_run_stopped_by_the_query_limit_leaves_its_job_for_the_next_run_to_rea
     let o = run(&url, &limited).await;
     assert_exit(&o, 3);
     let (job, committed) = last_commit(dir.path()).expect("a commit before the limit");
-    assert_eq!(open_jobs(dir.path()), std::slice::from_ref(&job), "the job is left open");
+    assert_eq!(
+        open_jobs(dir.path()),
+        std::slice::from_ref(&job),
+        "the job is left open"
+    );
     assert_eq!(org.stats().bulk.jobs_open, 1, "and not deleted");
     let status = run(&url, &["status", "--out", out]).await;
     assert_exit(&status, 0);

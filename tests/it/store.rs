@@ -11,10 +11,10 @@ use sfbackfill_fake_org::{FakeOrgConfig, Faults};
 
 use crate::support::*;
 
-const OBJECTS: &str = "Account,Contact,Opportunity";
-const LOCK_KEY: &str = "one/_sfbackfill/backfill.lock";
+pub(crate) const OBJECTS: &str = "Account,Contact,Opportunity";
+pub(crate) const LOCK_KEY: &str = "one/_sfbackfill/backfill.lock";
 
-fn backfill_args<'a>(out: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
+pub(crate) fn backfill_args<'a>(out: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
     vec![
         "backfill",
         "--objects",
@@ -46,25 +46,35 @@ fn env<'a>(
         .collect()
 }
 
-async fn sf(org: &str, moto: &Moto, args: &[&str], extra: &[(&str, &str)]) -> Output {
+pub(crate) async fn sf(
+    org: &str,
+    moto: &impl ObjectServer,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Output {
     let vars = moto.env();
     run_with_env(org, args, &env(&vars, extra)).await
 }
 
-fn spawn_sf(org: &str, moto: &Moto, args: &[&str], extra: &[(&str, &str)]) -> Running {
+pub(crate) fn spawn_sf(
+    org: &str,
+    moto: &impl ObjectServer,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Running {
     let vars = moto.env();
     spawn_sfbackfill_with_env(org, args, &env(&vars, extra))
 }
 
 /// The prefix's objects copied into a new folder, read as a local `--out` is.
-fn downloaded(moto: &Moto, prefix: &str) -> tempfile::TempDir {
+pub(crate) fn downloaded(moto: &impl ObjectServer, prefix: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     moto.download(prefix, dir.path());
     dir
 }
 
 /// Each object's rows by `Id` and its files' names relative to the folder.
-fn contents(out: &Path) -> BTreeMap<String, (BTreeMap<String, Row>, Vec<String>)> {
+pub(crate) fn contents(out: &Path) -> BTreeMap<String, (BTreeMap<String, Row>, Vec<String>)> {
     OBJECTS
         .split(',')
         .map(|object| {
@@ -78,7 +88,7 @@ fn contents(out: &Path) -> BTreeMap<String, (BTreeMap<String, Row>, Vec<String>)
 }
 
 /// The same backfill into a local folder: what the bucket must hold.
-async fn local_backfill(org: &str, start: &str, end: &str) -> tempfile::TempDir {
+pub(crate) async fn local_backfill(org: &str, start: &str, end: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let o = run(
         org,
@@ -90,7 +100,7 @@ async fn local_backfill(org: &str, start: &str, end: &str) -> tempfile::TempDir 
 }
 
 /// The journal's entries in order, as JSON.
-fn journal(moto: &Moto, name: &str) -> Vec<serde_json::Value> {
+pub(crate) fn journal(moto: &impl ObjectServer, name: &str) -> Vec<serde_json::Value> {
     moto.keys(&format!("one/_sfbackfill/{name}/"))
         .iter()
         .map(|k| serde_json::from_slice(&moto.get(k)).expect("a JSON entry"))
@@ -253,7 +263,7 @@ async fn two_kills_mid_upload_then_the_same_command_give_exact_output() {
 }
 
 /// A fake org slow enough that a run holds its lock for seconds.
-async fn slow_org() -> sfbackfill_fake_org::FakeOrg {
+pub(crate) async fn slow_org() -> sfbackfill_fake_org::FakeOrg {
     start_fake(FakeOrgConfig {
         faults: Faults {
             latency: Some(Duration::from_millis(700)),
@@ -265,7 +275,12 @@ async fn slow_org() -> sfbackfill_fake_org::FakeOrg {
 }
 
 /// Starts a backfill and stops it (SIGSTOP) once it holds the lock object.
-async fn stopped_holder(org: &str, moto: &Moto, args: &[&str], extra: &[(&str, &str)]) -> Running {
+pub(crate) async fn stopped_holder(
+    org: &str,
+    moto: &impl ObjectServer,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Running {
     let mut first = spawn_sf(org, moto, args, extra);
     let pid = u64::from(first.id());
     // Stopped once its run is journaled, not merely once it holds the lock: the tests name

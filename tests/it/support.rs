@@ -754,7 +754,7 @@ impl Moto {
             tmp: tempfile::tempdir().expect("a temporary folder"),
             _server: server,
         };
-        moto.block_on(async {
+        block_on(async {
             http()
                 .put(format!("{}/{}", moto.endpoint, moto.bucket))
                 .send()
@@ -764,59 +764,26 @@ impl Moto {
         });
         Some(moto)
     }
+}
 
-    /// The variables that point sfbackfill at this server.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-            ("AWS_ACCESS_KEY_ID", "moto-access-key".into()),
-            ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_KEY.into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("TMPDIR", self.tmp.path().display().to_string()),
-        ]
-    }
+/// A local object store server started by the tests (moto, Azurite): how sfbackfill reaches
+/// it, and what it holds, read with a client of its own.
+pub trait ObjectServer {
+    /// The variables that point sfbackfill at this server (and the runs' `TMPDIR`).
+    fn env(&self) -> Vec<(&'static str, String)>;
 
-    /// `s3://bucket/prefix`.
-    pub fn url(&self, prefix: &str) -> String {
-        format!("s3://{}/{prefix}", self.bucket)
-    }
+    /// The `--out` URL of `prefix` in the server's bucket or container.
+    fn url(&self, prefix: &str) -> String;
 
-    fn store(&self) -> object_store::aws::AmazonS3 {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(&self.bucket)
-            .with_region("us-east-1")
-            .with_access_key_id("moto-access-key")
-            .with_secret_access_key(MOTO_SECRET_KEY)
-            .build()
-            .expect("a client of the moto server")
-    }
-
-    /// Runs `f` on a runtime of its own in a thread of its own: callable from async tests.
-    fn block_on<T: Send>(&self, f: impl std::future::Future<Output = T> + Send) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime")
-                    .block_on(f)
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
-    }
+    /// A client of the bucket or container, keys relative to it.
+    fn store(&self) -> Arc<dyn object_store::ObjectStore>;
 
     /// Every key under `prefix`, sorted.
-    pub fn keys(&self, prefix: &str) -> Vec<String> {
+    fn keys(&self, prefix: &str) -> Vec<String> {
         use futures::StreamExt;
-        use object_store::ObjectStore;
         let store = self.store();
         let prefix = object_store::path::Path::from(prefix);
-        let mut keys: Vec<String> = self.block_on(async {
+        let mut keys: Vec<String> = block_on(async {
             store
                 .list(Some(&prefix))
                 .map(|m| m.expect("listing").location.to_string())
@@ -828,11 +795,11 @@ impl Moto {
     }
 
     /// The object at `key`.
-    pub fn get(&self, key: &str) -> Vec<u8> {
+    fn get(&self, key: &str) -> Vec<u8> {
         use object_store::ObjectStoreExt;
         let store = self.store();
         let key = object_store::path::Path::from(key);
-        self.block_on(async {
+        block_on(async {
             store
                 .get(&key)
                 .await
@@ -845,12 +812,60 @@ impl Moto {
     }
 
     /// Copies every object under `prefix` into `dir`, keys as relative paths.
-    pub fn download(&self, prefix: &str, dir: &Path) {
+    fn download(&self, prefix: &str, dir: &Path) {
         for key in self.keys(prefix) {
             let relative = key.strip_prefix(prefix).unwrap().trim_start_matches('/');
             let path = dir.join(relative);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, self.get(&key)).unwrap();
         }
+    }
+}
+
+/// Runs `f` on a runtime of its own in a thread of its own: callable from async tests.
+pub fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(f)
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+impl ObjectServer for Moto {
+    /// The variables that point sfbackfill at this server.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "moto-access-key".into()),
+            ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("TMPDIR", self.tmp.path().display().to_string()),
+        ]
+    }
+
+    /// `s3://bucket/prefix`.
+    fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
+    fn store(&self) -> Arc<dyn object_store::ObjectStore> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let s3 = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(&self.bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("moto-access-key")
+            .with_secret_access_key(MOTO_SECRET_KEY)
+            .build()
+            .expect("a client of the moto server");
+        Arc::new(s3)
     }
 }
