@@ -305,6 +305,50 @@ async fn a_stale_lock_is_taken_over(server: &impl ObjectServer) {
     );
 }
 
+/// A lock replaced under a running holder (another host took it over) fails the holder's
+/// next renewal, conditional on its version: the run stops with exit 1 naming the new
+/// holder, before its days are done, and leaves the new holder's lock in place.
+async fn a_lock_taken_over_elsewhere_stops_the_holder(server: &impl ObjectServer) {
+    use object_store::ObjectStoreExt;
+    let org = slow_org().await;
+    let url = server.url("one");
+    let args = backfill_args(&url, START, END);
+    let stale = ("SFBACKFILL_LOCK_STALE_AFTER", "6s");
+    let mut run = crate::store::spawn_sf(&org.url(), server, &args, &[stale]);
+    run.wait_for("the run to take the lock and journal its start", || {
+        journal(server, "backfill.journal")
+            .iter()
+            .any(|e| e["kind"] == "run_started")
+    })
+    .await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let elsewhere = serde_json::json!({
+        "host": "elsewhere", "pid": 7, "run": "r-elsewhere", "started": now, "heartbeat": now,
+    });
+    let lock = object_store::path::Path::from(LOCK_KEY);
+    let store = server.store();
+    block_on(store.put(&lock, serde_json::to_vec(&elsewhere).unwrap().into()))
+        .expect("the lock is replaced");
+    let o = run.wait().await;
+    assert_exit(&o, 1);
+    let why = stderr(&o);
+    assert!(why.contains("lost its lock"), "{why}");
+    assert!(why.contains("taken over by host elsewhere, pid 7"), "{why}");
+    let done = journal(server, "backfill.journal")
+        .iter()
+        .filter(|e| e["kind"] == "chunk_done")
+        .count();
+    assert!(
+        done < 30,
+        "the run stopped before its last day: {done} of 30"
+    );
+    let held: serde_json::Value = serde_json::from_slice(&server.get(LOCK_KEY)).unwrap();
+    assert_eq!(
+        held["host"], "elsewhere",
+        "the new holder's lock is left alone"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_a_backfill_of_three_objects_is_exact() {
     if let Some(azurite) = Azurite::start("azure_a_backfill_of_three_objects_is_exact") {
@@ -333,5 +377,13 @@ async fn azure_a_stale_lock_is_taken_over_and_the_old_holder_stops() {
     let test = "azure_a_stale_lock_is_taken_over_and_the_old_holder_stops";
     if let Some(azurite) = Azurite::start(test) {
         a_stale_lock_is_taken_over(&azurite).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_a_lock_taken_over_elsewhere_stops_the_holder_at_its_next_renewal() {
+    let test = "azure_a_lock_taken_over_elsewhere_stops_the_holder_at_its_next_renewal";
+    if let Some(azurite) = Azurite::start(test) {
+        a_lock_taken_over_elsewhere_stops_the_holder(&azurite).await;
     }
 }
