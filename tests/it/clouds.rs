@@ -125,6 +125,8 @@ impl ObjectServer for Azurite {
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+            // Azurite's key is public, but it is passed as a user's secret key would be.
+            ("AZURE_STORAGE_ACCOUNT_KEY", ACCOUNT_KEY.into()),
             ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone()),
             ("TMPDIR", self.tmp.path().display().to_string()),
         ]
@@ -162,8 +164,9 @@ const START: &str = "2025-03-01";
 const END: &str = "2025-03-10";
 
 /// A backfill of three objects gives the bucket the rows and file names of a local run, its
-/// journal entries, nothing else, and the lock released; `status` reads the prefix.
-async fn a_backfill_is_exact(server: &impl ObjectServer) {
+/// journal entries, nothing else, and the lock released; `--repull`, `status` and `sync` work
+/// on the same prefix; no secret is in any object or output.
+async fn a_backfill_is_exact_and_sync_and_status_use_the_prefix(server: &impl ObjectServer) {
     let org = start_default_fake().await;
     let url = server.url("one");
     let o = sf(&org.url(), server, &backfill_args(&url, START, END), &[]).await;
@@ -184,6 +187,32 @@ async fn a_backfill_is_exact(server: &impl ObjectServer) {
             "unexpected key `{key}` (the lock is released)"
         );
     }
+    let mut repull = backfill_args(&url, "2025-03-04", "2025-03-05");
+    repull.push("--repull");
+    let repulled = sf(&org.url(), server, &repull, &[]).await;
+    assert_exit(&repulled, 0);
+    assert_eq!(contents(downloaded(server, "one").path()), want);
+
+    let sync = [
+        "sync",
+        "--objects",
+        "Account",
+        "--out",
+        &url,
+        "--start",
+        START,
+    ];
+    let synced = sf(&org.url(), server, &sync, &[]).await;
+    assert_exit(&synced, 0);
+    let again = sf(&org.url(), server, &sync[..5], &[]).await;
+    assert_exit(&again, 0);
+    assert!(
+        server
+            .keys("one/Account/")
+            .iter()
+            .any(|k| k.contains("/sync-")),
+        "the sync wrote its files to the bucket"
+    );
     let status = sf(
         &org.url(),
         server,
@@ -196,6 +225,34 @@ async fn a_backfill_is_exact(server: &impl ObjectServer) {
     assert_eq!(doc["out"], url.as_str());
     for object in doc["objects"].as_array().unwrap() {
         assert_eq!(object["chunks_done"], 10, "{object}");
+        assert_eq!(object["chunks_pending"], 0, "{object}");
+    }
+    assert_eq!(doc["files"].as_array().unwrap().len(), 3, "{doc}");
+    assert_eq!(doc["sync"][0]["object"], "Account");
+    assert_eq!(doc["sync"][0]["syncs"], 2);
+    assert_no_secret(server, &[&o, &repulled, &synced, &again, &status]);
+}
+
+/// Neither the Salesforce secret nor the store's keys (the variables given to sfbackfill
+/// named `*KEY*` or `*SECRET*`) are in any output or object.
+fn assert_no_secret(server: &impl ObjectServer, outputs: &[&std::process::Output]) {
+    let vars = server.env();
+    let secrets: Vec<&str> = vars
+        .iter()
+        .filter(|(name, _)| name.contains("KEY") || name.contains("SECRET"))
+        .map(|(_, value)| value.as_str())
+        .chain([CLIENT_SECRET])
+        .collect();
+    assert!(secrets.len() > 1, "the store is given a key");
+    let texts = outputs
+        .iter()
+        .flat_map(|o| [o.stdout.clone(), o.stderr.clone()])
+        .chain(server.keys("").into_iter().map(|key| server.get(&key)));
+    for text in texts {
+        let text = String::from_utf8_lossy(&text);
+        for secret in &secrets {
+            assert!(!text.contains(secret), "a secret is shown");
+        }
     }
 }
 
@@ -350,9 +407,10 @@ async fn a_lock_taken_over_elsewhere_stops_the_holder(server: &impl ObjectServer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azure_a_backfill_of_three_objects_is_exact() {
-    if let Some(azurite) = Azurite::start("azure_a_backfill_of_three_objects_is_exact") {
-        a_backfill_is_exact(&azurite).await;
+async fn azure_a_backfill_of_three_objects_is_exact_and_sync_and_status_use_the_prefix() {
+    let test = "azure_a_backfill_of_three_objects_is_exact_and_sync_and_status_use_the_prefix";
+    if let Some(azurite) = Azurite::start(test) {
+        a_backfill_is_exact_and_sync_and_status_use_the_prefix(&azurite).await;
     }
 }
 
