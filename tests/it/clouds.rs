@@ -445,3 +445,12 @@ async fn azure_a_lock_taken_over_elsewhere_stops_the_holder_at_its_next_renewal(
         a_lock_taken_over_elsewhere_stops_the_holder(&azurite).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_a_bulk_run_killed_after_a_commit_reads_on_from_the_container_with_the_same_job() {
+    let test =
+        "azure_a_bulk_run_killed_after_a_commit_reads_on_from_the_container_with_the_same_job";
+    if let Some(azurite) = Azurite::start(test) {
+        crate::store::a_bulk_run_killed_after_a_commit_reads_on(&azurite).await;
+    }
+}

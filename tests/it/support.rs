@@ -822,6 +822,22 @@ pub trait ObjectServer {
     }
 }
 
+/// A reference to a server is one too, so that helpers taking `&impl ObjectServer` are
+/// called alike with a server or a reference to one.
+impl<T: ObjectServer + ?Sized> ObjectServer for &T {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        (**self).env()
+    }
+
+    fn url(&self, prefix: &str) -> String {
+        (**self).url(prefix)
+    }
+
+    fn store(&self) -> Arc<dyn object_store::ObjectStore> {
+        (**self).store()
+    }
+}
+
 /// Runs `f` on a runtime of its own in a thread of its own: callable from async tests.
 pub fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
     std::thread::scope(|s| {
