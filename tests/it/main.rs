@@ -4,6 +4,7 @@ mod backfill; // the historical run end to end
 mod bulk; // Bulk API 2.0 jobs: the same Parquet as REST, auto's choice, fallbacks
 mod cli; // commands as a user runs them: exit codes, errors, secrets
 mod client; // the Salesforce client: sign-in, retries, rate and concurrency limits, usage guard
+mod clouds; // --out az://: the store suite against a real Azure emulator (Azurite); why no gs://
 mod compact; // one file per day, each record once: exact, after a kill -9, beside syncs
 mod crash; // kill -9 at random points and every fault at once: the next run is exact
 mod cursors; // query locators that die mid-read: the read continues after its last row

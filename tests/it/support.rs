@@ -763,7 +763,7 @@ impl Moto {
             tmp: tempfile::tempdir().expect("a temporary folder"),
             _server: server,
         };
-        moto.block_on(async {
+        block_on(async {
             http()
                 .put(format!("{}/{}", moto.endpoint, moto.bucket))
                 .send()
@@ -773,9 +773,123 @@ impl Moto {
         });
         Some(moto)
     }
+}
 
+impl Moto {
+    fn no_file(&self, name: &str) -> String {
+        self.tmp.path().join(name).display().to_string()
+    }
+}
+
+/// A local object store server started by the tests (moto, Azurite): how sfbackfill reaches
+/// it, and what it holds, read with a client of its own.
+pub trait ObjectServer {
+    /// The variables that point sfbackfill at this server (and the runs' `TMPDIR`).
+    fn env(&self) -> Vec<(&'static str, String)>;
+
+    /// The `--out` URL of `prefix` in the server's bucket or container.
+    fn url(&self, prefix: &str) -> String;
+
+    /// A client of the bucket or container, keys relative to it.
+    fn store(&self) -> Arc<dyn object_store::ObjectStore>;
+
+    /// The paths of the object GETs the server has answered so far, in order
+    /// (`/bucket/key`), for a server whose request log the tests read (moto); else `None`.
+    fn gets(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Writes `bytes` at `key`.
+    fn put(&self, key: &str, bytes: &[u8]) {
+        use object_store::ObjectStoreExt;
+        let store = self.store();
+        let key = object_store::path::Path::from(key);
+        let payload = object_store::PutPayload::from(bytes.to_vec());
+        block_on(async { store.put(&key, payload).await.expect("put") });
+    }
+
+    /// Every key under `prefix`, sorted.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        use futures::StreamExt;
+        let store = self.store();
+        let prefix = object_store::path::Path::from(prefix);
+        let mut keys: Vec<String> = block_on(async {
+            store
+                .list(Some(&prefix))
+                .map(|m| m.expect("listing").location.to_string())
+                .collect()
+                .await
+        });
+        keys.sort();
+        keys
+    }
+
+    /// The object at `key`.
+    fn get(&self, key: &str) -> Vec<u8> {
+        use object_store::ObjectStoreExt;
+        let store = self.store();
+        let key = object_store::path::Path::from(key);
+        block_on(async {
+            store
+                .get(&key)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("body")
+        })
+        .to_vec()
+    }
+
+    /// Copies every object under `prefix` into `dir`, keys as relative paths.
+    fn download(&self, prefix: &str, dir: &Path) {
+        for key in self.keys(prefix) {
+            let relative = key.strip_prefix(prefix).unwrap().trim_start_matches('/');
+            let path = dir.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, self.get(&key)).unwrap();
+        }
+    }
+}
+
+/// A reference to a server is one too, so that helpers taking `&impl ObjectServer` are
+/// called alike with a server or a reference to one.
+impl<T: ObjectServer + ?Sized> ObjectServer for &T {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        (**self).env()
+    }
+
+    fn url(&self, prefix: &str) -> String {
+        (**self).url(prefix)
+    }
+
+    fn store(&self) -> Arc<dyn object_store::ObjectStore> {
+        (**self).store()
+    }
+
+    fn gets(&self) -> Option<Vec<String>> {
+        (**self).gets()
+    }
+}
+
+/// Runs `f` on a runtime of its own in a thread of its own: callable from async tests.
+pub fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(f)
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+impl ObjectServer for Moto {
     /// The variables that point sfbackfill at this server.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
             ("AWS_ALLOW_HTTP", "true".into()),
@@ -792,39 +906,14 @@ impl Moto {
         ]
     }
 
-    fn no_file(&self, name: &str) -> String {
-        self.tmp.path().join(name).display().to_string()
-    }
-
-    /// The paths of the object GETs the server has answered so far, in order
-    /// (`/bucket/key`, from its request log; listings are not counted).
-    pub fn gets(&self) -> Vec<String> {
-        self._server
-            .stderr_so_far()
-            .lines()
-            .filter_map(|line| line.split_once("\"GET ")?.1.split_once(' '))
-            .map(|(path, _)| path.to_string())
-            .filter(|path| !path.contains('?'))
-            .collect()
-    }
-
-    /// Writes `bytes` at `key`.
-    pub fn put(&self, key: &str, bytes: &[u8]) {
-        use object_store::ObjectStoreExt;
-        let store = self.store();
-        let key = object_store::path::Path::from(key);
-        let payload = object_store::PutPayload::from(bytes.to_vec());
-        self.block_on(async { store.put(&key, payload).await.expect("put") });
-    }
-
     /// `s3://bucket/prefix`.
-    pub fn url(&self, prefix: &str) -> String {
+    fn url(&self, prefix: &str) -> String {
         format!("s3://{}/{prefix}", self.bucket)
     }
 
-    fn store(&self) -> object_store::aws::AmazonS3 {
+    fn store(&self) -> Arc<dyn object_store::ObjectStore> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        object_store::aws::AmazonS3Builder::new()
+        let s3 = object_store::aws::AmazonS3Builder::new()
             .with_endpoint(&self.endpoint)
             .with_allow_http(true)
             .with_bucket_name(&self.bucket)
@@ -832,65 +921,19 @@ impl Moto {
             .with_access_key_id("moto-access-key")
             .with_secret_access_key(MOTO_SECRET_KEY)
             .build()
-            .expect("a client of the moto server")
+            .expect("a client of the moto server");
+        Arc::new(s3)
     }
 
-    /// Runs `f` on a runtime of its own in a thread of its own: callable from async tests.
-    fn block_on<T: Send>(&self, f: impl std::future::Future<Output = T> + Send) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime")
-                    .block_on(f)
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
-    }
-
-    /// Every key under `prefix`, sorted.
-    pub fn keys(&self, prefix: &str) -> Vec<String> {
-        use futures::StreamExt;
-        use object_store::ObjectStore;
-        let store = self.store();
-        let prefix = object_store::path::Path::from(prefix);
-        let mut keys: Vec<String> = self.block_on(async {
-            store
-                .list(Some(&prefix))
-                .map(|m| m.expect("listing").location.to_string())
-                .collect()
-                .await
-        });
-        keys.sort();
-        keys
-    }
-
-    /// The object at `key`.
-    pub fn get(&self, key: &str) -> Vec<u8> {
-        use object_store::ObjectStoreExt;
-        let store = self.store();
-        let key = object_store::path::Path::from(key);
-        self.block_on(async {
-            store
-                .get(&key)
-                .await
-                .expect("get")
-                .bytes()
-                .await
-                .expect("body")
-        })
-        .to_vec()
-    }
-
-    /// Copies every object under `prefix` into `dir`, keys as relative paths.
-    pub fn download(&self, prefix: &str, dir: &Path) {
-        for key in self.keys(prefix) {
-            let relative = key.strip_prefix(prefix).unwrap().trim_start_matches('/');
-            let path = dir.join(relative);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, self.get(&key)).unwrap();
-        }
+    /// From moto's request log; listings are not counted.
+    fn gets(&self) -> Option<Vec<String>> {
+        let log = self._server.stderr_so_far();
+        let paths = log
+            .lines()
+            .filter_map(|line| line.split_once("\"GET ")?.1.split_once(' '))
+            .map(|(path, _)| path.to_string())
+            .filter(|path| !path.contains('?'))
+            .collect();
+        Some(paths)
     }
 }
