@@ -310,11 +310,10 @@ async fn a_second_writer_is_refused_while_the_first_runs() {
     let url = moto.url("one");
     let args = backfill_args(&url, "2025-03-01", "2025-03-20");
     let mut first = stopped_holder(&org.url(), &moto, &args, &[]).await;
-    let before = journal(&moto, "backfill.journal").len();
+    // (Comparing the journal's length around the refused run would race with a put the
+    // stopped holder sent before its stop; the one `run_started` below is the check.)
     let second = sf(&org.url(), &moto, &args, &[]).await;
-    let after = journal(&moto, "backfill.journal").len();
     first.signal(libc::SIGCONT);
-    assert_eq!(after, before, "the refused run wrote no journal entry");
     assert_exit(&second, 2);
     let message = stderr(&second);
     assert!(
