@@ -348,7 +348,7 @@ pub async fn run(
         tokio::select! {
             biased;
             Some(event) = inbox.recv() => {
-                if let Err(e) = on_event(&ctx, manifest, &mut bulk_journal, &mut summary, &mut pending, event) {
+                if let Err(e) = on_events(&ctx, manifest, &mut bulk_journal, &mut summary, &mut pending, Some(event), &mut inbox) {
                     running.abort_all();
                     return Err(e);
                 }
@@ -366,9 +366,7 @@ pub async fn run(
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 };
                 // The task's last days were sent before it ended: record them first.
-                while let Ok(event) = inbox.try_recv() {
-                    on_event(&ctx, manifest, &mut bulk_journal, &mut summary, &mut pending, event)?;
-                }
+                on_events(&ctx, manifest, &mut bulk_journal, &mut summary, &mut pending, None, &mut inbox)?;
                 if let Err(e) = record_end(&ctx, manifest, &mut summary, &mut pending, end) {
                     running.abort_all();
                     return Err(e);
@@ -377,28 +375,26 @@ pub async fn run(
         }
     }
     // Days published by tasks that a signal then abandoned are in place: record them too.
-    while let Ok(event) = inbox.try_recv() {
-        on_event(
+    on_events(
+        &ctx,
+        manifest,
+        &mut bulk_journal,
+        &mut summary,
+        &mut pending,
+        None,
+        &mut inbox,
+    )?;
+    if summary.stopped == Some(StopReason::Interrupted) {
+        bulk::abort_open_jobs(&ctx).await;
+        on_events(
             &ctx,
             manifest,
             &mut bulk_journal,
             &mut summary,
             &mut pending,
-            event,
+            None,
+            &mut inbox,
         )?;
-    }
-    if summary.stopped == Some(StopReason::Interrupted) {
-        bulk::abort_open_jobs(&ctx).await;
-        while let Ok(event) = inbox.try_recv() {
-            on_event(
-                &ctx,
-                manifest,
-                &mut bulk_journal,
-                &mut summary,
-                &mut pending,
-                event,
-            )?;
-        }
     }
     sweep_ended_parts(&ctx, &bulk_journal);
     summary.query_requests = ctx.budget.used();
@@ -428,35 +424,64 @@ fn sweep_ended_parts(ctx: &Context, journal: &BulkJournal) {
     }
 }
 
-fn on_event(
+/// Records `first` and every event already waiting, in order. Consecutive days done are
+/// journaled together, up to the next event of another kind: one write and one sync (on a
+/// bucket, one object), however many days a round of tasks finished.
+fn on_events(
     ctx: &Context,
     manifest: &mut Manifest,
     bulk_journal: &mut BulkJournal,
     summary: &mut RunSummary,
     pending: &mut VecDeque<Work>,
-    event: Event,
+    first: Option<Event>,
+    inbox: &mut mpsc::UnboundedReceiver<Event>,
 ) -> Result<(), ScheduleError> {
-    match event {
-        Event::Spawn(work) => pending.push_front(work),
-        Event::Bulk(entry) => bulk_journal.append(entry)?,
-        Event::DayDone { chunk, done } => {
-            manifest.append(Entry::ChunkDone {
-                object: chunk.object.clone(),
-                day: chunk.day,
-                start: chunk.window.start,
-                end: chunk.window.end,
-                rows: done.rows,
-                bytes: done.bytes,
-                file: done.file,
-                run: manifest.run_id().to_string(),
-                at: Utc::now(),
-            })?;
-            summary.chunks_done += 1;
-            summary.rows += done.rows;
-            summary.bytes += done.bytes;
-            ctx.reporter.on_chunk_done(&chunk, done.rows);
-            crate::metrics::global().chunk_done(&chunk.object, done.rows, done.bytes);
+    let mut days = Vec::new();
+    let waiting = std::iter::from_fn(|| inbox.try_recv().ok());
+    for event in first.into_iter().chain(waiting) {
+        match event {
+            Event::DayDone { chunk, done } => days.push((chunk, done)),
+            Event::Spawn(work) => pending.push_front(work),
+            Event::Bulk(entry) => {
+                record_days(ctx, manifest, summary, std::mem::take(&mut days))?;
+                bulk_journal.append(entry)?;
+            }
         }
+    }
+    record_days(ctx, manifest, summary, days)
+}
+
+fn record_days(
+    ctx: &Context,
+    manifest: &mut Manifest,
+    summary: &mut RunSummary,
+    days: Vec<(Chunk, ChunkDone)>,
+) -> Result<(), ScheduleError> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let run = manifest.run_id().to_string();
+    let entries = days
+        .iter()
+        .map(|(chunk, done)| Entry::ChunkDone {
+            object: chunk.object.clone(),
+            day: chunk.day,
+            start: chunk.window.start,
+            end: chunk.window.end,
+            rows: done.rows,
+            bytes: done.bytes,
+            file: done.file.clone(),
+            run: run.clone(),
+            at: Utc::now(),
+        })
+        .collect();
+    manifest.append_all(entries)?;
+    for (chunk, done) in days {
+        summary.chunks_done += 1;
+        summary.rows += done.rows;
+        summary.bytes += done.bytes;
+        ctx.reporter.on_chunk_done(&chunk, done.rows);
+        crate::metrics::global().chunk_done(&chunk.object, done.rows, done.bytes);
     }
     Ok(())
 }

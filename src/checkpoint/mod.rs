@@ -673,10 +673,11 @@ impl Journal {
             .map_err(io_err("open", &path))?;
         let is_new = file.metadata().map_err(io_err("read", &path))?.len() == 0;
         if is_new {
+            let line = line_of(&header);
             if let Some(remote) = &mut remote {
-                remote.append(line_of(&header))?;
+                remote.append(line.clone().into())?;
             }
-            append_line(&mut file, &path, &header)?;
+            write_lines(&mut file, &path, &line)?;
             sync_dir(&dir)?;
         } else {
             let reader = file.try_clone().map_err(io_err("read", &path))?;
@@ -698,17 +699,31 @@ impl Journal {
     /// disk) the torn line is cut off if possible and the journal takes no more lines this
     /// run, so a later line never follows a fragment the next run would call corruption.
     pub(crate) fn append(&mut self, entry: &impl Serialize) -> Result<(), CheckpointError> {
+        self.append_lines(line_of(entry))
+    }
+
+    /// Appends `entries` as [`Self::append`] does one: one write and one sync, and on a
+    /// bucket one entry object holding their lines.
+    pub(crate) fn append_all<E: Serialize>(
+        &mut self,
+        entries: &[E],
+    ) -> Result<(), CheckpointError> {
+        self.append_lines(entries.iter().flat_map(line_of).collect())
+    }
+
+    fn append_lines(&mut self, lines: Vec<u8>) -> Result<(), CheckpointError> {
         if self.broken {
             return Err(io_err("write", &self.path)(io::Error::other(
                 "an earlier write to it failed in this run",
             )));
         }
+        let lines = bytes::Bytes::from(lines);
         if let Some(remote) = &mut self.remote {
             remote
-                .append(line_of(entry))
+                .append(lines.clone())
                 .inspect_err(|_| self.broken = true)?;
         }
-        match append_line(&mut self.file, &self.path, entry) {
+        match write_lines(&mut self.file, &self.path, &lines) {
             Ok(written) => {
                 self.len += written;
                 Ok(())
@@ -789,6 +804,15 @@ impl Manifest {
         self.state.apply(entry);
         Ok(())
     }
+
+    /// Appends `entries` in one write, durable before returning ([`Journal::append_all`]).
+    pub fn append_all(&mut self, entries: Vec<Entry>) -> Result<(), CheckpointError> {
+        self.journal.append_all(&entries)?;
+        for entry in entries {
+            self.state.apply(entry);
+        }
+        Ok(())
+    }
 }
 
 /// `entry` as one journal line, its newline included.
@@ -798,17 +822,13 @@ fn line_of(entry: &impl Serialize) -> Vec<u8> {
     line
 }
 
-/// Appends one line durably; returns its length in bytes.
-fn append_line(
-    file: &mut File,
-    path: &Path,
-    entry: &impl Serialize,
-) -> Result<u64, CheckpointError> {
-    let line = line_of(entry);
-    // One write call per line: a crash tears at most this line, which the next open drops.
-    file.write_all(&line).map_err(io_err("write", path))?;
+/// Appends whole lines durably; returns their length in bytes.
+fn write_lines(file: &mut File, path: &Path, lines: &[u8]) -> Result<u64, CheckpointError> {
+    // One write call: a crash tears at most one line, the last written, which the next open
+    // drops; the lines before it are whole.
+    file.write_all(lines).map_err(io_err("write", path))?;
     file.sync_data().map_err(io_err("sync", path))?;
-    Ok(line.len() as u64)
+    Ok(lines.len() as u64)
 }
 
 fn drop_torn_tail(journal: &File, path: &Path, valid_len: u64) -> Result<(), CheckpointError> {
@@ -997,6 +1017,30 @@ mod tests {
         assert!(m.state().is_done("Account", day(2), &window(2)));
         assert!(!m.state().is_done("Account", day(3), &window(3)));
         assert!(!m.state().is_done("Contact", day(1), &window(1)));
+    }
+
+    #[test]
+    fn days_appended_together_are_each_remembered_and_a_torn_one_is_dropped_alone() {
+        let out = tempfile::tempdir().unwrap();
+        {
+            let mut m = Manifest::open(out.path(), "r1").unwrap();
+            let days = (1..=3).map(|d| done("Account", d, d.into())).collect();
+            m.append_all(days).unwrap();
+        }
+        // A crash inside the write: the last day's line is cut off.
+        let path = manifest_dir(out.path()).join(JOURNAL_FILE);
+        let len = fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 20)
+            .unwrap();
+        let m = Manifest::open(out.path(), "r2").unwrap();
+        let day = |d| NaiveDate::from_ymd_opt(2025, 3, d).unwrap();
+        assert!(m.state().is_done("Account", day(1), &window(1)));
+        assert!(m.state().is_done("Account", day(2), &window(2)));
+        assert!(!m.state().is_done("Account", day(3), &window(3)));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub(crate) struct Bucket {
     /// The locks this process holds on the prefix (the only list of them): any lost one stops
     /// every write.
     held: Mutex<Vec<Arc<LockState>>>,
+    /// Per journal, the entries last fetched into the working folder and the file's length
+    /// then: a later fetch reads on from there while the file is unchanged.
+    fetched: Mutex<std::collections::HashMap<String, (u64, u64)>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -74,6 +77,27 @@ impl Bucket {
             ),
             _ => return Err(setup("not an object store URL".into())),
         };
+        Self::with_store(url.to_string(), store, prefix, folder)
+    }
+
+    /// A bucket in memory, for the store's own unit tests.
+    #[cfg(test)]
+    pub(crate) fn in_memory(folder: PathBuf) -> Self {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        Self::with_store("memory:///".into(), store, Key::from("one"), folder)
+            .expect("a runtime starts")
+    }
+
+    fn with_store(
+        url: String,
+        store: Arc<dyn ObjectStore>,
+        prefix: Key,
+        folder: PathBuf,
+    ) -> Result<Self, StoreError> {
+        let setup = |message: String| StoreError::Setup {
+            url: url.clone(),
+            message,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sfbackfill-store")
@@ -86,18 +110,30 @@ impl Bucket {
             .filter(|&n: &usize| n > 0)
             .unwrap_or(DEFAULT_PART_SIZE);
         Ok(Self {
-            url: url.to_string(),
+            url,
             store,
             prefix,
             folder,
             part_size,
             held: Mutex::new(Vec::new()),
+            fetched: Mutex::default(),
             runtime: Some(runtime),
         })
     }
 
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The entries of `journal` last fetched and the working file's length after them.
+    pub(crate) fn fetched(&self, journal: &str) -> Option<(u64, u64)> {
+        let fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        fetched.get(journal).copied()
+    }
+
+    pub(crate) fn set_fetched(&self, journal: &str, entries: u64, file_len: u64) {
+        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        fetched.insert(journal.to_string(), (entries, file_len));
     }
 
     pub(crate) fn folder(&self) -> &Path {

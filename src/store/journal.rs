@@ -1,5 +1,7 @@
-//! A journal in a bucket: one immutable object per line, `_sfbackfill/<journal>/<n>.json`, `n`
-//! zero-padded to 20 digits from 0, each written with a create-only put (`If-None-Match: *`).
+//! A journal in a bucket: one immutable object per append, `_sfbackfill/<journal>/<n>.json`,
+//! `n` zero-padded to 20 digits from 0, each written with a create-only put
+//! (`If-None-Match: *`). An object holds the whole lines of its append: one entry, or the days
+//! a round of tasks finished, journaled together.
 //!
 //! Read back by listing the journal's entries in order and joining them into the working
 //! folder's journal file, which the checkpoint then reads as it reads a local one. Entries are
@@ -31,8 +33,9 @@ fn entry_name(number: u64) -> String {
 
 /// Brings the working folder's file of `journal` up to the bucket's entries (none when it has
 /// no entries); returns the number of entries, the next one's number. Entries never change
-/// once written, so only those past the file's whole lines are read (a start reads the
-/// journals once to check, then again under the lock: the second read costs a listing).
+/// once written, so a fetch reads on after the entries the last fetch of this process wrote
+/// when the file is as that fetch left it (a start reads the journals once to check, then
+/// again under the lock: the second read costs a listing); else it reads them all.
 ///
 /// # Errors
 /// [`StoreError::Gap`] for a missing entry; [`StoreError::Request`] when listing or reading
@@ -61,15 +64,18 @@ pub(crate) fn fetch(bucket: &Bucket, journal: &str) -> Result<u64, StoreError> {
         path: path.clone(),
         source,
     };
-    let have = lines_held(&path)
-        .filter(|&n| n <= numbered.len() as u64)
-        .unwrap_or(0);
+    let file_len = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let have = bucket
+        .fetched(journal)
+        .filter(|&(entries, len)| Some(len) == file_len && entries <= numbered.len() as u64)
+        .map_or(0, |(entries, _)| entries);
     if have == 0 {
         let _ = std::fs::remove_file(&path);
     }
     if numbered.len() as u64 == have {
         return Ok(have);
     }
+    let written = |file: &std::fs::File| file.metadata().map(|m| m.len()).map_err(local);
     let store = bucket.store();
     let lines: Vec<_> = bucket.run(
         futures::stream::iter(numbered.range(have..).map(|(_, key)| key))
@@ -97,17 +103,8 @@ pub(crate) fn fetch(bucket: &Bucket, journal: &str) -> Result<u64, StoreError> {
         file.write_all(&line).map_err(local)?;
     }
     file.sync_data().map_err(local)?;
+    bucket.set_fetched(journal, numbered.len() as u64, written(&file)?);
     Ok(numbered.len() as u64)
-}
-
-/// The whole lines of the working folder's journal file; `None` when it is missing or ends in
-/// a partial line (it is then read again from the start).
-fn lines_held(path: &std::path::Path) -> Option<u64> {
-    let text = std::fs::read(path).ok()?;
-    if !text.is_empty() && !text.ends_with(b"\n") {
-        return None;
-    }
-    Some(text.iter().filter(|&&b| b == b'\n').count() as u64)
 }
 
 /// A journal of a bucket this run holds the lock of: where its next entry goes.
@@ -137,12 +134,12 @@ impl RemoteJournal {
         }
     }
 
-    /// Writes `line` (one JSON line with its newline) as the next entry, create-only.
+    /// Writes `lines` (whole JSON lines, newlines included) as the next entry, create-only.
     ///
     /// # Errors
     /// [`StoreError::LockLost`] once the lock is lost; [`StoreError::Raced`] when the entry
     /// exists already (another writer); [`StoreError::Request`] when the put fails.
-    pub(crate) fn append(&mut self, line: Vec<u8>) -> Result<(), StoreError> {
+    pub(crate) fn append(&mut self, lines: bytes::Bytes) -> Result<(), StoreError> {
         let bucket = &self.bucket;
         bucket.fence()?;
         let key = bucket.key(&format!(
@@ -151,7 +148,7 @@ impl RemoteJournal {
             entry_name(self.next)
         ));
         let store = bucket.store();
-        let put = bucket.run(store.put_opts(&key, PutPayload::from(line), PutMode::Create.into()));
+        let put = bucket.run(store.put_opts(&key, PutPayload::from(lines), PutMode::Create.into()));
         match put {
             Ok(_) => {
                 self.next += 1;
@@ -164,5 +161,57 @@ impl RemoteJournal {
             }),
             Err(e) => Err(bucket.failed("write", &key)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(journal: &mut RemoteJournal, path: &std::path::Path, lines: &[&str]) {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        journal.append(text.clone().into()).unwrap();
+        let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn entries_of_several_lines_are_read_back_whole_and_a_later_fetch_reads_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = Arc::new(Bucket::in_memory(dir.path().to_path_buf()));
+        let path = crate::checkpoint::manifest_dir(dir.path()).join("j");
+        let mut journal = RemoteJournal::new("j", 0, bucket.clone(), None);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "").unwrap();
+        append(&mut journal, &path, &["{\"n\":0}"]);
+        append(
+            &mut journal,
+            &path,
+            &["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"],
+        );
+        let whole = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        assert_eq!(fetch(&bucket, "j").unwrap(), 2, "two entries");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        // Another writer's entries since (more than the file has lines): read on after the
+        // two entries the file holds, not after as many entries as it has lines.
+        let mut other = RemoteJournal::new("j", 2, bucket.clone(), None);
+        let later: String = (4..9).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+        for line in later.lines() {
+            other.append(format!("{line}\n").into()).unwrap();
+        }
+        assert_eq!(fetch(&bucket, "j").unwrap(), 7);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{whole}{later}")
+        );
+        // A file changed since the last fetch is read again whole.
+        std::fs::write(&path, "{\"n\":0}\n").unwrap();
+        assert_eq!(fetch(&bucket, "j").unwrap(), 7);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{whole}{later}")
+        );
     }
 }

@@ -101,10 +101,18 @@ pub(crate) async fn local_backfill(org: &str, start: &str, end: &str) -> tempfil
 }
 
 /// The journal's entries in order, as JSON.
+/// The entries of a journal in the bucket, in order: each object holds one or more lines.
 pub(crate) fn journal(moto: &impl ObjectServer, name: &str) -> Vec<serde_json::Value> {
     moto.keys(&format!("one/_sfbackfill/{name}/"))
         .iter()
-        .map(|k| serde_json::from_slice(&moto.get(k)).expect("a JSON entry"))
+        .flat_map(|k| {
+            let bytes = moto.get(k);
+            assert!(bytes.ends_with(b"\n"), "{k} holds whole lines");
+            serde_json::Deserializer::from_slice(&bytes)
+                .into_iter::<serde_json::Value>()
+                .map(|v| v.expect("a JSON entry"))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
