@@ -615,7 +615,7 @@ pub(crate) struct Journal {
     len: u64,
     /// A write failed: later lines would follow a torn one, so none are written.
     broken: bool,
-    /// For an object store `--out`, the bucket's journal, written before each local line.
+    /// For an object store `--out`, the bucket's journal, written before each local append.
     remote: Option<crate::store::RemoteJournal>,
     /// The lock this journal took; none for one opened under a lock its caller holds.
     _lock: Option<File>,
@@ -726,6 +726,9 @@ impl Journal {
         match write_lines(&mut self.file, &self.path, &lines) {
             Ok(written) => {
                 self.len += written;
+                if let Some(remote) = &self.remote {
+                    remote.written_locally(self.len);
+                }
                 Ok(())
             }
             Err(e) => {

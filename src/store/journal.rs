@@ -134,6 +134,12 @@ impl RemoteJournal {
         }
     }
 
+    /// After the working file took the last entry's lines and is `file_len` long: a later
+    /// fetch of this journal reads on from there instead of reading every entry again.
+    pub(crate) fn written_locally(&self, file_len: u64) {
+        self.bucket.set_fetched(&self.journal, self.next, file_len);
+    }
+
     /// Writes `lines` (whole JSON lines, newlines included) as the next entry, create-only.
     ///
     /// # Errors
@@ -173,6 +179,24 @@ mod tests {
         journal.append(text.clone().into()).unwrap();
         let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         file.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_fetch_after_this_process_wrote_its_entries_keeps_the_working_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = Arc::new(Bucket::in_memory(dir.path().to_path_buf()));
+        let path = crate::checkpoint::manifest_dir(dir.path()).join("j");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "").unwrap();
+        let mut journal = RemoteJournal::new("j", 0, bucket.clone(), None);
+        append(&mut journal, &path, &["{\"n\":0}", "{\"n\":1}"]);
+        journal.written_locally(std::fs::metadata(&path).unwrap().len());
+        // Held open as the checkpoint holds its journal: replacing the file would orphan it.
+        let held = std::fs::File::open(&path).unwrap();
+        assert_eq!(fetch(&bucket, "j").unwrap(), 1);
+        let now = std::fs::metadata(&path).unwrap();
+        assert_eq!(now.ino(), held.metadata().unwrap().ino(), "the same file");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! on a free loopback port per test, the same checks as the S3 suite (`store.rs`) runs against
 //! moto. Without Azurite each test prints one `skipped` line and passes, unless
 //! `SFBACKFILL_REQUIRE_AZURITE=1` (as `.ci/run` sets it, after
-//! `npm install --prefix ~/.cache/sfbackfill-azurite azurite`).
+//! `npm install --prefix ~/.cache/sfbackfill-azurite azurite@3.35.0`).
 //!
 //! `gs://` has no suite: no emulator installable from a package registry speaks the XML API
 //! that `object_store`'s GCS client uses (puts with `x-goog-if-generation-match`, listing with
@@ -32,11 +32,12 @@ const CACHED: &str = ".cache/sfbackfill-azurite/node_modules/.bin/azurite-blob";
 /// An Azurite blob service on a free loopback port, in a folder of its own, with one
 /// container; killed when dropped.
 struct Azurite {
+    /// First: fields drop in order, and the server must stop before its folders go.
+    _server: Running,
     endpoint: String,
     /// The runs' `TMPDIR`: the working folders a kill -9 leaves go with it.
     tmp: tempfile::TempDir,
     _data: tempfile::TempDir,
-    _server: Running,
 }
 
 impl Azurite {
@@ -47,11 +48,11 @@ impl Azurite {
             assert!(
                 std::env::var("SFBACKFILL_REQUIRE_AZURITE").as_deref() != Ok("1"),
                 "SFBACKFILL_REQUIRE_AZURITE=1 but Azurite is not installed: \
-                 npm install --prefix ~/.cache/sfbackfill-azurite azurite"
+                 npm install --prefix ~/.cache/sfbackfill-azurite azurite@3.35.0"
             );
             println!(
                 "skipped clouds::{test}: Azurite not installed \
-                 (npm install --prefix ~/.cache/sfbackfill-azurite azurite)"
+                 (npm install --prefix ~/.cache/sfbackfill-azurite azurite@3.35.0)"
             );
             return None;
         };

@@ -55,7 +55,9 @@ fn free_port() -> u16 {
 fn journal_done(out: &Path) -> BTreeMap<String, (u64, u64, u64)> {
     let text = std::fs::read_to_string(out.join("_sfbackfill/backfill.journal")).unwrap();
     let mut done: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-    for line in text.lines() {
+    // Read while the run writes: a batch of lines may be half written at its end.
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    for line in whole.lines() {
         let e: Value = serde_json::from_str(line).unwrap();
         if e["kind"] == "chunk_done" {
             let d = done
