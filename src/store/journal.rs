@@ -154,19 +154,33 @@ impl RemoteJournal {
             entry_name(self.next)
         ));
         let store = bucket.store();
-        let put = bucket.run(store.put_opts(&key, PutPayload::from(lines), PutMode::Create.into()));
+        let payload = PutPayload::from(lines.clone());
+        let put = bucket.run(store.put_opts(&key, payload, PutMode::Create.into()));
         match put {
-            Ok(_) => {
-                self.next += 1;
-                Ok(())
+            Ok(_) => {}
+            // A put the store kept but answered with an error is retried by the client, and
+            // the retry finds the entry: ours if it holds our lines (they name this run).
+            Err(object_store::Error::AlreadyExists { .. }) if self.holds(&key, &lines)? => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                return Err(StoreError::Raced {
+                    url: bucket.url().to_string(),
+                    journal: self.journal.clone(),
+                    number: self.next,
+                });
             }
-            Err(object_store::Error::AlreadyExists { .. }) => Err(StoreError::Raced {
-                url: bucket.url().to_string(),
-                journal: self.journal.clone(),
-                number: self.next,
-            }),
-            Err(e) => Err(bucket.failed("write", &key)(e)),
+            Err(e) => return Err(bucket.failed("write", &key)(e)),
         }
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Whether the entry at `key` is exactly `lines`.
+    fn holds(&self, key: &object_store::path::Path, lines: &[u8]) -> Result<bool, StoreError> {
+        let bucket = &self.bucket;
+        let store = bucket.store();
+        let got = bucket.run(async { store.get(key).await?.bytes().await });
+        let got = got.map_err(bucket.failed("read", key))?;
+        Ok(got.as_ref() == lines)
     }
 }
 
@@ -179,6 +193,24 @@ mod tests {
         journal.append(text.clone().into()).unwrap();
         let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         file.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn an_entry_found_taken_is_ours_when_it_holds_our_lines_and_a_race_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = Arc::new(Bucket::in_memory(dir.path().to_path_buf()));
+        let mut first = RemoteJournal::new("j", 0, bucket.clone(), None);
+        first.append("{\"run\":\"a\"}\n".into()).unwrap();
+        // As a retried put whose first attempt the store kept: the same lines at entry 0.
+        let mut retried = RemoteJournal::new("j", 0, bucket.clone(), None);
+        retried.append("{\"run\":\"a\"}\n".into()).unwrap();
+        assert_eq!(retried.next, 1, "it goes on after its entry");
+        let mut other = RemoteJournal::new("j", 0, bucket.clone(), None);
+        let raced = other.append("{\"run\":\"b\"}\n".into()).unwrap_err();
+        assert!(
+            matches!(raced, StoreError::Raced { number: 0, .. }),
+            "{raced}"
+        );
     }
 
     #[test]
