@@ -298,7 +298,7 @@ async fn two_kills_mid_upload_then_the_same_command_are_exact(server: &impl Obje
 
 /// While a run holds the lock, a second is refused with exit 2 and the holder's pid, and
 /// writes no journal entry.
-async fn a_second_writer_is_refused(server: &impl ObjectServer) {
+pub(crate) async fn a_second_writer_is_refused(server: &impl ObjectServer) {
     let org = slow_org().await;
     let url = server.url("one");
     let args = backfill_args(&url, START, END);
@@ -330,7 +330,7 @@ async fn a_second_writer_is_refused(server: &impl ObjectServer) {
 
 /// A lock whose heartbeat is older than the stale bound is taken over by the next run, which
 /// finishes exact; the old holder, resumed, stops without writing another entry.
-async fn a_stale_lock_is_taken_over(server: &impl ObjectServer) {
+pub(crate) async fn a_stale_lock_is_taken_over(server: &impl ObjectServer) {
     let org = slow_org().await;
     let url = server.url("one");
     let args = backfill_args(&url, START, END);

@@ -313,38 +313,7 @@ async fn a_second_writer_is_refused_while_the_first_runs() {
     let Some(moto) = Moto::start("a_second_writer_is_refused_while_the_first_runs", &[]) else {
         return;
     };
-    let org = slow_org().await;
-    let url = moto.url("one");
-    let args = backfill_args(&url, "2025-03-01", "2025-03-20");
-    let mut first = stopped_holder(&org.url(), &moto, &args, &[]).await;
-    // (Comparing the journal's length around the refused run would race with a put the
-    // stopped holder sent before its stop; the one `run_started` below is the check.)
-    let second = sf(&org.url(), &moto, &args, &[]).await;
-    first.signal(libc::SIGCONT);
-    assert_exit(&second, 2);
-    let message = stderr(&second);
-    assert!(
-        message.contains("another sfbackfill is writing"),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("pid {}", first.id())),
-        "{message}"
-    );
-    assert_eq!(message.lines().count(), 1, "{message}");
-    let first_pid = u64::from(first.id());
-    let first = first.wait().await;
-    assert_exit(&first, 0);
-    let started: Vec<_> = journal(&moto, "backfill.journal")
-        .iter()
-        .filter(|e| e["kind"] == "run_started")
-        .map(|e| e["pid"].as_u64())
-        .collect();
-    assert_eq!(
-        started,
-        [Some(first_pid)],
-        "the first run's start alone: the refused run wrote no entry"
-    );
+    crate::clouds::a_second_writer_is_refused(&moto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,39 +321,7 @@ async fn a_stale_lock_is_taken_over_and_the_old_holder_stops() {
     let Some(moto) = Moto::start("a_stale_lock_is_taken_over_and_the_old_holder_stops", &[]) else {
         return;
     };
-    let org = slow_org().await;
-    let url = moto.url("one");
-    let args = backfill_args(&url, "2025-03-01", "2025-03-20");
-    let stale = ("SFBACKFILL_LOCK_STALE_AFTER", "2s");
-    let mut old = stopped_holder(&org.url(), &moto, &args, &[stale]).await;
-    // Let its heartbeat grow older than the bound (the old holder is stopped, not dead).
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let new = sf(&org.url(), &moto, &args, &[stale]).await;
-    assert_exit(&new, 0);
-    let took = stderr(&new);
-    assert!(took.contains("took over the lock"), "{took}");
-    assert!(took.contains(&format!("pid {}", old.id())), "{took}");
-    let written = journal(&moto, "backfill.journal").len();
-    old.signal(libc::SIGCONT);
-    let old = old.wait().await;
-    assert_exit(&old, 1);
-    // Stopped between its fence and a journal put, it finds the entry taken instead: the
-    // create-only put stops it just the same.
-    let why = stderr(&old);
-    assert!(
-        why.contains("lost its lock") || why.contains("first: this run stops here"),
-        "{why}"
-    );
-    assert_eq!(
-        journal(&moto, "backfill.journal").len(),
-        written,
-        "the old holder wrote after the takeover"
-    );
-    let want = local_backfill(&org.url(), "2025-03-01", "2025-03-20").await;
-    assert_eq!(
-        contents(downloaded(&moto, "one").path()),
-        contents(want.path())
-    );
+    crate::clouds::a_stale_lock_is_taken_over(&moto).await;
 }
 
 #[test]
