@@ -260,13 +260,14 @@ pub async fn run(
     crate::metrics::global().chunks_planned(&per_object);
 
     let mut summary = RunSummary::default();
-    let parts_failed = |e| ScheduleError::Chunk {
+    let parts_failed = |e: write::WriteError| ScheduleError::Chunk {
         chunk: "Bulk parts".into(),
-        source: ReadError::Write(write::WriteError::from_io(&ctx.parts_dir, e)),
+        source: ReadError::Write(e),
     };
+    let parts_io = |e| parts_failed(write::WriteError::from_io(&ctx.parts_dir, e));
     // On a bucket `--out` the parts are claimed as the bucket lists them, and only the parts
     // of the jobs read on are downloaded (a run on another machine committed them).
-    let held = resume::held(&ctx.parts_dir).map_err(parts_failed)?;
+    let held = resume::held(&ctx.parts_dir).map_err(parts_io)?;
     let claimed = resume::claim(
         bulk_journal.state(),
         &ctx.parts_dir,
@@ -276,13 +277,9 @@ pub async fn run(
         |o| config.bulk_objects.contains(o) || config.auto_bulk.contains(o),
         config.include_deleted,
     );
-    crate::store::restore(claimed.parts().map(|p| (p.path.as_path(), p.bytes))).map_err(|e| {
-        ScheduleError::Chunk {
-            chunk: "Bulk parts".into(),
-            source: ReadError::Write(e.into()),
-        }
-    })?;
-    resume::sweep(&ctx.parts_dir, &held, &claimed.kept()).map_err(parts_failed)?;
+    crate::store::restore(claimed.parts().map(|p| (p.path.as_path(), p.bytes)))
+        .map_err(|e| parts_failed(e.into()))?;
+    resume::sweep(&ctx.parts_dir, &held, &claimed.kept()).map_err(parts_io)?;
     for id in &claimed.stale {
         bulk::delete_quietly(&ctx, id).await;
     }

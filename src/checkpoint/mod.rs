@@ -658,7 +658,7 @@ impl Journal {
         header: E,
         apply: impl FnMut(E),
         lock: Option<File>,
-        mut remote: Option<crate::store::RemoteJournal>,
+        remote: Option<crate::store::RemoteJournal>,
     ) -> Result<Self, CheckpointError> {
         let dir = manifest_dir(out);
         let path = dir.join(journal_name);
@@ -672,27 +672,25 @@ impl Journal {
             .open(&path)
             .map_err(io_err("open", &path))?;
         let is_new = file.metadata().map_err(io_err("read", &path))?.len() == 0;
-        if is_new {
-            let line = line_of(&header);
-            if let Some(remote) = &mut remote {
-                remote.append(line.clone().into())?;
-            }
-            write_lines(&mut file, &path, &line)?;
-            sync_dir(&dir)?;
-        } else {
+        if !is_new {
             let reader = file.try_clone().map_err(io_err("read", &path))?;
             let valid_len = read_journal(&path, reader, (&format.0, format.1), apply)?;
             drop_torn_tail(&file, &path, valid_len)?;
         }
         let len = file.seek(SeekFrom::End(0)).map_err(io_err("open", &path))?;
-        Ok(Self {
+        let mut journal = Self {
             file,
             path,
             len,
             broken: false,
             remote,
             _lock: lock,
-        })
+        };
+        if is_new {
+            journal.append(&header)?;
+            sync_dir(&dir)?;
+        }
+        Ok(journal)
     }
 
     /// Appends one line and makes it durable before returning. After a failed write (a full
