@@ -138,7 +138,7 @@ pub(super) fn hand_over(
         days: days(),
     };
     let shape = api::SpanShape {
-        rows: Some(total_rows as f64),
+        rows: total_rows as f64,
         rest_page_rows: first.num_rows() as u64,
         groups: job.groups.len(),
         days: span.days.len(),

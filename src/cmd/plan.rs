@@ -103,7 +103,7 @@ pub(super) async fn plan(settings: &BackfillSettings) -> Result<(), Failure> {
             let span_rows = estimates.iter().sum::<f64>();
             rows += span_rows;
             let shape = api::SpanShape {
-                rows: Some(span_rows),
+                rows: span_rows,
                 rest_page_rows: page,
                 groups,
                 days: span.days.len(),

@@ -124,8 +124,8 @@ pub fn bulk_requests(rows: f64, jobs: usize, page_rows: usize) -> u64 {
 /// What the choice for one span of pending days weighs.
 #[derive(Debug, Clone, Copy)]
 pub struct SpanShape {
-    /// About how many rows the span holds; `None`: not counted.
-    pub rows: Option<f64>,
+    /// About how many rows the span holds.
+    pub rows: f64,
     /// Rows per REST page of the selection.
     pub rest_page_rows: u64,
     /// REST field groups (each reads every row once).
@@ -140,12 +140,12 @@ pub struct SpanShape {
 impl SpanShape {
     /// REST requests to read the span.
     pub fn rest_requests(&self) -> u64 {
-        rest_requests(self.rows.unwrap_or(0.0), self.rest_page_rows, self.groups)
+        rest_requests(self.rows, self.rest_page_rows, self.groups)
     }
 
     /// Bulk requests to read the span with `jobs` jobs.
     pub fn bulk_requests(&self, jobs: usize) -> u64 {
-        bulk_requests(self.rows.unwrap_or(0.0), jobs, self.bulk_page_rows)
+        bulk_requests(self.rows, jobs, self.bulk_page_rows)
     }
 }
 
@@ -153,20 +153,21 @@ impl SpanShape {
 /// `auto` takes as many jobs, up to [`jobs_for`], as keep Bulk at most half of REST's
 /// requests; `--api bulk` reads a span with one job. `backfill` and `plan` both decide here.
 pub fn for_span(mode: ApiMode, selection: &Selection, shape: &SpanShape) -> (ApiChoice, usize) {
-    let most = match (mode, shape.rows) {
-        (ApiMode::Auto, Some(rows)) => {
-            jobs_for(rows, shape.bulk_page_rows, shape.days, shape.concurrency)
-        }
+    let most = match mode {
+        ApiMode::Auto => jobs_for(
+            shape.rows,
+            shape.bulk_page_rows,
+            shape.days,
+            shape.concurrency,
+        ),
         _ => 1,
     };
-    let mut choice = choose(mode, selection, shape, most);
-    for jobs in (1..most).rev() {
-        if choice.api == Api::Bulk {
-            return (choice, jobs + 1);
-        }
-        choice = choose(mode, selection, shape, jobs);
-    }
-    (choice, 1)
+    let choose = |jobs| (choose(mode, selection, shape, jobs), jobs);
+    (1..=most)
+        .rev()
+        .map(choose)
+        .find(|(choice, _)| choice.api == Api::Bulk)
+        .unwrap_or_else(|| choose(1))
 }
 
 /// The API for a span read, if through Bulk, by `jobs` jobs.
@@ -187,9 +188,7 @@ fn choose(mode: ApiMode, selection: &Selection, shape: &SpanShape, jobs: usize) 
             reason: "--api bulk".into(),
         };
     }
-    let Some(rows) = shape.rows else {
-        return rest("rows not counted".into());
-    };
+    let rows = shape.rows;
     let (by_rest, by_bulk) = (shape.rest_requests(), shape.bulk_requests(jobs));
     let numbers = format!("~{rows:.0} rows: {by_rest} REST requests, {by_bulk} Bulk");
     if by_bulk * 2 <= by_rest {
@@ -213,7 +212,7 @@ pub struct ObjectApis {
 impl ObjectApis {
     /// Records the choice for one span of the object.
     pub fn add(&mut self, choice: ApiChoice, jobs: usize, shape: &SpanShape) {
-        let rows = shape.rows.unwrap_or(0.0);
+        let rows = shape.rows;
         match choice.api {
             Api::Bulk => self.bulk.push((choice, jobs, rows)),
             Api::Rest => self.rest.push((choice, rows)),
@@ -249,7 +248,7 @@ mod tests {
     use crate::decode::tests::field;
     use crate::salesforce::soql::Identifier;
 
-    fn shape(rows: Option<f64>) -> SpanShape {
+    fn shape(rows: f64) -> SpanShape {
         SpanShape {
             rows,
             rest_page_rows: 2000,
@@ -285,40 +284,33 @@ mod tests {
     #[test]
     fn auto_takes_bulk_only_where_it_halves_the_requests() {
         let s = selection("Case", None);
-        let heavy = choose(ApiMode::Auto, &s, &shape(Some(200_000.0)), 1);
+        let heavy = choose(ApiMode::Auto, &s, &shape(200_000.0), 1);
         assert_eq!(heavy.api, Api::Bulk, "{}", heavy.reason);
         assert!(
             heavy.reason.contains("100 REST requests, 10 Bulk"),
             "{}",
             heavy.reason
         );
-        let small = choose(ApiMode::Auto, &s, &shape(Some(900.0)), 1);
+        let small = choose(ApiMode::Auto, &s, &shape(900.0), 1);
         assert_eq!(small.api, Api::Rest, "{}", small.reason);
-        let edge = choose(ApiMode::Auto, &s, &shape(Some(28_000.0)), 1);
+        let edge = choose(ApiMode::Auto, &s, &shape(28_000.0), 1);
         assert_eq!(
             edge.api,
             Api::Bulk,
             "14 pages vs 7 requests: {}",
             edge.reason
         );
-        let under = choose(ApiMode::Auto, &s, &shape(Some(26_000.0)), 1);
+        let under = choose(ApiMode::Auto, &s, &shape(26_000.0), 1);
         assert_eq!(
             under.api,
             Api::Rest,
             "13 pages vs 7 requests: {}",
             under.reason
         );
-        assert_eq!(choose(ApiMode::Auto, &s, &shape(None), 1).api, Api::Rest);
-        let scattered = choose(ApiMode::Auto, &s, &shape(Some(200_000.0)), 10);
+        let scattered = choose(ApiMode::Auto, &s, &shape(200_000.0), 10);
         assert_eq!(scattered.api, Api::Rest, "ten jobs: {}", scattered.reason);
-        assert_eq!(
-            choose(ApiMode::Rest, &s, &shape(Some(1e7)), 1).api,
-            Api::Rest
-        );
-        assert_eq!(
-            choose(ApiMode::Bulk, &s, &shape(Some(1.0)), 1).api,
-            Api::Bulk
-        );
+        assert_eq!(choose(ApiMode::Rest, &s, &shape(1e7), 1).api, Api::Rest);
+        assert_eq!(choose(ApiMode::Bulk, &s, &shape(1.0), 1).api, Api::Bulk);
     }
 
     #[test]
@@ -326,7 +318,7 @@ mod tests {
         let s = selection("Case", None);
         let wide = SpanShape {
             concurrency: 4,
-            ..shape(Some(5_000_000.0))
+            ..shape(5_000_000.0)
         };
         let (choice, jobs) = for_span(ApiMode::Auto, &s, &wide);
         assert_eq!((choice.api, jobs), (Api::Bulk, 4), "{}", choice.reason);
@@ -337,7 +329,7 @@ mod tests {
             "--api bulk: a job a span"
         );
         // 14 REST pages: 7 Bulk requests at 50,000 rows a page, 20 at 2,000.
-        let edge = shape(Some(28_000.0));
+        let edge = shape(28_000.0);
         assert_eq!(for_span(ApiMode::Auto, &s, &edge).0.api, Api::Bulk);
         let small_pages = SpanShape {
             bulk_page_rows: 2000,
@@ -359,7 +351,7 @@ mod tests {
         assert_eq!(apis.line("Case"), None);
         let heavy = SpanShape {
             concurrency: 4,
-            ..shape(Some(5_000_000.0))
+            ..shape(5_000_000.0)
         };
         let (choice, jobs) = for_span(ApiMode::Auto, &s, &heavy);
         apis.add(choice, jobs, &heavy);
@@ -369,7 +361,7 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with("(4 jobs)"), "{line}");
-        let light = shape(Some(900.0));
+        let light = shape(900.0);
         let (choice, jobs) = for_span(ApiMode::Auto, &s, &light);
         apis.add(choice, jobs, &light);
         let line = apis.line("Case").unwrap();
@@ -402,12 +394,7 @@ mod tests {
                 "UserRecordAccess is not served by the Bulk API",
             ),
         ] {
-            let c = choose(
-                ApiMode::Bulk,
-                &selection(object, extra),
-                &shape(Some(1e7)),
-                1,
-            );
+            let c = choose(ApiMode::Bulk, &selection(object, extra), &shape(1e7), 1);
             assert_eq!(c.api, Api::Rest);
             assert!(c.reason.contains(said), "{}", c.reason);
         }
