@@ -499,18 +499,14 @@ async fn with_profile(
     args: &[&str],
     extra: &[(&str, &str)],
 ) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
-    cmd.args(args)
-        .env("SF_INSTANCE_URL", org)
-        .env("SF_CLIENT_ID", CLIENT_ID)
-        .env("SF_CLIENT_SECRET", CLIENT_SECRET)
-        .env_remove("SF_API_VERSION")
-        .env_remove("RUST_LOG");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("AWS_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = command(
+        args,
+        &[
+            ("SF_INSTANCE_URL", org),
+            ("SF_CLIENT_ID", CLIENT_ID),
+            ("SF_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    );
     for (name, value) in moto.env() {
         if matches!(name, "TMPDIR" | "AWS_ALLOW_HTTP") {
             cmd.env(name, value);

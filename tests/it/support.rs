@@ -49,7 +49,7 @@ pub fn sfbackfill_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// The binary with `args` and only `env` of the variables it reads.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfbackfill"));
     cmd.args(args)
         .env_remove("SF_INSTANCE_URL")
@@ -57,10 +57,26 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
         .env_remove("SF_CLIENT_SECRET")
         .env_remove("SF_API_VERSION")
         .env_remove("RUST_LOG");
+    without_cloud_env(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd
+}
+
+/// The user's own cloud settings (an `AWS_PROFILE`, a session token) never reach a child of
+/// the tests: a test gives its store's settings itself.
+pub(crate) fn without_cloud_env(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let cloud = name.to_str().is_some_and(|n| {
+            ["AWS_", "AZURE_", "GOOGLE_"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        });
+        if cloud {
+            cmd.env_remove(name);
+        }
+    }
 }
 
 /// Starts the binary against the fake org at `url` in the background, its output captured,
@@ -749,6 +765,8 @@ impl Moto {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+        // moto's own boto would read the user's AWS profile and fail every request.
+        without_cloud_env(&mut cmd);
         for (k, v) in server_env {
             cmd.env(k, v);
         }
