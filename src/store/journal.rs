@@ -159,7 +159,8 @@ impl RemoteJournal {
         match put {
             Ok(_) => {}
             // A put the store kept but answered with an error is retried by the client, and
-            // the retry finds the entry: ours if it holds our lines (they name this run).
+            // the retry finds the entry: ours if it holds our lines (under our lock, no other
+            // writer wrote them).
             Err(object_store::Error::AlreadyExists { .. }) if self.holds(&key, &lines)? => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
                 return Err(StoreError::Raced {

@@ -8,13 +8,15 @@
 //! as numbered create-only objects (`journal`), and the lock object with its heartbeat (`lock`).
 //!
 //! How a bucket is written: the engine runs unchanged on a local *working folder*, a fresh
-//! temporary folder registered here with its bucket ([`attach`]). The checkpoint, `write` and
-//! `sync` call this module at four seams, each a no-op for a folder that is not registered:
-//! a journal's lock is taken ([`journal_lock`]: the lock object, then the journal read back
-//! from the bucket into the working folder), a journal line is appended (the line becomes the
-//! next numbered object first), a day file is published ([`published`]: uploaded under its
-//! final key, then the local copy removed), and an uncommitted sync file is discarded
-//! ([`discarded`]).
+//! temporary folder registered here with its bucket ([`attach`]). The checkpoint, `write`,
+//! `sync`, the Bulk resume and `status` call this module at seams, each a no-op for a folder
+//! that is not registered: a journal's lock is taken ([`journal_lock`], [`journal_held`]: the
+//! lock object, then the journal read back from the bucket into the working folder), a
+//! journal append becomes the next numbered object first, a day file is published
+//! ([`published`]: uploaded under its final key, then the local copy removed), a committed
+//! Bulk part is uploaded ([`kept`]) and fetched back on resume ([`listed`], [`restore`]), a
+//! file no longer wanted is deleted ([`discarded`]), and what the prefix holds is listed for
+//! the foreign-folder check and `status` ([`names_in`], [`layout`]).
 //!
 //! Invariants:
 //! * The bucket is the truth; the working folder is a cache rebuilt at each start and removed
@@ -37,14 +39,13 @@ mod lock;
 pub use aws_profile::ProfileError;
 pub(crate) use bucket::Bucket;
 pub(crate) use journal::RemoteJournal;
-pub use lock::{DEFAULT_STALE_AFTER, STALE_AFTER_VARIABLE};
 
-/// The journals a working folder is filled with from its bucket.
-const JOURNALS: [&str; 4] = [
+/// The journals a working folder is filled with from its bucket (not the compaction journal:
+/// `compact` refuses a bucket, so none is ever there to list).
+const JOURNALS: [&str; 3] = [
     crate::checkpoint::JOURNAL_FILE,
     crate::checkpoint::bulk_jobs::BULK_JOURNAL_FILE,
     crate::checkpoint::cursors::SYNC_JOURNAL_FILE,
-    crate::checkpoint::compactions::COMPACT_JOURNAL_FILE,
 ];
 
 /// Where `--out` points.
@@ -124,11 +125,6 @@ impl Attached {
     /// The folder the engine reads and writes: `--out` itself, or the bucket's working folder.
     pub fn folder(&self) -> &Path {
         &self.folder
-    }
-
-    /// Whether `--out` is a bucket.
-    pub fn is_bucket(&self) -> bool {
-        self.bucket.is_some()
     }
 }
 
