@@ -737,6 +737,8 @@ async fn a_run_stopped_by_the_query_limit_leaves_its_job_for_the_next_run_to_rea
     assert!(open_jobs(dir.path()).is_empty());
     assert_eq!(bulk_parts(dir.path()), 0);
     let status = run(&url, &["status", "--out", out]).await;
+    assert_exit(&status, 0);
+    assert!(stdout(&status).contains("Case"), "{}", stdout(&status));
     assert!(
         !stdout(&status).contains("OPEN BULK JOB"),
         "{}",

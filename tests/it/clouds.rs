@@ -334,9 +334,11 @@ pub(crate) async fn a_stale_lock_is_taken_over(server: &impl ObjectServer) {
     let org = slow_org().await;
     let url = server.url("one");
     let args = backfill_args(&url, START, END);
-    let stale = ("SFBACKFILL_LOCK_STALE_AFTER", "2s");
+    // Long enough that the new holder's own renewals (every twelfth, lost at half) ride out a
+    // busy server; the old holder's heartbeat is left to grow older than it.
+    let stale = ("SFBACKFILL_LOCK_STALE_AFTER", "4s");
     let mut old = stopped_holder(&org.url(), server, &args, &[stale]).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let new = sf(&org.url(), server, &args, &[stale]).await;
     assert_exit(&new, 0);
     let took = stderr(&new);
@@ -366,7 +368,7 @@ pub(crate) async fn a_stale_lock_is_taken_over(server: &impl ObjectServer) {
 /// A lock replaced under a running holder (another host took it over) fails the holder's
 /// next renewal, conditional on its version: the run stops with exit 1 naming the new
 /// holder, before its days are done, and leaves the new holder's lock in place.
-async fn a_lock_taken_over_elsewhere_stops_the_holder(server: &impl ObjectServer) {
+pub(crate) async fn a_lock_taken_over_elsewhere_stops_the_holder(server: &impl ObjectServer) {
     use object_store::ObjectStoreExt;
     let org = slow_org().await;
     let url = server.url("one");

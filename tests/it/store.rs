@@ -175,6 +175,7 @@ async fn a_backfill_of_three_objects_to_s3_is_exact_and_sync_and_status_use_the_
     assert_exit(&status, 0);
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["out"], url.as_str());
+    assert_eq!(doc["objects"].as_array().unwrap().len(), 3, "{doc}");
     for object in doc["objects"].as_array().unwrap() {
         assert_eq!(object["chunks_done"], 20, "{object}");
         assert_eq!(object["chunks_pending"], 0, "{object}");
@@ -324,6 +325,15 @@ async fn a_stale_lock_is_taken_over_and_the_old_holder_stops() {
     crate::clouds::a_stale_lock_is_taken_over(&moto).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_taken_over_elsewhere_stops_the_holder_at_its_next_renewal() {
+    let test = "a_lock_taken_over_elsewhere_stops_the_holder_at_its_next_renewal";
+    let Some(moto) = Moto::start(test, &[]) else {
+        return;
+    };
+    crate::clouds::a_lock_taken_over_elsewhere_stops_the_holder(&moto).await;
+}
+
 #[test]
 fn an_unsupported_scheme_is_refused_and_nothing_is_written() {
     let cwd = tempfile::tempdir().unwrap();
@@ -397,7 +407,6 @@ pub(crate) async fn a_bulk_run_killed_after_a_commit_reads_on(moto: &impl Object
         .await;
     first.signal(libc::SIGKILL);
     first.wait().await;
-    let rows_committed = committed(&moto).unwrap();
     assert!(
         !moto.keys("one/_sfbackfill/bulk-parts/").is_empty(),
         "the committed parts are in the bucket"
@@ -410,12 +419,6 @@ pub(crate) async fn a_bulk_run_killed_after_a_commit_reads_on(moto: &impl Object
         "the kill landed before the job's days were published"
     );
 
-    let named: BTreeSet<String> = journal(&moto, "bulk.journal")
-        .iter()
-        .filter(|e| e["kind"] == "committed")
-        .flat_map(|e| e["parts"].as_array().unwrap().clone())
-        .map(|p| format!("/lake/{PARTS}{}", p["file"].as_str().unwrap()))
-        .collect();
     // A part a kill left before its commit: no job names it.
     moto.put(&format!("{PARTS}stray-part"), &[7u8; 20_000]);
     // A lock of another host, an hour old: live under a bound of two hours, stale under 60 s.
@@ -452,6 +455,16 @@ pub(crate) async fn a_bulk_run_killed_after_a_commit_reads_on(moto: &impl Object
         assert_eq!(read, Vec::<String>::new(), "the refused run read parts");
     }
 
+    // Read after the refused run, which writes no entry: a put the killed run had sent has
+    // landed by now.
+    let rows_committed = committed(&moto).unwrap();
+    let named: BTreeSet<String> = journal(&moto, "bulk.journal")
+        .iter()
+        .filter(|e| e["kind"] == "committed")
+        .flat_map(|e| e["parts"].as_array().unwrap().clone())
+        .map(|p| format!("/lake/{PARTS}{}", p["file"].as_str().unwrap()))
+        .collect();
+    assert!(!named.is_empty(), "the commit names its parts");
     let before = org.stats();
     let since = moto.gets().map(|g| g.len());
     let again = sf(&org.url(), &moto, &args, &[]).await;
