@@ -167,7 +167,9 @@ const END: &str = "2025-03-10";
 /// A backfill of three objects gives the bucket the rows and file names of a local run, its
 /// journal entries, nothing else, and the lock released; `--repull`, `status` and `sync` work
 /// on the same prefix; no secret is in any object or output.
-async fn a_backfill_is_exact_and_sync_and_status_use_the_prefix(server: &impl ObjectServer) {
+pub(crate) async fn a_backfill_is_exact_and_sync_and_status_use_the_prefix(
+    server: &impl ObjectServer,
+) {
     let org = start_default_fake().await;
     let url = server.url("one");
     let o = sf(&org.url(), server, &backfill_args(&url, START, END), &[]).await;
@@ -224,13 +226,22 @@ async fn a_backfill_is_exact_and_sync_and_status_use_the_prefix(server: &impl Ob
     assert_exit(&status, 0);
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["out"], url.as_str());
+    assert_eq!(doc["objects"].as_array().unwrap().len(), 3, "{doc}");
     for object in doc["objects"].as_array().unwrap() {
         assert_eq!(object["chunks_done"], 10, "{object}");
         assert_eq!(object["chunks_pending"], 0, "{object}");
     }
-    assert_eq!(doc["files"].as_array().unwrap().len(), 3, "{doc}");
+    let files = doc["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{doc}");
+    for f in files {
+        assert!(
+            f["object"].is_string() && f["files"].as_u64() > Some(0),
+            "{f}"
+        );
+    }
     assert_eq!(doc["sync"][0]["object"], "Account");
     assert_eq!(doc["sync"][0]["syncs"], 2);
+    assert!(!journal(server, "sync.journal").is_empty());
     assert_no_secret(server, &[&o, &repulled, &synced, &again, &status]);
 }
 
@@ -259,7 +270,9 @@ fn assert_no_secret(server: &impl ObjectServer, outputs: &[&std::process::Output
 
 /// Killed twice in the middle of a multipart upload, then run again: whatever the bucket
 /// lists reads whole after each kill, and the third run's output is a local run's.
-async fn two_kills_mid_upload_then_the_same_command_are_exact(server: &impl ObjectServer) {
+pub(crate) async fn two_kills_mid_upload_then_the_same_command_are_exact(
+    server: &impl ObjectServer,
+) {
     let org = start_default_fake().await;
     let url = server.url("one");
     let args = backfill_args(&url, START, END);
