@@ -7,27 +7,6 @@ use crate::support::*;
 
 use sfbackfill::cmd::DEMO_OBJECTS as OBJECTS;
 
-fn backfill_args<'a>(out: &'a str, objects: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
-    vec![
-        "backfill",
-        "--objects",
-        objects,
-        "--start",
-        start,
-        "--end",
-        end,
-        "--out",
-        out,
-        "--all-fields",
-        "--rate-limit",
-        "1000",
-        "--concurrency",
-        "4",
-        "--progress",
-        "off",
-    ]
-}
-
 /// The fields the output holds for `object`, from its first file's schema.
 fn output_fields(out: &Path, object: &str) -> Vec<String> {
     let rows = read_output(out, object);

@@ -20,6 +20,7 @@ const OBJECTS: &[&str] = &[
     "Invoice__c",
 ];
 
+/// [`backfill_args`] through `--api api`.
 pub(crate) fn args<'a>(
     out: &'a str,
     objects: &'a str,
@@ -27,26 +28,9 @@ pub(crate) fn args<'a>(
     end: &'a str,
     api: &'a str,
 ) -> Vec<&'a str> {
-    vec![
-        "backfill",
-        "--objects",
-        objects,
-        "--start",
-        start,
-        "--end",
-        end,
-        "--out",
-        out,
-        "--all-fields",
-        "--api",
-        api,
-        "--rate-limit",
-        "1000",
-        "--concurrency",
-        "4",
-        "--progress",
-        "off",
-    ]
+    let mut args = backfill_args(out, objects, start, end);
+    args.extend(["--api", api]);
+    args
 }
 
 async fn fake_with(faults: BulkFaults) -> FakeOrg {

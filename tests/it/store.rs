@@ -17,25 +17,9 @@ pub(crate) const OBJECTS: &str = "Account,Contact,Opportunity";
 pub(crate) const LOCK_KEY: &str = "one/_sfbackfill/backfill.lock";
 const PARTS: &str = "one/_sfbackfill/bulk-parts/";
 
+/// [`crate::support::backfill_args`] of the three objects of these suites.
 pub(crate) fn backfill_args<'a>(out: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
-    vec![
-        "backfill",
-        "--objects",
-        OBJECTS,
-        "--start",
-        start,
-        "--end",
-        end,
-        "--out",
-        out,
-        "--all-fields",
-        "--rate-limit",
-        "1000",
-        "--concurrency",
-        "4",
-        "--progress",
-        "off",
-    ]
+    crate::support::backfill_args(out, OBJECTS, start, end)
 }
 
 /// The variables of `moto` and `extra`, as the helpers take them.

@@ -955,3 +955,31 @@ impl ObjectServer for Moto {
         Some(paths)
     }
 }
+
+/// A backfill of `objects` over `start..=end` into `out` with every field, quickly and
+/// quietly (`--rate-limit 1000 --concurrency 4 --progress off`).
+pub fn backfill_args<'a>(
+    out: &'a str,
+    objects: &'a str,
+    start: &'a str,
+    end: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "backfill",
+        "--objects",
+        objects,
+        "--start",
+        start,
+        "--end",
+        end,
+        "--out",
+        out,
+        "--all-fields",
+        "--rate-limit",
+        "1000",
+        "--concurrency",
+        "4",
+        "--progress",
+        "off",
+    ]
+}
