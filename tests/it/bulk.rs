@@ -251,16 +251,28 @@ async fn falls_back(
     extra: &[&str],
     note: &str,
 ) -> sfbackfill_fake_org::BulkStats {
+    falls_back_in(
+        faults,
+        ("Lead", "2025-05-01", "2025-05-14"),
+        "bulk",
+        extra,
+        note,
+    )
+    .await
+}
+
+/// [`falls_back`] for `object` over `start..=end` through `--api api`.
+async fn falls_back_in(
+    faults: BulkFaults,
+    (object, start, end): (&str, &str, &str),
+    api: &str,
+    extra: &[&str],
+    note: &str,
+) -> sfbackfill_fake_org::BulkStats {
     let org = fake_with(faults).await;
     let url = org.url();
     let dir = tempfile::tempdir().unwrap();
-    let mut a = args(
-        dir.path().to_str().unwrap(),
-        "Lead",
-        "2025-05-01",
-        "2025-05-14",
-        "bulk",
-    );
+    let mut a = args(dir.path().to_str().unwrap(), object, start, end, api);
     a.extend(extra);
     // Progress as log lines: the last one's rows must be the rows written, though rows a
     // given-up job read were reported on the way.
@@ -277,7 +289,7 @@ async fn falls_back(
         .lines()
         .rfind(|l| l.starts_with("progress:"))
         .unwrap_or_else(|| panic!("{progress}"));
-    let written = read_output(dir.path(), "Lead").len();
+    let written = read_output(dir.path(), object).len();
     assert!(
         last.contains(&format!(" {written} rows,")),
         "{written} rows written: {last}"
@@ -285,9 +297,9 @@ async fn falls_back(
     let stats = org.stats().bulk;
     org.set_bulk_faults(BulkFaults::default());
     assert_same_days(
-        &days(dir.path(), "Lead"),
-        &through_rest(&url, "Lead", "2025-05-01", "2025-05-14").await,
-        "Lead",
+        &days(dir.path(), object),
+        &through_rest(&url, object, start, end).await,
+        object,
     );
     stats
 }
@@ -778,32 +790,14 @@ async fn auto_reads_a_heavy_span_with_a_job_per_part_side_by_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_auto_a_failed_job_leaves_its_object_to_rest_for_the_run() {
-    let org = fake_with(BulkFaults {
+    let failed = BulkFaults {
         fail_over: Some(0),
         ..Default::default()
-    })
-    .await;
-    let url = org.url();
-    let dir = tempfile::tempdir().unwrap();
-    let a = args(
-        dir.path().to_str().unwrap(),
-        "Case",
-        "2025-09-01",
-        "2025-09-30",
-        "auto",
-    );
-    let o = run(&url, &a).await;
-    assert_exit(&o, 0);
-    assert!(stderr(&o).contains("QUERY_TIMEOUT"), "{}", stderr(&o));
+    };
+    let month = ("Case", "2025-09-01", "2025-09-30");
+    let stats = falls_back_in(failed, month, "auto", &[], "QUERY_TIMEOUT").await;
     assert_eq!(
-        org.stats().bulk.jobs_created,
-        1,
+        stats.jobs_created, 1,
         "the REST span is not handed back to a new job"
-    );
-    org.set_bulk_faults(BulkFaults::default());
-    assert_same_days(
-        &days(dir.path(), "Case"),
-        &through_rest(&url, "Case", "2025-09-01", "2025-09-30").await,
-        "Case",
     );
 }
