@@ -299,7 +299,7 @@ fn held_here(run: &str) -> bool {
         .lock()
         .expect("store registry")
         .iter()
-        .any(|(_, bucket)| bucket.holds(run))
+        .any(|bucket| bucket.holds(run))
 }
 
 /// This machine's host name (in a container, usually the pod's name).

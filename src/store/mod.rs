@@ -134,7 +134,7 @@ impl Drop for Attached {
             registry()
                 .lock()
                 .expect("store registry")
-                .retain(|(_, b)| !Arc::ptr_eq(b, &bucket));
+                .retain(|b| !Arc::ptr_eq(b, &bucket));
             let _ = std::fs::remove_dir_all(&self.folder);
         }
     }
@@ -159,13 +159,13 @@ pub fn attach(out: &Path) -> Result<Attached, StoreError> {
     let folder = working_folder()?;
     let bucket = Arc::new(Bucket::connect(&url, folder.clone())?);
     let attached = Attached {
-        folder: folder.clone(),
+        folder,
         bucket: Some(bucket.clone()),
     };
     registry()
         .lock()
         .expect("store registry")
-        .push((folder, bucket.clone()));
+        .push(bucket.clone());
     for name in JOURNALS {
         journal::fetch(&bucket, name)?;
     }
@@ -200,9 +200,9 @@ fn working_folder() -> Result<PathBuf, StoreError> {
     Ok(folder)
 }
 
-type Registry = Mutex<Vec<(PathBuf, Arc<Bucket>)>>;
+type Registry = Mutex<Vec<Arc<Bucket>>>;
 
-/// The working folders of this process and their buckets.
+/// The buckets of this process, each knowing its working folder.
 fn registry() -> &'static Registry {
     static REGISTRY: Registry = Mutex::new(Vec::new());
     &REGISTRY
@@ -211,8 +211,8 @@ fn registry() -> &'static Registry {
 /// The bucket whose working folder holds `path`, with `path` relative to that folder.
 fn bucket_of(path: &Path) -> Option<(Arc<Bucket>, String)> {
     let registry = registry().lock().expect("store registry");
-    registry.iter().find_map(|(folder, bucket)| {
-        let relative = path.strip_prefix(folder).ok()?;
+    registry.iter().find_map(|bucket| {
+        let relative = path.strip_prefix(bucket.folder()).ok()?;
         let key: Vec<String> = relative
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
